@@ -1,0 +1,1 @@
+"""The platform's database: schema, engines and the PlatformStore queries."""

@@ -1,0 +1,182 @@
+"""The platform's tables (DESIGN §3) and zoo-ops's own, in SQLAlchemy Core.
+
+This module is the one place that knows table and column names. The platform's
+tables are named as Django names them; zoo-ops's own carry the ``zoo_ops_`` prefix
+so that they can live in the platform's database without colliding.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+
+ID = String(32)
+
+# Version statuses, as the platform spells them.
+DEPLOYING = "DEPLOYING"
+ACTIVE = "ACTIVE"
+FAILED = "FAILED"
+DELETED = "DELETED"
+VERSION_STATUSES = (DEPLOYING, ACTIVE, FAILED, DELETED)
+
+organizations = Table(
+    "organizations_organization",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("is_admin", Boolean, nullable=False, default=False),
+)
+
+users = Table(
+    "users_user",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("organization_id", ID, ForeignKey("organizations_organization.id"), nullable=False),
+)
+
+oracles = Table(
+    "oracles_oracle",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("organization_id", ID, ForeignKey("organizations_organization.id"), nullable=False),
+    Column("is_model_zoo", Boolean, nullable=False, default=False),
+    # No FK to versions: the two tables point at each other, as the platform's do.
+    Column("current_version_id", ID, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("organization_id", "name", name="oracles_oracle_org_name_uniq"),
+)
+
+oracle_versions = Table(
+    "oracles_oracleversion",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("oracle_id", ID, ForeignKey("oracles_oracle.id"), nullable=False),
+    Column("proxy_model_version_id", ID, nullable=True),
+    Column("truss_hash", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("artifact", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("oracles_oracleversion_proxy_idx", "proxy_model_version_id"),
+    Index("oracles_oracleversion_oracle_idx", "oracle_id"),
+)
+
+secrets_table = Table(
+    "secrets_secret",
+    metadata,
+    Column("organization_id", ID, ForeignKey("organizations_organization.id"), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# --- zoo-ops's own tables -------------------------------------------------------------
+
+runs = Table(
+    "zoo_ops_run",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("step", String(32), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("env", String(64), nullable=False),
+    Column("operator", String(200), nullable=False),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("parameters", JSON, nullable=False),
+    Column("truss_hash", String(64), nullable=True),
+    Column("gate_override_reason", Text, nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("outcome", String(16), nullable=True),  # succeeded | failed | dry_run; NULL: running
+    Column("error", Text, nullable=True),
+    Column("notebook_path", Text, nullable=True),
+    Index("zoo_ops_run_model_env_idx", "model", "env", "step"),
+)
+
+deploy_log = Table(
+    "zoo_ops_deploy",
+    metadata,
+    Column("version_id", ID, primary_key=True),
+    Column("zoo_model", String(200), nullable=False),
+    Column("truss_name", String(200), nullable=False),
+    Column("truss_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+migrations = Table(
+    "zoo_ops_migration",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("env", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("direction", String(16), nullable=False),  # forwards | backwards
+    Column("source_version_id", ID, nullable=False),
+    Column("target_version_id", ID, nullable=False),
+    Column("forward_migration_id", ID, nullable=True),  # for a revert: the migration it undoes
+    Column("scope", String(16), nullable=False),  # all | recorded
+    Column("status", String(16), nullable=False),  # open | done | failed
+    Column("run_id", ID, nullable=True),
+    Column("operator", String(200), nullable=False),
+    Column("moved_count", Integer, nullable=False, default=0),
+    Column("batch_count", Integer, nullable=False, default=0),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("reverted_by", ID, nullable=True),
+    Index("zoo_ops_migration_model_idx", "env", "model", "status"),
+)
+
+migration_journal = Table(
+    "zoo_ops_migration_journal",
+    metadata,
+    Column("migration_id", ID, primary_key=True),
+    Column("oracle_version_id", ID, primary_key=True),
+    Column("previous_proxy", ID, nullable=True),
+    Column("new_proxy", ID, nullable=True),
+    Column("batch", Integer, nullable=False),
+    Index("zoo_ops_journal_version_idx", "oracle_version_id"),
+)
+
+locks = Table(
+    "zoo_ops_lock",
+    metadata,
+    Column("name", String(300), primary_key=True),
+    Column("holder", String(300), nullable=False),
+    Column("host", String(300), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+)
+
+
+meta = Table(
+    "zoo_ops_meta",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every table that is missing. Running it twice is harmless."""
+    metadata.create_all(engine, checkfirst=True)
+
+
+def drop_schema(engine: Engine) -> None:
+    """Drop every table this module owns (``zoo-ops demo --reset`` on a shared database)."""
+    metadata.drop_all(engine, checkfirst=True)

@@ -1,0 +1,3 @@
+from zoo_ops.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,178 @@
+"""Environments: `zoo_ops.toml` (DESIGN §2).
+
+An environment named ``local`` always exists, also without the file: the embedded
+default. ``${VAR}`` in a value is read from the process environment when the
+environment is loaded and is never written back anywhere (a trail shows the
+redacted form, see :func:`redact_url`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from zoo_ops.errors import ConfigError
+
+CONFIG_ENV_VAR = "ZOO_OPS_CONFIG"
+CONFIG_FILE_NAME = "zoo_ops.toml"
+LOCAL = "local"
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """One `[env.NAME]` table, with every ${VAR} already expanded and paths resolved."""
+
+    name: str
+    root: Path
+    database_url: str = "sqlite:///.zoo/local.db"
+    settings: str = "file:.zoo/local/dynamic-settings.yaml"
+    serving: str = "local"
+    truss_root: str = "truss_models"
+    executed_root: str = "executed"
+    test_user_email: str = ""
+    kube_context: str = ""
+    namespace: str = "baseten"
+    configmap: str = "baseten-django-dynamic-settings"
+    secret_name: str = "model-zoo-admin-secrets"
+    predict_url_template: str = (
+        "http://{service}.{namespace}.svc.cluster.local/v1/models/model:predict"
+    )
+    requires: str = ""
+    protected: bool = False
+    state_dir: str = ".zoo/local"
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def path(self, value: str) -> Path:
+        """A configured path, resolved against the directory holding zoo_ops.toml."""
+        p = Path(value)
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def truss_root_path(self) -> Path:
+        return self.path(self.truss_root)
+
+    @property
+    def executed_root_path(self) -> Path:
+        return self.path(self.executed_root)
+
+    @property
+    def state_path(self) -> Path:
+        """Where this environment keeps local state (artifacts, hash cache, settings file)."""
+        return self.path(self.state_dir)
+
+    @property
+    def database_url_resolved(self) -> str:
+        """The database URL with a relative SQLite path made absolute against the root."""
+        return resolve_sqlite_url(self.database_url, self.root)
+
+    @property
+    def database_url_redacted(self) -> str:
+        return redact_url(self.database_url_resolved)
+
+
+_FIELDS = {f.name for f in fields(EnvironmentConfig)} - {"name", "root", "raw"}
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***``: the only form a URL is ever shown in."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        # Not a SQLAlchemy URL: blank anything between "://user:" and "@".
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    if parsed.password is None:
+        return url
+    return parsed.render_as_string(hide_password=True)
+
+
+def resolve_sqlite_url(url: str, root: Path) -> str:
+    """Make ``sqlite:///relative.db`` absolute against ``root``; other URLs unchanged."""
+    if not url.startswith("sqlite:///") or url.startswith("sqlite:////"):
+        return url
+    rel = url[len("sqlite:///") :]
+    if rel in ("", ":memory:"):
+        return url
+    return f"sqlite:///{(root / rel).resolve()}"
+
+
+def expand_vars(value: str, where: str, environ: dict[str, str] | None = None) -> str:
+    """Replace each ``${VAR}`` by the process environment's value; an unset one is an error."""
+    env = os.environ if environ is None else environ
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise ConfigError(
+                f"{where}: environment variable {name} is not set; export it or edit the config"
+            )
+        return env[name]
+
+    return _VAR.sub(sub, value)
+
+
+def config_path(cwd: Path | None = None) -> Path:
+    """`$ZOO_OPS_CONFIG`, else `zoo_ops.toml` in the working directory."""
+    explicit = os.environ.get(CONFIG_ENV_VAR, "").strip()
+    if explicit:
+        return Path(explicit)
+    return (cwd or Path.cwd()) / CONFIG_FILE_NAME
+
+
+def read_config_tables(path: Path) -> dict[str, dict[str, Any]]:
+    """The `[env.*]` tables of a config file; a missing default file means none."""
+    if not path.exists():
+        if os.environ.get(CONFIG_ENV_VAR):
+            raise ConfigError(f"{CONFIG_ENV_VAR}={path}: no such file; fix the path or unset it")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML ({exc}); fix the file") from exc
+    envs = data.get("env", {})
+    if not isinstance(envs, dict) or not all(isinstance(v, dict) for v in envs.values()):
+        raise ConfigError(f"{path}: [env.NAME] tables expected; see DESIGN §2")
+    return envs
+
+
+def environment_names(cwd: Path | None = None) -> list[str]:
+    path = config_path(cwd)
+    return sorted({LOCAL, *read_config_tables(path)})
+
+
+def load_environment(name: str = LOCAL, cwd: Path | None = None) -> EnvironmentConfig:
+    """The named environment, ${VAR}s expanded. Unknown names list the known ones."""
+    path = config_path(cwd)
+    tables = read_config_tables(path)
+    root = path.parent.resolve()
+    if name not in tables and name != LOCAL:
+        known = ", ".join(sorted({LOCAL, *tables}))
+        raise ConfigError(f"unknown environment {name!r}; known environments: {known}")
+    table = tables.get(name, {})
+    unknown = sorted(set(table) - _FIELDS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: [env.{name}] has unknown key(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(_FIELDS))}"
+        )
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        where = f"{path.name} [env.{name}] {key}"
+        if key == "protected":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: must be true or false")
+            values[key] = value
+        elif not isinstance(value, str):
+            raise ConfigError(f"{where}: must be a string")
+        else:
+            values[key] = expand_vars(value, where)
+    if name != LOCAL:
+        values.setdefault("state_dir", f".zoo/{name}")
+    return EnvironmentConfig(name=name, root=root, raw=dict(table), **values)

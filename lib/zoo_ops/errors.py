@@ -1,0 +1,59 @@
+"""The error hierarchy: every failure a user sees is one line saying what and what to do.
+
+Exit codes follow DESIGN §6: 2 for bad usage or bad input (nothing was changed),
+1 for a step that failed while running.
+"""
+
+from __future__ import annotations
+
+
+class ZooOpsError(Exception):
+    """Base of every error zoo-ops raises on purpose. ``str(err)`` is one line."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        # One line: a multi-line message would be cut in a CLI or a notebook error box.
+        super().__init__(" ".join(str(message).split()))
+
+
+class BadInput(ZooOpsError):
+    """The caller gave something invalid; nothing was changed."""
+
+    exit_code = 2
+
+
+class ConfigError(BadInput):
+    """zoo_ops.toml, an environment or a ${VAR} is wrong."""
+
+
+class NotFound(BadInput):
+    """A model, version, user, run or file named by the caller does not exist."""
+
+
+class SettingsError(BadInput):
+    """A dynamic setting (whitelist, automation flag) is malformed."""
+
+
+class TrussError(BadInput):
+    """A truss package is unreadable or malformed; the message names the file."""
+
+
+class GateClosed(BadInput):
+    """A safety gate (staging-before-prod, protected env, retire guards) refused the step."""
+
+
+class StepFailed(ZooOpsError):
+    """A step ran and did not reach its goal (a deploy failed, a comparison mismatched)."""
+
+    exit_code = 1
+
+
+class ConflictError(StepFailed):
+    """A concurrent writer kept winning (resourceVersion conflicts, a held lock)."""
+
+
+class LockHeld(ConflictError):
+    """Another run holds the per-(environment, model) lock."""
+
+    exit_code = 2

@@ -1,0 +1,1 @@
+"""Procedures: one function per runbook step, taking an Environment and plain values."""

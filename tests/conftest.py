@@ -1,0 +1,122 @@
+"""Shared fixtures.
+
+Every database test runs on SQLite and on PostgreSQL through the ``database_url``
+fixture. PostgreSQL comes from ``ZOO_OPS_TEST_DATABASE_URL``; each test gets a schema
+of its own (dropped afterwards) so tests can run in parallel on one database. Where
+the variable is unset the PostgreSQL half is skipped -- except under CI (or
+``ZOO_OPS_REQUIRE_POSTGRES=1``), where that is a failure: CI must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from zoo_ops.adapters.platform.engine import normalize_url
+
+pytest_plugins = ["zoo_ops.testing.kube_fixtures"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_ENV_VAR = "ZOO_OPS_TEST_DATABASE_URL"
+
+
+def postgres_required() -> bool:
+    return (
+        os.environ.get("CI", "").lower() == "true"
+        or os.environ.get("ZOO_OPS_REQUIRE_POSTGRES") == "1"
+    )
+
+
+def postgres_base_url() -> str:
+    url = os.environ.get(POSTGRES_ENV_VAR, "")
+    if not url:
+        if postgres_required():
+            pytest.fail(f"{POSTGRES_ENV_VAR} is not set; CI must run the PostgreSQL tests")
+        pytest.skip(f"{POSTGRES_ENV_VAR} not set (set it to run the PostgreSQL half)")
+    return normalize_url(url)
+
+
+def with_search_path(url: str, schema: str) -> str:
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    base = postgres_base_url()
+    schema = f"zt_{secrets.token_hex(6)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # noqa: BLE001 - any connection failure is the same verdict
+        admin.dispose()
+        pytest.fail(f"PostgreSQL at {POSTGRES_ENV_VAR} does not answer: {exc.__class__.__name__}")
+    try:
+        yield with_search_path(base, schema)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'platform.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    """Write ``zoo_ops.toml`` text into tmp_path and point ZOO_OPS_CONFIG at it."""
+
+    def write(body: str) -> Path:
+        path = tmp_path / "zoo_ops.toml"
+        path.write_text(body)
+        monkeypatch.setenv("ZOO_OPS_CONFIG", str(path))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def local_env_config(
+    tmp_path: Path, database_url: str, write_config: Callable[[str], Path]
+) -> Path:
+    """A `local` environment in tmp_path on the parametrised database, repo truss_models."""
+    return write_config(
+        f"""
+[env.local]
+database_url = "{database_url}"
+settings = "file:{tmp_path / "state" / "dynamic-settings.yaml"}"
+state_dir = "{tmp_path / "state"}"
+truss_root = "{REPO_ROOT / "truss_models"}"
+executed_root = "{tmp_path / "executed"}"
+"""
+    )
+
+
+@pytest.fixture
+def local_env(local_env_config: Path) -> Iterator[object]:
+    from zoo_ops.environment import Environment
+
+    env = Environment.load("local")
+    yield env
+    env.dispose()
+
+
+@pytest.fixture
+def demo_env(local_env: object) -> object:
+    """The local environment with the demo built in it (20 applications)."""
+    from zoo_ops.procedures.demo import build_demo
+
+    build_demo(local_env, apps=20)  # type: ignore[arg-type]
+    return local_env
