@@ -47,6 +47,14 @@ def with_search_path(url: str, schema: str) -> str:
     return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def zoo_ops_kernel() -> str:
+    """Runbooks name the `zoo-ops` kernel; an editable install needs it installed once."""
+    from zoo_ops.kernel import ensure_kernel
+
+    return ensure_kernel()
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""

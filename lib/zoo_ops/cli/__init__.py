@@ -19,6 +19,9 @@ from zoo_ops.errors import ZooOpsError
 COMMAND_MODULES = (
     "zoo_ops.cli.demo",
     "zoo_ops.cli.hash",
+    "zoo_ops.cli.run",
+    "zoo_ops.cli.whitelist",
+    "zoo_ops.cli.automation",
 )
 
 

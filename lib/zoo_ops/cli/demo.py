@@ -19,9 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run_demo(args: argparse.Namespace) -> int:
     from zoo_ops.environment import Environment
+    from zoo_ops.kernel import ensure_kernel
     from zoo_ops.procedures.demo import build_demo
 
     env = Environment.load(args.env)
+    ensure_kernel()  # so that `papermill runbooks/...` works right after the demo
     summary = build_demo(env, apps=args.apps, reset=args.reset)
     print(
         f"demo environment {summary.env!r}: database {summary.database}, settings {summary.settings}"

@@ -1,0 +1,105 @@
+"""The one way zoo-ops talks to a Kubernetes API: credentials, timeouts and error text.
+
+Credentials: the configured ``kube_context`` of the kubeconfig (``$KUBECONFIG``, else
+``~/.kube/config``); with no context configured, the in-cluster service account when
+running in a pod (``KUBERNETES_SERVICE_HOST`` set), else the kubeconfig's current
+context.
+
+API failures become one-line zoo_ops errors built from the Status body's reason and
+message only: never a stack trace, never a header (which could carry a bearer token).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Collection
+from typing import Any
+
+from zoo_ops.errors import ConfigError, NotFound, StepFailed, ZooOpsError
+
+# (connect, read) seconds: a hung apiserver must not hang a runbook cell forever.
+REQUEST_TIMEOUT = (10, 30)
+
+
+def api_client(context: str) -> Any:
+    """A ``kubernetes.client.ApiClient`` for ``context`` (resolution order: module docstring)."""
+    from kubernetes import client, config
+
+    try:
+        if not context and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            configuration = client.Configuration()
+            config.load_incluster_config(client_configuration=configuration)
+            return client.ApiClient(configuration)
+        # KUBECONFIG is read here, not at import: the client library snapshots it when
+        # first imported, which would ignore a later change (tests, `export` in a kernel).
+        config_file = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        return config.new_client_from_config(
+            config_file=config_file, context=context or None, persist_config=False
+        )
+    except config.ConfigException as exc:
+        which = f"context {context!r}" if context else "the current context"
+        problem = " ".join(str(exc).split())
+        raise ConfigError(
+            f"cannot load Kubernetes credentials for {which} ({problem}); "
+            "fix kube_context in zoo_ops.toml or KUBECONFIG"
+        ) from None
+
+
+def status_text(exc: Any) -> str:
+    """``reason: message`` from an ApiException's Status body, else its HTTP reason."""
+    body = getattr(exc, "body", None)
+    try:
+        status = json.loads(body) if body else {}
+    except (TypeError, ValueError):
+        status = {}
+    if isinstance(status, dict) and status.get("message"):
+        reason = status.get("reason") or getattr(exc, "reason", "")
+        text = f"{reason}: {status['message']}" if reason else str(status["message"])
+    else:
+        text = str(getattr(exc, "reason", "") or "no reason given")
+    return " ".join(text.split())
+
+
+def call_api(
+    where: str,
+    verb: str,
+    fn: Callable[..., Any],
+    *args: Any,
+    tolerate: Collection[int] = (),
+    **kwargs: Any,
+) -> Any:
+    """``fn(*args, **kwargs)`` with the request timeout; failures as one-line zoo_ops errors.
+
+    ``where`` names the object for messages (``Deployment baseten/zoo-abc``). An HTTP
+    status in ``tolerate`` (e.g. 404 for an idempotent delete) returns None instead of
+    raising. 404 -> NotFound, 401/403 -> ConfigError, anything else -> StepFailed; a
+    transport failure (the API not reached) -> StepFailed.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return fn(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+    except ApiException as exc:
+        if exc.status in tolerate:
+            return None
+        raise api_error(where, verb, exc) from None
+    except ZooOpsError:
+        raise
+    except Exception as exc:  # urllib3 / socket errors: the API was not reached
+        problem = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise StepFailed(
+            f"{where}: cannot {verb} ({problem[:200]}); "
+            "check the cluster is reachable and kube_context is right"
+        ) from None
+
+
+def api_error(where: str, verb: str, exc: Any) -> ZooOpsError:
+    """The zoo_ops error for an ApiException, naming the object, the verb and the Status."""
+    status = getattr(exc, "status", None)
+    text = f"{where}: {verb} failed with HTTP {status} ({status_text(exc)})"
+    if status == 404:
+        return NotFound(f"{text}; check namespace and names in zoo_ops.toml")
+    if status in (401, 403):
+        return ConfigError(f"{text}; check kube_context and your RBAC permissions")
+    return StepFailed(f"{text}; retry, or check the apiserver's health")

@@ -1,0 +1,734 @@
+"""The migration engine's SQL: the per-(environment, model) lock, migration records, batches.
+
+A batch is one transaction that picks up to ``batch_size`` user versions still on the
+source, points them at the target and writes one journal row each (migration id, user
+version id, previous proxy, new proxy, batch number), then commits. The work is done
+server-side: no user version id travels through Python, because at a million rows the
+round trips and the per-row parameter binding cost more than the writes themselves.
+
+- PostgreSQL: one statement of data-modifying CTEs. ``picked`` locks the rows
+  (``FOR UPDATE SKIP LOCKED``: a row a user is editing right now is left for a later
+  batch instead of blocking the migration), ``moved`` updates them by ``ctid`` (already
+  locked by us, so the tuple cannot move under us; no second primary-key descent),
+  ``journaled`` appends the journal rows in id order (sorted keys make the B-tree
+  inserts walk the index left to right instead of hopping between random pages) and
+  ``counted`` bumps the migration record's counters in the same transaction.
+- SQLite: ``INSERT INTO journal SELECT ... LIMIT n`` then ``UPDATE ... WHERE id IN
+  (this batch's journal rows)`` in one ``BEGIN IMMEDIATE`` transaction. SQLite has one
+  writer at a time, so there is nothing to skip.
+
+The lock: PostgreSQL takes ``pg_try_advisory_lock`` on a key derived from (database,
+schema, environment, model) on a connection held for the whole migration; it dies with
+the session, so a crashed holder never blocks. SQLite writes a row in ``zoo_ops_lock``
+with holder, host and pid; a row whose pid is dead on this host is taken over, any other
+is refused with a message saying how to release it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, and_, delete, func, insert, select, text, update
+from sqlalchemy.engine import Engine
+
+from zoo_ops.adapters.platform import schema as s
+from zoo_ops.adapters.platform.engine import is_postgres
+from zoo_ops.domain.ids import new_id
+from zoo_ops.domain.migration_plan import (
+    BACKWARDS,
+    DONE,
+    OPEN,
+    SCOPE_RECORDED,
+    MigrationPlan,
+    ZooVersionFacts,
+    check_scope,
+    lock_name,
+)
+from zoo_ops.errors import LockHeld, StepFailed
+
+LOCK_POLL_S = 0.1
+AFFECTED_COLUMNS = (
+    "oracle_version_id",
+    "oracle_id",
+    "organization_id",
+    "from_version_id",
+    "to_version_id",
+)
+JOURNAL_COLUMNS = ("migration_id", "oracle_version_id", "previous_proxy", "new_proxy", "batch")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- facts for the plan rules -------------------------------------------------------------
+
+
+def zoo_version_facts(engine: Engine, version_id: str) -> ZooVersionFacts | None:
+    """The version's status and owner, as :func:`check_plan` needs them; None if absent."""
+    v, o, org = s.oracle_versions, s.oracles, s.organizations
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(v.c.id, v.c.status, o.c.name, o.c.is_model_zoo, org.c.is_admin)
+            .join(o, o.c.id == v.c.oracle_id)
+            .join(org, org.c.id == o.c.organization_id)
+            .where(v.c.id == version_id)
+        ).first()
+    if row is None:
+        return None
+    return ZooVersionFacts(row.id, row.status, row.name, bool(row.is_model_zoo and row.is_admin))
+
+
+# --- migration records --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MigrationRecord:
+    """One row of ``zoo_ops_migration``."""
+
+    id: str
+    env: str
+    model: str
+    direction: str
+    source_version_id: str
+    target_version_id: str
+    forward_migration_id: str | None
+    scope: str
+    status: str
+    run_id: str | None
+    operator: str
+    moved_count: int
+    batch_count: int
+    started_at: datetime
+    finished_at: datetime | None
+    reverted_by: str | None
+
+    @property
+    def plan(self) -> MigrationPlan:
+        direction = BACKWARDS if self.direction == BACKWARDS else "forwards"
+        return MigrationPlan(
+            self.model,
+            direction,
+            self.source_version_id,
+            self.target_version_id,
+            check_scope(self.scope),
+            self.forward_migration_id,
+        )
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        return {self.source_version_id: self.target_version_id}
+
+
+def _record(row: Any) -> MigrationRecord:
+    m = row._mapping
+    return MigrationRecord(
+        id=m["id"],
+        env=m["env"],
+        model=m["model"],
+        direction=m["direction"],
+        source_version_id=m["source_version_id"],
+        target_version_id=m["target_version_id"],
+        forward_migration_id=m["forward_migration_id"],
+        scope=m["scope"],
+        status=m["status"],
+        run_id=m["run_id"],
+        operator=m["operator"],
+        moved_count=int(m["moved_count"]),
+        batch_count=int(m["batch_count"]),
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        reverted_by=m["reverted_by"],
+    )
+
+
+def get_migration(engine: Engine, migration_id: str) -> MigrationRecord | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(s.migrations).where(s.migrations.c.id == migration_id)).first()
+    return None if row is None else _record(row)
+
+
+def find_open_migration(engine: Engine, env: str, model: str) -> MigrationRecord | None:
+    """The open (running or interrupted) migration of ``model`` in ``env``, if any."""
+    m = s.migrations.c
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(s.migrations)
+            .where(m.env == env, m.model == model, m.status == OPEN)
+            .order_by(m.started_at.desc(), m.id)
+        ).first()
+    return None if row is None else _record(row)
+
+
+def latest_migration(
+    engine: Engine, env: str, model: str, direction: str, status: str | None = DONE
+) -> MigrationRecord | None:
+    """The most recently started migration of ``model`` in ``env`` in ``direction``."""
+    m = s.migrations.c
+    query = select(s.migrations).where(m.env == env, m.model == model, m.direction == direction)
+    if status is not None:
+        query = query.where(m.status == status)
+    with engine.connect() as conn:
+        row = conn.execute(query.order_by(m.started_at.desc(), m.id.desc())).first()
+    return None if row is None else _record(row)
+
+
+def insert_migration(
+    engine: Engine, plan: MigrationPlan, *, env: str, operator: str, run_id: str | None
+) -> MigrationRecord:
+    migration_id = new_id()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(s.migrations).values(
+                id=migration_id,
+                env=env,
+                model=plan.model,
+                direction=plan.direction,
+                source_version_id=plan.source_version_id,
+                target_version_id=plan.target_version_id,
+                forward_migration_id=plan.forward_migration_id,
+                scope=plan.scope,
+                status=OPEN,
+                run_id=run_id,
+                operator=operator,
+                moved_count=0,
+                batch_count=0,
+                started_at=utcnow(),
+                finished_at=None,
+                reverted_by=None,
+            )
+        )
+    record = get_migration(engine, migration_id)
+    if record is None:
+        raise StepFailed(f"migration record {migration_id} was not written; check the database")
+    return record
+
+
+def set_migration_status(engine: Engine, migration_id: str, status: str) -> MigrationRecord:
+    """Close (or reopen) a migration record; reads it back."""
+    finished = None if status == OPEN else utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            update(s.migrations)
+            .where(s.migrations.c.id == migration_id)
+            .values(status=status, finished_at=finished)
+        )
+    record = get_migration(engine, migration_id)
+    if record is None or record.status != status:
+        raise StepFailed(f"migration {migration_id} did not become {status}; check the database")
+    return record
+
+
+def set_reverted_by(engine: Engine, forward_id: str, revert_id: str | None) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(s.migrations)
+            .where(s.migrations.c.id == forward_id)
+            .values(reverted_by=revert_id)
+        )
+    record = get_migration(engine, forward_id)
+    if record is None or record.reverted_by != revert_id:
+        raise StepFailed(f"migration {forward_id} reverted_by was not set; check the database")
+
+
+def journal_batch_count(engine: Engine, migration_id: str) -> int:
+    """The highest batch number journaled (0 for none): where a resumed run continues."""
+    j = s.migration_journal.c
+    with engine.connect() as conn:
+        value = conn.execute(
+            select(func.max(j.batch)).where(j.migration_id == migration_id)
+        ).scalar()
+    return int(value or 0)
+
+
+# --- the lock -----------------------------------------------------------------------------
+
+
+class MigrationLock(Protocol):
+    def check(self) -> None:
+        """Raise StepFailed if the lock was lost (its session died, it was released)."""
+
+    def release(self) -> None: ...
+
+
+def acquire_lock(
+    engine: Engine, env: str, model: str, *, holder: str, wait_s: float = 0.0
+) -> MigrationLock:
+    """Take the (env, model) migration lock, polling up to ``wait_s`` seconds; else LockHeld.
+
+    The short wait covers a holder that is dying right now (its session's rollback and
+    exit take a moment after SIGKILL); a live holder keeps it and we refuse.
+    """
+    deadline = time.monotonic() + max(wait_s, 0.0)
+    while True:
+        try:
+            if is_postgres(engine):
+                return _acquire_advisory(engine, env, model, holder)
+            return _acquire_lock_row(engine, env, model, holder)
+        except LockHeld:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(LOCK_POLL_S)
+
+
+def advisory_key(database: str, schema: str, env: str, model: str) -> int:
+    """A signed 64-bit advisory-lock key: blake2b-64 of (database, schema, env, model).
+
+    The schema is part of the key because several zoo-ops databases (test schemas, a
+    staging copy) may share one PostgreSQL database, and advisory locks are per database.
+    """
+    raw = "\0".join(("zoo-ops-migrate", database, schema, env, model)).encode()
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
+
+
+def _advisory_key_for(conn: Connection, env: str, model: str) -> int:
+    database, schema = conn.execute(text("SELECT current_database(), current_schema()")).one()
+    return advisory_key(str(database), str(schema or ""), env, model)
+
+
+def _advisory_holders(conn: Connection, key: int) -> list[Any]:
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    return list(
+        conn.execute(
+            text(
+                "SELECT a.pid, a.application_name, a.backend_start "
+                "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND l.classid = CAST(:hi AS oid) AND l.objid = CAST(:lo AS oid)"
+            ),
+            {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF},
+        ).all()
+    )
+
+
+class _AdvisoryLock:
+    def __init__(self, conn: Connection, key: int) -> None:
+        self.conn = conn
+        self.key = key
+
+    def check(self) -> None:
+        try:
+            self.conn.exec_driver_sql("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - any failure means the session is gone
+            raise StepFailed(
+                "lost the migration lock (its PostgreSQL session ended); rerun to resume"
+            ) from exc
+
+    def release(self) -> None:
+        try:
+            self.conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+        finally:
+            # Invalidate rather than return it to the pool: ending the session is what
+            # guarantees the lock is gone, and the application_name stays with it.
+            self.conn.invalidate()
+            self.conn.close()
+
+
+def _acquire_advisory(engine: Engine, env: str, model: str, holder: str) -> MigrationLock:
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        key = _advisory_key_for(conn, env, model)
+        conn.execute(
+            text("SELECT set_config('application_name', :n, false)"),
+            {"n": f"zoo-ops migrate {env}/{model} {holder}"[:63]},
+        )
+        if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+            return _AdvisoryLock(conn, key)
+        holders = _advisory_holders(conn, key)
+    except BaseException:
+        conn.invalidate()
+        conn.close()
+        raise
+    conn.invalidate()
+    conn.close()
+    who = (
+        ", ".join(
+            f"backend pid {h.pid} ({h.application_name!r} since {h.backend_start:%Y-%m-%d %H:%M:%S})"
+            for h in holders
+        )
+        or "a session that just ended"
+    )
+    pid_hint = holders[0].pid if holders else "PID"
+    raise LockHeld(
+        f"another migration of {model!r} in {env!r} holds the lock ({who}); wait for it to "
+        f"finish, or if its process is gone run SELECT pg_terminate_backend({pid_hint}) "
+        "(zoo_ops.procedures.migrate.release_lock does this)"
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host and is not a zombie."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            # Field 3 is the state; "Z" is a zombie: dead, waiting to be reaped.
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class _LockRow:
+    def __init__(self, engine: Engine, name: str, holder: str) -> None:
+        self.engine = engine
+        self.name = name
+        self.holder = holder
+
+    def _is_ours(self, conn: Connection) -> bool:
+        current = conn.execute(select(s.locks.c.holder).where(s.locks.c.name == self.name)).scalar()
+        return bool(current == self.holder)
+
+    def check(self) -> None:
+        with self.engine.connect() as conn:
+            ours = self._is_ours(conn)
+        if not ours:
+            raise StepFailed(
+                f"lost the migration lock {self.name!r} (it was released by someone else); "
+                "rerun to resume"
+            )
+
+    def release(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(s.locks).where(
+                    and_(s.locks.c.name == self.name, s.locks.c.holder == self.holder)
+                )
+            )
+
+
+def _acquire_lock_row(engine: Engine, env: str, model: str, holder: str) -> MigrationLock:
+    name = lock_name(env, model)
+    host, pid = socket.gethostname(), os.getpid()
+    # A token makes the holder string unique, so release deletes only our own row.
+    ours = f"{holder} #{new_id(6)}"
+    values = {"holder": ours, "host": host, "pid": pid, "acquired_at": utcnow()}
+    with engine.begin() as conn:
+        row = conn.execute(select(s.locks).where(s.locks.c.name == name)).first()
+        if row is None:
+            conn.execute(insert(s.locks).values(name=name, **values))
+        elif row.host == host and not pid_alive(int(row.pid)):
+            # The holder crashed on this host: its lock must not block forever.
+            conn.execute(update(s.locks).where(s.locks.c.name == name).values(**values))
+        else:
+            raise LockHeld(
+                f"another migration of {model!r} in {env!r} holds the lock ({row.holder!r}, "
+                f"pid {row.pid} on {row.host}, since {row.acquired_at}); wait for it, or if "
+                f"that process is gone run: DELETE FROM zoo_ops_lock WHERE name = '{name}' "
+                "(zoo_ops.procedures.migrate.release_lock does this)"
+            )
+    return _LockRow(engine, name, ours)
+
+
+def force_release_lock(engine: Engine, env: str, model: str) -> str:
+    """Recovery: release the (env, model) lock whoever holds it; says what it did.
+
+    SQLite: deletes the lock row. PostgreSQL: an advisory lock belongs to a session, so
+    this terminates the holding session (its open transaction rolls back; a running
+    migration stops at its next batch and resumes when rerun).
+    """
+    if is_postgres(engine):
+        with engine.connect() as conn:
+            key = _advisory_key_for(conn, env, model)
+            holders = _advisory_holders(conn, key)
+            for h in holders:
+                conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": h.pid})
+            conn.commit()
+        if not holders:
+            return f"no session holds the migration lock of {model!r} in {env!r}"
+        return "terminated backend " + ", ".join(str(h.pid) for h in holders)
+    name = lock_name(env, model)
+    with engine.begin() as conn:
+        row = conn.execute(select(s.locks).where(s.locks.c.name == name)).first()
+        conn.execute(delete(s.locks).where(s.locks.c.name == name))
+    if row is None:
+        return f"no lock row {name!r}"
+    return f"deleted lock row {name!r} held by {row.holder!r} (pid {row.pid} on {row.host})"
+
+
+# --- batches --------------------------------------------------------------------------------
+
+_PG_MOVE_ALL = """
+WITH picked AS (
+    SELECT ctid AS tid, id, proxy_model_version_id AS previous
+    FROM oracles_oracleversion
+    WHERE proxy_model_version_id = :source
+    LIMIT :n
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE oracles_oracleversion AS v SET proxy_model_version_id = :target
+    FROM picked WHERE v.ctid = picked.tid
+    RETURNING v.id, picked.previous, v.proxy_model_version_id AS new_proxy
+), journaled AS (
+    INSERT INTO zoo_ops_migration_journal
+        (migration_id, oracle_version_id, previous_proxy, new_proxy, batch)
+    SELECT :mid, id, previous, new_proxy, :batch FROM moved ORDER BY id
+    RETURNING oracle_version_id
+), counted AS (
+    UPDATE zoo_ops_migration
+    SET moved_count = moved_count + (SELECT count(*) FROM journaled), batch_count = :batch
+    WHERE id = :mid AND EXISTS (SELECT 1 FROM journaled)
+)
+SELECT count(*), max(oracle_version_id) FROM journaled
+"""
+
+# scope="recorded": walk the forward migration's journal in key order from a cursor
+# (the journal's primary key is (migration_id, oracle_version_id)), keep the rows still
+# on the source, and restore each one's recorded previous proxy.
+_PG_MOVE_RECORDED = """
+WITH picked AS (
+    SELECT v.ctid AS tid, v.id, v.proxy_model_version_id AS previous, j.previous_proxy AS restore
+    FROM zoo_ops_migration_journal AS j
+    JOIN oracles_oracleversion AS v ON v.id = j.oracle_version_id
+    WHERE j.migration_id = :fwd AND j.oracle_version_id > :after
+      AND v.proxy_model_version_id = :source
+    ORDER BY j.oracle_version_id
+    LIMIT :n
+    FOR UPDATE OF v SKIP LOCKED
+), moved AS (
+    UPDATE oracles_oracleversion AS v SET proxy_model_version_id = picked.restore
+    FROM picked WHERE v.ctid = picked.tid
+    RETURNING v.id, picked.previous, v.proxy_model_version_id AS new_proxy
+), journaled AS (
+    INSERT INTO zoo_ops_migration_journal
+        (migration_id, oracle_version_id, previous_proxy, new_proxy, batch)
+    SELECT :mid, id, previous, new_proxy, :batch FROM moved ORDER BY id
+    RETURNING oracle_version_id
+), counted AS (
+    UPDATE zoo_ops_migration
+    SET moved_count = moved_count + (SELECT count(*) FROM journaled), batch_count = :batch
+    WHERE id = :mid AND EXISTS (SELECT 1 FROM journaled)
+)
+SELECT count(*), max(oracle_version_id) FROM journaled
+"""
+
+_SQLITE_JOURNAL_ALL = """
+INSERT INTO zoo_ops_migration_journal
+    (migration_id, oracle_version_id, previous_proxy, new_proxy, batch)
+SELECT :mid, id, proxy_model_version_id, :target, :batch
+FROM oracles_oracleversion
+WHERE proxy_model_version_id = :source
+LIMIT :n
+"""
+
+_SQLITE_JOURNAL_RECORDED = """
+INSERT INTO zoo_ops_migration_journal
+    (migration_id, oracle_version_id, previous_proxy, new_proxy, batch)
+SELECT :mid, v.id, v.proxy_model_version_id, j.previous_proxy, :batch
+FROM zoo_ops_migration_journal AS j
+JOIN oracles_oracleversion AS v ON v.id = j.oracle_version_id
+WHERE j.migration_id = :fwd AND j.oracle_version_id > :after
+  AND v.proxy_model_version_id = :source
+ORDER BY j.oracle_version_id
+LIMIT :n
+"""
+
+# Point this batch's journaled rows at the proxy the journal row says they get.
+_SQLITE_APPLY = """
+UPDATE oracles_oracleversion
+SET proxy_model_version_id = (
+    SELECT r.new_proxy FROM zoo_ops_migration_journal AS r
+    WHERE r.migration_id = :mid AND r.oracle_version_id = oracles_oracleversion.id
+)
+WHERE id IN (
+    SELECT oracle_version_id FROM zoo_ops_migration_journal
+    WHERE migration_id = :mid AND batch = :batch
+)
+"""
+
+_SQLITE_BATCH_TAIL = """
+SELECT count(*), max(oracle_version_id) FROM zoo_ops_migration_journal
+WHERE migration_id = :mid AND batch = :batch
+"""
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    moved: int
+    last_id: str | None  # the highest user version id moved: the recorded scope's cursor
+    lock_seconds: float  # from the batch's first statement to its commit
+
+
+class BatchMover:
+    """Moves batches for one migration over one connection held for the whole loop.
+
+    One connection, not a pool checkout per batch: the pool's pre-ping would add a
+    round trip to every batch.
+    """
+
+    def __init__(self, engine: Engine, plan: MigrationPlan, migration_id: str) -> None:
+        self.engine = engine
+        self.plan = plan
+        self.migration_id = migration_id
+        self.postgres = is_postgres(engine)
+        self.conn: Connection | None = None
+
+    def __enter__(self) -> BatchMover:
+        self.conn = self.engine.connect()
+        if self.postgres:
+            # Pick rows through the proxy index even when most of the table is on the
+            # source: a sequential scan with LIMIT restarts at the table's head every
+            # batch and re-reads every page already migrated (quadratic), and a bitmap
+            # scan builds the whole source set before returning the first row.
+            self.conn.exec_driver_sql("SET enable_seqscan = off")
+            self.conn.exec_driver_sql("SET enable_bitmapscan = off")
+            self.conn.commit()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+            if self.postgres:
+                conn.exec_driver_sql("RESET enable_seqscan")
+                conn.exec_driver_sql("RESET enable_bitmapscan")
+                conn.commit()
+        except Exception:  # noqa: BLE001 - a broken connection must not go back to the pool
+            conn.invalidate()
+        finally:
+            conn.close()
+
+    def move(self, batch: int, batch_size: int, after: str = "") -> BatchOutcome:
+        """Move one batch in one transaction; commit; say how many rows moved."""
+        if self.conn is None:
+            raise RuntimeError("BatchMover used outside its with block")
+        conn = self.conn
+        recorded = self.plan.scope == SCOPE_RECORDED
+        params = {
+            "mid": self.migration_id,
+            "source": self.plan.source_version_id,
+            "target": self.plan.target_version_id,
+            "fwd": self.plan.forward_migration_id,
+            "after": after,
+            "n": batch_size,
+            "batch": batch,
+        }
+        started = time.perf_counter()
+        try:
+            if self.postgres:
+                sql = _PG_MOVE_RECORDED if recorded else _PG_MOVE_ALL
+                moved, last_id = conn.execute(text(sql), params).one()
+            else:
+                sql = _SQLITE_JOURNAL_RECORDED if recorded else _SQLITE_JOURNAL_ALL
+                conn.execute(text(sql), params)
+                conn.execute(text(_SQLITE_APPLY), params)
+                moved, last_id = conn.execute(text(_SQLITE_BATCH_TAIL), params).one()
+                if moved:
+                    conn.execute(
+                        text(
+                            "UPDATE zoo_ops_migration SET moved_count = moved_count + :moved, "
+                            "batch_count = :batch WHERE id = :mid"
+                        ),
+                        {**params, "moved": moved},
+                    )
+            conn.commit()
+        except BaseException:
+            if conn.in_transaction():
+                try:
+                    conn.rollback()
+                except Exception:  # noqa: BLE001 - the original error is what matters
+                    pass
+            raise
+        return BatchOutcome(int(moved), last_id, time.perf_counter() - started)
+
+
+# --- counts and reads ---------------------------------------------------------------------
+
+_PENDING_ALL = """
+FROM oracles_oracleversion AS v
+WHERE v.proxy_model_version_id = :source
+"""
+
+_PENDING_RECORDED = """
+FROM zoo_ops_migration_journal AS j
+JOIN oracles_oracleversion AS v ON v.id = j.oracle_version_id
+WHERE j.migration_id = :fwd AND v.proxy_model_version_id = :source
+"""
+
+
+def _pending_params(plan: MigrationPlan) -> dict[str, Any]:
+    return {
+        "source": plan.source_version_id,
+        "target": plan.target_version_id,
+        "fwd": plan.forward_migration_id,
+    }
+
+
+def count_pending(engine: Engine, plan: MigrationPlan) -> int:
+    """How many user versions the plan would still move."""
+    body = _PENDING_RECORDED if plan.scope == SCOPE_RECORDED else _PENDING_ALL
+    with engine.connect() as conn:
+        return int(
+            conn.execute(text("SELECT count(*) " + body), _pending_params(plan)).scalar_one()
+        )
+
+
+def iter_pending_affected(
+    engine: Engine, plan: MigrationPlan, chunk_rows: int, limit: int | None = None
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Rows the plan would move, as ``AFFECTED_COLUMNS`` tuples in chunks (dry runs)."""
+    body = _PENDING_RECORDED if plan.scope == SCOPE_RECORDED else _PENDING_ALL
+    to = "j.previous_proxy" if plan.scope == SCOPE_RECORDED else ":target"
+    sql = (
+        f"SELECT v.id, v.oracle_id, o.organization_id, v.proxy_model_version_id, {to} "
+        + body.replace("WHERE", "JOIN oracles_oracle AS o ON o.id = v.oracle_id WHERE", 1)
+        + " ORDER BY v.id"
+        + ("" if limit is None else f" LIMIT {int(limit)}")
+    )
+    yield from _stream(engine, sql, _pending_params(plan), chunk_rows)
+
+
+_AFFECTED_SQL = """
+SELECT j.oracle_version_id, v.oracle_id, o.organization_id, j.previous_proxy, j.new_proxy
+FROM zoo_ops_migration_journal AS j
+LEFT JOIN oracles_oracleversion AS v ON v.id = j.oracle_version_id
+LEFT JOIN oracles_oracle AS o ON o.id = v.oracle_id
+WHERE j.migration_id = :mid
+ORDER BY j.oracle_version_id
+"""
+
+
+def iter_affected(
+    engine: Engine, migration_id: str, chunk_rows: int
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The migration's journal joined to the platform, ``AFFECTED_COLUMNS`` tuples, chunked."""
+    yield from _stream(engine, _AFFECTED_SQL, {"mid": migration_id}, chunk_rows)
+
+
+def iter_journal(
+    engine: Engine, migration_id: str, chunk_rows: int
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The migration's raw journal rows (``JOURNAL_COLUMNS``), in key order, chunked."""
+    sql = (
+        "SELECT migration_id, oracle_version_id, previous_proxy, new_proxy, batch "
+        "FROM zoo_ops_migration_journal WHERE migration_id = :mid ORDER BY oracle_version_id"
+    )
+    yield from _stream(engine, sql, {"mid": migration_id}, chunk_rows)
+
+
+def _stream(
+    engine: Engine, sql: str, params: dict[str, Any], chunk_rows: int
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Rows of ``sql`` in lists of ``chunk_rows``; a server-side cursor on PostgreSQL."""
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(
+            text(sql), params
+        )
+        for part in result.partitions(chunk_rows):
+            yield [tuple(r) for r in part]

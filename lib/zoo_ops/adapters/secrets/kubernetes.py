@@ -1,0 +1,77 @@
+"""The Kubernetes secret store: the keys of one Secret in the environment's namespace.
+
+A missing Secret means no secrets (every name the truss declares is then reported
+missing, naming the Secret); other API failures are errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+from typing import Any
+
+from zoo_ops.adapters.kube_client import api_client, call_api
+from zoo_ops.errors import StepFailed
+
+
+class KubernetesSecretStore:
+    """Secrets of the admin organization as keys of the Secret ``namespace/name``."""
+
+    def __init__(self, *, namespace: str, name: str, context: str = "", api: Any = None) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.context = context
+        self._api = api
+        self._lock = threading.Lock()
+
+    @property
+    def location(self) -> str:
+        where = f"context {self.context}, " if self.context else ""
+        return f"Secret {self.namespace}/{self.name} ({where}Kubernetes)"
+
+    @property
+    def api(self) -> Any:
+        with self._lock:
+            if self._api is None:
+                from kubernetes import client
+
+                self._api = client.CoreV1Api(api_client(self.context))
+            return self._api
+
+    def exists(self) -> bool:
+        return self._read() is not None
+
+    def _read(self) -> Any:
+        return call_api(
+            self.location,
+            "read",
+            self.api.read_namespaced_secret,
+            self.name,
+            self.namespace,
+            tolerate=(404,),
+        )
+
+    def names(self) -> set[str]:
+        secret = self._read()
+        if secret is None:
+            return set()
+        return set(secret.data or {}) | set(getattr(secret, "string_data", None) or {})
+
+    def values(self) -> dict[str, str]:
+        secret = self._read()
+        if secret is None:
+            return {}
+        out: dict[str, str] = {}
+        for key, encoded in (secret.data or {}).items():
+            try:
+                out[key] = base64.b64decode(encoded or "").decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                # Name only: the value must never reach a message.
+                raise StepFailed(
+                    f"{self.location}: key {key!r} is not base64 UTF-8 text; fix the Secret"
+                ) from None
+        return out
+
+    def __repr__(self) -> str:  # never the values
+        return f"KubernetesSecretStore({self.location!r})"

@@ -1,0 +1,239 @@
+"""Settings stores: where the dynamic-settings ConfigMap's ``data`` lives (DESIGN §4).
+
+Two implementations behind one protocol, chosen by the environment's ``settings`` value
+through a scheme registry (as papermill's iorw picks a handler by path prefix):
+
+- ``file:PATH``  -> :class:`~zoo_ops.adapters.settings.local_file.LocalConfigMapFile`
+- ``kubernetes`` -> :class:`~zoo_ops.adapters.settings.kubernetes.KubernetesConfigMap`
+
+Both give the same guarantees: :meth:`SettingsStore.apply` is a conditional update of ONE
+change, optimistic on the ``resourceVersion`` that was read, re-read and re-applied on
+conflict, never touching keys the change did not touch, and read back after writing.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from zoo_ops.errors import ConfigError, ConflictError, StepFailed, ZooOpsError
+
+if TYPE_CHECKING:
+    from zoo_ops.config import EnvironmentConfig
+
+Change = Callable[[dict[str, str]], dict[str, str]]
+
+DEFAULT_MAX_ATTEMPTS = 60
+_BACKOFF_FIRST_S = 0.005
+_BACKOFF_CAP_S = 0.25
+
+
+@dataclass(frozen=True)
+class SettingsSnapshot:
+    """The ConfigMap's ``data`` as read or written, and the ``resourceVersion`` it had.
+
+    On what :meth:`SettingsStore.apply` returns, ``previous_resource_version`` and
+    ``previous_data`` are the version and data the change was applied to (the final
+    attempt's read; equal to the current ones when the change was a no-op and nothing was
+    written). On a plain read they are empty.
+    """
+
+    data: Mapping[str, str] = field(default_factory=dict)
+    resource_version: str = ""
+    previous_resource_version: str = ""
+    previous_data: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class SettingsStore(Protocol):
+    """Read and conditionally update the dynamic-settings ConfigMap's data."""
+
+    @property
+    def location(self) -> str:
+        """Where the settings live, for messages (a path, or context/namespace/name)."""
+        ...
+
+    def read(self) -> SettingsSnapshot: ...
+
+    def apply(self, change: Change) -> SettingsSnapshot:
+        """Apply ``change`` (full data in -> full data out) conditionally; see ConditionalStore."""
+        ...
+
+
+class WriteConflict(Exception):
+    """Raised by ``_replace`` when the stored object is no longer the one that was read."""
+
+
+class ConditionalStore:
+    """The optimistic read -> change -> conditional-write loop shared by both stores.
+
+    Subclasses provide ``_read_state() -> (snapshot, token)`` (token: whatever the write
+    needs, e.g. the full object that was read) and ``_replace(token, snapshot, new_data)
+    -> new resourceVersion``, which must raise :class:`WriteConflict` unless the stored
+    object is still the one read; optionally ``_attempt_guard()``.
+    """
+
+    location: str = ""
+
+    def __init__(self, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+        if max_attempts < 1:
+            raise ConfigError("max_attempts must be at least 1")
+        self.max_attempts = max_attempts
+
+    # -- to implement ------------------------------------------------------------------
+
+    def _read_state(self) -> tuple[SettingsSnapshot, object]:
+        raise NotImplementedError
+
+    def _replace(self, token: object, snapshot: SettingsSnapshot, new_data: dict[str, str]) -> str:
+        raise NotImplementedError
+
+    def _attempt_guard(self) -> AbstractContextManager[object]:
+        """Held around one read -> change -> write attempt; none by default (optimistic).
+
+        A store whose writers can serialise cheaply (a local lock) holds it here, so its
+        own writers never conflict and the precondition only catches outside edits.
+        """
+        return nullcontext()
+
+    # -- the protocol ------------------------------------------------------------------
+
+    def read(self) -> SettingsSnapshot:
+        return self._read_state()[0]
+
+    def apply(self, change: Change) -> SettingsSnapshot:
+        """Apply one change conditionally on the resourceVersion read; retry on conflict.
+
+        Algorithm: read (data, rv); ``new = change(copy of data)``; if ``new == data``
+        return the read snapshot without writing (no resourceVersion bump). Otherwise
+        replace the WHOLE data conditional on rv — a merge onto a newer object would apply
+        a change computed from a stale base. On conflict re-read and re-run ``change`` on
+        the fresh data (so other writers' keys and entries survive), with jittered
+        exponential backoff, at most ``max_attempts`` times, then :class:`ConflictError`.
+        After a write, read back: at the written rv the data must be exactly ``new``; at a
+        later rv ``change`` must be a no-op on what is there (our effect survived).
+        Exceptions raised by ``change`` (e.g. a malformed value) propagate; nothing is
+        written.
+        """
+        delay = _BACKOFF_FIRST_S
+        for attempt in range(1, self.max_attempts + 1):
+            with self._attempt_guard():
+                snapshot, token = self._read_state()
+                base = dict(snapshot.data)
+                new = change(dict(base))
+                _check_data(new)
+                if new == base:
+                    return replace(
+                        snapshot,
+                        previous_resource_version=snapshot.resource_version,
+                        previous_data=dict(base),
+                    )
+                try:
+                    written_rv: str | None = self._replace(token, snapshot, new)
+                except WriteConflict:
+                    written_rv = None
+            if written_rv is None:
+                if attempt == self.max_attempts:
+                    break
+                time.sleep(random.uniform(0, delay))
+                delay = min(delay * 2, _BACKOFF_CAP_S)
+                continue
+            written = SettingsSnapshot(
+                data=dict(new),
+                resource_version=written_rv,
+                previous_resource_version=snapshot.resource_version,
+                previous_data=base,
+            )
+            self._verify(written, change)
+            return written
+        raise ConflictError(
+            f"{self.location}: gave up after {self.max_attempts} conflicting writes "
+            "(other writers kept changing the ConfigMap); retry the command"
+        )
+
+    def _verify(self, written: SettingsSnapshot, change: Change) -> None:
+        """Read back after a write and check the change's effect is there."""
+        back = self.read()
+        if back.resource_version == written.resource_version:
+            if dict(back.data) != dict(written.data):
+                raise StepFailed(
+                    f"{self.location}: read back at resourceVersion {written.resource_version} "
+                    "differs from what was written; inspect the ConfigMap"
+                )
+            return
+        try:
+            survived = change(dict(back.data)) == dict(back.data)
+        except ZooOpsError as exc:
+            raise ConflictError(
+                f"{self.location}: wrote resourceVersion {written.resource_version} but a later "
+                f"write ({back.resource_version}) left settings zoo-ops cannot read: {exc}"
+            ) from None
+        if not survived:
+            raise ConflictError(
+                f"{self.location}: wrote resourceVersion {written.resource_version} but a later "
+                f"write ({back.resource_version}) undid the change; re-read and retry"
+            )
+
+
+def _check_data(data: object) -> None:
+    """A change must return ConfigMap data: a dict of str -> str."""
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise TypeError("a settings change must return a dict[str, str]")
+
+
+# -- the registry ------------------------------------------------------------------------
+
+StoreFactory = Callable[["EnvironmentConfig", str], SettingsStore]
+_FACTORIES: dict[str, StoreFactory] = {}
+
+
+def register_store(scheme: str, factory: StoreFactory) -> None:
+    """Register ``factory(config, rest)`` for settings values starting with ``scheme``.
+
+    ``rest`` is the value after the scheme (the path for ``file:``; empty for
+    ``kubernetes``). Later registrations of the same scheme replace earlier ones.
+    """
+    _FACTORIES[scheme] = factory
+
+
+def _local_file(config: EnvironmentConfig, rest: str) -> SettingsStore:
+    from zoo_ops.adapters.settings.local_file import LocalConfigMapFile
+
+    if not rest:
+        raise ConfigError(f"[env.{config.name}] settings = 'file:' needs a path after 'file:'")
+    return LocalConfigMapFile(config.path(rest), name=config.configmap, namespace=config.namespace)
+
+
+def _kubernetes(config: EnvironmentConfig, rest: str) -> SettingsStore:
+    from zoo_ops.adapters.settings.kubernetes import KubernetesConfigMap
+
+    if rest:
+        raise ConfigError(
+            f"[env.{config.name}] settings = 'kubernetes' takes no argument; "
+            "set kube_context, namespace and configmap instead"
+        )
+    return KubernetesConfigMap(
+        namespace=config.namespace, name=config.configmap, context=config.kube_context
+    )
+
+
+register_store("file:", _local_file)
+register_store("kubernetes", _kubernetes)
+
+
+def settings_store_for(config: EnvironmentConfig) -> SettingsStore:
+    """The store the environment's ``settings`` value names (longest matching scheme)."""
+    value = config.settings.strip()
+    for scheme in sorted(_FACTORIES, key=len, reverse=True):
+        if value.startswith(scheme):
+            return _FACTORIES[scheme](config, value[len(scheme) :])
+    known = ", ".join(f"'{s}PATH'" if s.endswith(":") else f"'{s}'" for s in sorted(_FACTORIES))
+    raise ConfigError(
+        f"[env.{config.name}] settings = {config.settings!r} is not a known store; use one of {known}"
+    )

@@ -1,0 +1,275 @@
+"""Migration plans: which user versions move from which zoo version to which, and the rules.
+
+A migration repoints user versions (``oracles_oracleversion.proxy_model_version_id``)
+from a *source* zoo version to a *target* zoo version. As in Django's
+``database_forwards`` / ``database_backwards``, a forward migration and its revert are
+one :class:`MigrationPlan` read in two directions: :meth:`MigrationPlan.reversed` swaps
+source and target, so one engine runs both.
+
+Pure: the validation rules take facts the caller has already read (a
+:class:`ZooVersionFacts` per version, the forward migration's record) and raise a
+:class:`~zoo_ops.errors.BadInput` (or subclass) whose one line says what is wrong and
+what to do. Nothing here touches a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from zoo_ops.errors import BadInput, GateClosed, NotFound
+
+Direction = Literal["forwards", "backwards"]
+Scope = Literal["all", "recorded"]
+
+FORWARDS: Direction = "forwards"
+BACKWARDS: Direction = "backwards"
+DIRECTIONS: tuple[Direction, ...] = (FORWARDS, BACKWARDS)
+
+SCOPE_ALL: Scope = "all"
+SCOPE_RECORDED: Scope = "recorded"
+SCOPES: tuple[Scope, ...] = (SCOPE_ALL, SCOPE_RECORDED)
+
+# Migration record statuses (zoo_ops_migration.status).
+OPEN = "open"  # running, or interrupted: a rerun resumes it
+DONE = "done"  # every row moved and read back
+ABANDONED = "abandoned"  # an interrupted forward migration that was reverted, not resumed
+
+COPY_SUFFIX = "_copy"
+ACTIVE = "ACTIVE"
+MAX_BATCH_SIZE = 1_000_000
+
+
+@dataclass(frozen=True)
+class ZooVersionFacts:
+    """What the rules need to know about one version, as read from the platform."""
+
+    id: str
+    status: str
+    oracle_name: str
+    is_zoo_model: bool  # the owning oracle is a model zoo model of the admin organization
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    """Move the user versions on ``source_version_id`` to ``target_version_id``.
+
+    ``scope="all"`` moves every user version on the source; ``scope="recorded"`` (a
+    revert only) moves those that ``forward_migration_id`` moved and that are still on
+    the source, each back to the proxy its journal row recorded.
+    """
+
+    model: str
+    direction: Direction
+    source_version_id: str
+    target_version_id: str
+    scope: Scope = SCOPE_ALL
+    forward_migration_id: str | None = None
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        """``{source: target}``: the seed's ``MAP_OF_OLD_ZOO_TO_NEW_ZOO_IDS`` forwards,
+        ``MAP_OF_NEW_ZOO_TO_OLD_ZOO_IDS`` backwards."""
+        return {self.source_version_id: self.target_version_id}
+
+    def reversed(
+        self, *, forward_migration_id: str | None = None, scope: Scope = SCOPE_ALL
+    ) -> MigrationPlan:
+        """The plan that undoes this one: source and target swapped, direction flipped.
+
+        A revert of a forward plan names the forward migration it undoes (its journal
+        is what ``scope="recorded"`` reads).
+        """
+        check_scope(scope)
+        flipped: Direction = BACKWARDS if self.direction == FORWARDS else FORWARDS
+        return replace(
+            self,
+            direction=flipped,
+            source_version_id=self.target_version_id,
+            target_version_id=self.source_version_id,
+            scope=scope,
+            forward_migration_id=forward_migration_id if flipped == BACKWARDS else None,
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.direction} {self.model}: {self.source_version_id} -> {self.target_version_id}"
+        )
+
+
+def forward_plan(model: str, old_version_id: str, new_version_id: str) -> MigrationPlan:
+    """The plan of a forward migration (every user version on old goes to new)."""
+    return MigrationPlan(model, FORWARDS, old_version_id, new_version_id, SCOPE_ALL, None)
+
+
+def lock_name(env: str, model: str) -> str:
+    """The per-(environment, model) lock a migration in either direction takes."""
+    return f"migrate:{env}:{model}"
+
+
+# -- validation rules ---------------------------------------------------------------------
+
+
+def check_scope(scope: str) -> Scope:
+    if scope == SCOPE_ALL:
+        return SCOPE_ALL
+    if scope == SCOPE_RECORDED:
+        return SCOPE_RECORDED
+    raise BadInput(f"scope {scope!r} is not one of 'all', 'recorded'; pick one")
+
+
+def check_batch_size(batch_size: object) -> int:
+    """A batch size is a whole number from 1 to MAX_BATCH_SIZE (bool is not a number here)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise BadInput(f"batch_size {batch_size!r} is not a whole number; pass e.g. 1000")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise BadInput(f"batch_size {batch_size} is out of range; pass 1 to {MAX_BATCH_SIZE}")
+    return batch_size
+
+
+def check_version_id(name: str, value: object) -> str:
+    if not isinstance(value, str) or value.strip() == "" or value != value.strip():
+        raise BadInput(f"{name} {value!r} is not a version id; pass the zoo version's id")
+    return value
+
+
+def allowed_owners(model: str) -> frozenset[str]:
+    """The zoo models whose versions a migration of ``model`` may use: it and its copy."""
+    return frozenset({model, model + COPY_SUFFIX})
+
+
+def check_model_name(model: object) -> str:
+    if not isinstance(model, str) or model == "" or any(ch.isspace() for ch in model):
+        raise BadInput(f"model {model!r} is not a model zoo model name; pass e.g. 'iris'")
+    if model.endswith(COPY_SUFFIX):
+        raise BadInput(
+            f"model {model!r} is a copy; pass the model zoo model's own name "
+            f"{model[: -len(COPY_SUFFIX)]!r}"
+        )
+    return model
+
+
+def check_plan(
+    plan: MigrationPlan,
+    source: ZooVersionFacts | None,
+    target: ZooVersionFacts | None,
+) -> None:
+    """Refuse a plan whose versions do not make sense together.
+
+    Rules, in order: the source exists; the target exists; they differ; each belongs to
+    a model zoo model that is ``plan.model`` or ``plan.model + "_copy"`` (mapping
+    versions of two different zoo models would hand users someone else's model); the
+    target is ACTIVE (users must land on a version that serves).
+    """
+    check_model_name(plan.model)
+    check_version_id("source version", plan.source_version_id)
+    check_version_id("target version", plan.target_version_id)
+    if source is None:
+        raise NotFound(
+            f"source version {plan.source_version_id!r} does not exist; check the version id"
+        )
+    if target is None:
+        raise NotFound(
+            f"target version {plan.target_version_id!r} does not exist; check the version id"
+        )
+    if source.id == target.id:
+        raise BadInput(
+            f"source and target are the same version {source.id!r}; pass two different versions"
+        )
+    owners = allowed_owners(plan.model)
+    for role, facts in (("source", source), ("target", target)):
+        if not facts.is_zoo_model:
+            raise BadInput(
+                f"{role} version {facts.id!r} belongs to {facts.oracle_name!r}, which is not "
+                "a model zoo model; pass a version of the zoo model"
+            )
+        if facts.oracle_name not in owners:
+            raise BadInput(
+                f"{role} version {facts.id!r} belongs to zoo model {facts.oracle_name!r}, not "
+                f"{plan.model!r}; both versions must belong to {plan.model!r} (or its copy)"
+            )
+    if target.status != ACTIVE:
+        raise GateClosed(
+            f"target version {target.id!r} is {target.status}, not ACTIVE; "
+            "wait for it to become ACTIVE before migrating users onto it"
+        )
+
+
+@dataclass(frozen=True)
+class MigrationFacts:
+    """What the revert rules need to know about the forward migration's record."""
+
+    id: str
+    env: str
+    model: str
+    direction: str
+    status: str
+    source_version_id: str
+    target_version_id: str
+    reverted_by: str | None
+    reverted_by_status: str | None
+
+
+def check_revertible(forward: MigrationFacts | None, forward_id: str, env: str, model: str) -> None:
+    """Refuse to revert something that is not a forward migration of ``model`` in ``env``.
+
+    An interrupted (open) forward migration may be reverted: that is the way back after
+    a crash. A forward migration already reverted by a finished revert is refused.
+    """
+    if forward is None:
+        raise NotFound(f"no migration with id {forward_id!r}; pass the forward run's migration_id")
+    if forward.direction != FORWARDS:
+        raise BadInput(
+            f"migration {forward.id!r} is a revert, not a forward migration; "
+            "pass the forward run's migration_id"
+        )
+    if forward.env != env or forward.model != model:
+        raise BadInput(
+            f"migration {forward.id!r} migrated {forward.model!r} in {forward.env!r}, not "
+            f"{model!r} in {env!r}; pass the matching model and env"
+        )
+    if forward.status not in (DONE, OPEN, ABANDONED):
+        raise BadInput(
+            f"migration {forward.id!r} has status {forward.status!r}; it cannot be reverted"
+        )
+    if forward.reverted_by is not None and forward.reverted_by_status == DONE:
+        raise GateClosed(
+            f"migration {forward.id!r} was already reverted by {forward.reverted_by!r}; "
+            "nothing to do"
+        )
+
+
+def check_resumable(plan: MigrationPlan, open_plan: MigrationPlan, open_id: str) -> bool:
+    """Whether an open migration of the same model is ``plan`` interrupted (resume it).
+
+    Another open migration of the model (other versions, other direction, other scope)
+    is refused: finish or revert that one first, or two plans would interleave.
+    """
+    same = (
+        open_plan.direction == plan.direction
+        and open_plan.source_version_id == plan.source_version_id
+        and open_plan.target_version_id == plan.target_version_id
+    )
+    if same and (
+        open_plan.scope == plan.scope
+        and open_plan.forward_migration_id == plan.forward_migration_id
+    ):
+        return True
+    if same:
+        raise BadInput(
+            f"interrupted migration {open_id!r} ({open_plan.describe()}, scope "
+            f"{open_plan.scope!r}) is open; rerun it with scope {open_plan.scope!r} to finish it"
+        )
+    raise BadInput(
+        f"interrupted migration {open_id!r} ({open_plan.describe()}) is open for this model; "
+        "rerun that migration to finish it, or revert it, before starting another"
+    )
+
+
+def reverse_mapping(mapping: Mapping[str, str]) -> dict[str, str]:
+    """``{new: old}`` from ``{old: new}``; refuses a mapping that is not one-to-one."""
+    flipped = {new: old for old, new in mapping.items()}
+    if len(flipped) != len(mapping):
+        raise BadInput(f"mapping {dict(mapping)!r} is not one-to-one; it cannot be reversed")
+    return flipped

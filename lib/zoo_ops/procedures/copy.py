@@ -1,0 +1,313 @@
+"""Step 01: deploy the truss as a copy, `MODEL_copy` (the seed's "Enable model zoo
+automation for this model but as a copy").
+
+``preflight`` checks the seed's prerequisites and hashes the truss; ``enable_copy``
+sets ``{model: {copy: true}}`` in the whitelist; ``deploy_copy`` runs the automation
+and waits for the copy's version to be ACTIVE, then reads it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from zoo_ops.adapters.platform import schema as s
+from zoo_ops.domain.whitelist import COPY_SUFFIX, DynamicSettings
+from zoo_ops.environment import Environment
+from zoo_ops.errors import StepFailed, ZooOpsError
+from zoo_ops.procedures.results import StepResult
+
+
+@dataclass
+class PreflightCheck:
+    check: str
+    ok: bool
+    detail: str
+    error: ZooOpsError | None = None
+
+
+@dataclass
+class Preflight(StepResult):
+    """The prerequisites of deploying ``truss_dir`` to ``target_model``."""
+
+    model: str
+    target_model: str
+    truss_dir: Path
+    truss_hash: str | None
+    duplicate_version_id: str | None
+    checks: list[PreflightCheck] = field(default_factory=list)
+    details: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [{"check": c.check, "ok": c.ok, "detail": c.detail} for c in self.checks]
+        )
+
+    def scraps(self) -> dict[str, Any]:
+        return {"preflight": self.to_frame(), "truss_hash": self.truss_hash}
+
+    def failure(self) -> str | None:
+        bad = [c for c in self.checks if not c.ok]
+        return None if not bad else f"preflight: {bad[0].check}: {bad[0].detail}"
+
+    def raise_if_failed(self) -> None:
+        for check in self.checks:
+            if not check.ok:
+                if check.error is not None:
+                    raise check.error
+                raise StepFailed(f"preflight: {check.check}: {check.detail}")
+
+
+def resolve_truss_dir(env: Environment, model: str, truss_dir: str | Path = "") -> Path:
+    """The truss to deploy: ``truss_dir`` when given, else ``truss_root/model``."""
+    if truss_dir:
+        path = Path(truss_dir)
+        return path if path.is_absolute() else env.config.root / path
+    return env.config.truss_root_path / model
+
+
+def _check(checks: list[PreflightCheck], name: str, fn: Any) -> Any:
+    """Run one check; a zoo_ops error becomes a failed row (kept for raise_if_failed)."""
+    try:
+        ok, detail, value = fn()
+    except ZooOpsError as err:
+        checks.append(PreflightCheck(name, False, str(err), err))
+        return None
+    checks.append(PreflightCheck(name, ok, detail))
+    return value
+
+
+def find_version_with_hash(env: Environment, zoo_model: str, truss_hash: str) -> str | None:
+    """A non-DELETED version of ``zoo_model`` already deployed from this content."""
+    oracle = env.platform.find_zoo_model(zoo_model)
+    if oracle is None:
+        return None
+    for version in env.platform.versions_of(oracle.id):
+        if version.truss_hash == truss_hash and version.status != s.DELETED:
+            return version.id
+    return None
+
+
+def preflight(
+    env: Environment, model: str, *, truss_dir: str | Path = "", copy: bool = True
+) -> Preflight:
+    """Every prerequisite as a row (check, ok, detail); nothing is changed."""
+    from zoo_ops.adapters.truss_files import truss_content_hash
+    from zoo_ops.adapters.truss_runtime import read_truss
+    from zoo_ops.procedures.automation import preflight_capacity, preflight_secrets
+
+    target = model + COPY_SUFFIX if copy else model
+    path = resolve_truss_dir(env, model, truss_dir)
+    checks: list[PreflightCheck] = []
+    details: dict[str, pd.DataFrame] = {}
+
+    def settings() -> tuple[bool, str, DynamicSettings]:
+        snapshot = env.settings.read()
+        parsed = DynamicSettings.from_data(snapshot.data)
+        return True, f"read at resourceVersion {snapshot.resource_version}", parsed
+
+    dynamic = _check(checks, "whitelist valid", settings)
+    if dynamic is not None:
+        checks.insert(
+            0,
+            PreflightCheck(
+                "automation enabled",
+                dynamic.automation_enabled,
+                "modelZooDeploymentAutomationEnabled is "
+                + ("true" if dynamic.automation_enabled else 'false: set it to "true" first'),
+            ),
+        )
+    package = _check(checks, "truss readable", lambda: _truss_row(read_truss(path)))
+    truss_hash = _check(
+        checks, "truss hash", lambda: _hash_row(truss_content_hash(path, cache=env.hash_cache))
+    )
+    duplicate = None
+    if truss_hash:
+        duplicate = find_version_with_hash(env, target, truss_hash)
+        checks.append(
+            PreflightCheck(
+                "duplicate check",
+                True,
+                f"already deployed to {target} as version {duplicate}: nothing to deploy"
+                if duplicate
+                else f"new content for {target}",
+            )
+        )
+    if package is not None:
+        capacity = _check(
+            checks, "capacity", lambda: _capacity_row(env, model, path, preflight_capacity)
+        )
+        if capacity is not None:
+            details["capacity"] = capacity
+        secrets = _check(
+            checks, "secrets", lambda: _secrets_row(env, package.config, preflight_secrets)
+        )
+        if secrets is not None:
+            details["secrets"] = secrets
+    return Preflight(model, target, path, truss_hash, duplicate, checks, details)
+
+
+def _truss_row(package: Any) -> tuple[bool, str, Any]:
+    examples = len(package.examples)
+    return True, f"{package.path} ({examples} examples)", package
+
+
+def _hash_row(truss_hash: str) -> tuple[bool, str, str]:
+    return True, truss_hash, truss_hash
+
+
+def _capacity_row(
+    env: Environment, model: str, path: Path, preflight_capacity: Any
+) -> tuple[bool, str, Any]:
+    report = preflight_capacity(env, model, path)
+    frame = report.to_frame()
+    return bool(report.fits), report.summary(), frame
+
+
+def _secrets_row(env: Environment, config: Any, preflight_secrets: Any) -> tuple[bool, str, Any]:
+    report = preflight_secrets(env, config)
+    frame = report.to_frame()
+    missing = [str(r["secret"]) for _, r in frame.iterrows() if not r["present"]]
+    if not len(frame):
+        return True, "the truss declares no secrets", frame
+    if missing:
+        return (
+            False,
+            f"missing for the admin organization: {', '.join(missing)}; add them first",
+            frame,
+        )
+    return True, f"all present: {', '.join(map(str, frame['secret']))}", frame
+
+
+@dataclass
+class WhitelistStep(StepResult):
+    """The whitelist before and after setting one model's entry."""
+
+    change: Any
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.change.to_frame()
+
+    def scraps(self) -> dict[str, Any]:
+        return {
+            "whitelist_before": self.change.before.as_json_object(),
+            "whitelist_after": self.change.after.as_json_object(),
+        }
+
+
+def enable_copy(env: Environment, model: str, *, dry_run: bool = False) -> WhitelistStep:
+    """Set ``{model: {copy: true}}``; a dry run shows the diff and writes nothing."""
+    from zoo_ops.procedures.settings import set_whitelist_entry
+
+    return WhitelistStep(set_whitelist_entry(env, model, True, dry_run=dry_run))
+
+
+@dataclass
+class Deployment(StepResult):
+    """What the automation did for one model, and the version now serving the target."""
+
+    model: str
+    target_model: str
+    truss_hash: str | None
+    version_id: str | None
+    deployed: bool
+    reconcile: pd.DataFrame
+    dry_run: bool
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.reconcile
+
+    def scraps(self) -> dict[str, Any]:
+        return {
+            "copy_model": self.target_model,
+            "copy_version_id": self.version_id,
+            "deployed": self.deployed,
+        }
+
+
+def deploy(
+    env: Environment,
+    model: str,
+    *,
+    target_model: str,
+    truss_hash: str | None,
+    wait_timeout_s: float = 600,
+    dry_run: bool = False,
+) -> Deployment:
+    """Run the automation for ``model`` and wait for ``target_model`` to serve the hash.
+
+    Reads back: the target's current version is ACTIVE and carries ``truss_hash``.
+    """
+    from zoo_ops.procedures.automation import reconcile
+
+    if dry_run:
+        # The whitelist was not written, so the automation would not see the entry:
+        # say what it would do from the hash alone.
+        return _would_deploy(env, model, target_model, truss_hash)
+    result = reconcile(env, models=[model], wait_timeout_s=wait_timeout_s)
+    frame = result.to_frame()
+    rows = frame[frame["model"] == model] if len(frame) else frame
+    if not dry_run:
+        failed = rows[rows["action"] == "failed"] if len(rows) else rows
+        if len(failed):
+            raise StepFailed(
+                f"automation failed to deploy {target_model}: {failed.iloc[0]['detail']}"
+            )
+    deployed = bool(len(rows) and (rows["action"] == "deployed").any())
+    version_id = None
+    if not dry_run:
+        version_id = _read_back(env, target_model, truss_hash)
+    return Deployment(model, target_model, truss_hash, version_id, deployed, frame, dry_run)
+
+
+def _would_deploy(
+    env: Environment, model: str, target_model: str, truss_hash: str | None
+) -> Deployment:
+    existing = find_version_with_hash(env, target_model, truss_hash) if truss_hash else None
+    row = {
+        "model": model,
+        "target": target_model,
+        "truss_hash": truss_hash,
+        "action": "skipped-duplicate" if existing else "would-deploy",
+        "version_id": existing,
+        "detail": f"version {existing} already has this hash"
+        if existing
+        else "dry run: nothing deployed",
+    }
+    return Deployment(model, target_model, truss_hash, existing, False, pd.DataFrame([row]), True)
+
+
+def _read_back(env: Environment, target_model: str, truss_hash: str | None) -> str:
+    oracle = env.platform.zoo_model(target_model)
+    current = env.platform.current_version(oracle)
+    if current.status != s.ACTIVE:
+        raise StepFailed(
+            f"{target_model} current version {current.id} is {current.status}, not ACTIVE"
+        )
+    if truss_hash and current.truss_hash != truss_hash:
+        raise StepFailed(
+            f"{target_model} current version {current.id} has truss hash "
+            f"{(current.truss_hash or 'none')[:12]}, not {truss_hash[:12]}; check the automation"
+        )
+    return current.id
+
+
+def deploy_copy(
+    env: Environment,
+    model: str,
+    *,
+    truss_hash: str | None,
+    wait_timeout_s: float = 600,
+    dry_run: bool = False,
+) -> Deployment:
+    return deploy(
+        env,
+        model,
+        target_model=model + COPY_SUFFIX,
+        truss_hash=truss_hash,
+        wait_timeout_s=wait_timeout_s,
+        dry_run=dry_run,
+    )

@@ -1,0 +1,367 @@
+"""Step 02: test a candidate zoo version through a real application (the seed's "Test
+the model zoo model", without shell_plus).
+
+An application on the zoo model is pointed at the baseline version, asked every input,
+pointed at the candidate, asked again; the answers are compared; the application's
+original proxy is restored in a ``finally``. Predictions go through the application's
+proxy, as the platform routes them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from zoo_ops.adapters.platform import schema as s
+from zoo_ops.adapters.platform.store import Application, OracleVersion
+from zoo_ops.domain.compare import first_difference
+from zoo_ops.domain.whitelist import COPY_SUFFIX
+from zoo_ops.environment import Environment
+from zoo_ops.errors import BadInput, NotFound, StepFailed, ZooOpsError
+from zoo_ops.procedures.results import StepResult
+
+TARGETS = ("copy", "new")
+
+
+def resolve_test_user(env: Environment, user_email: str = "") -> str:
+    """``user_email``, else the environment's ``test_user_email``, else the demo's test user."""
+    from zoo_ops.procedures.demo import TEST_USER_META_KEY
+
+    email = (
+        user_email or env.config.test_user_email or env.platform.get_meta(TEST_USER_META_KEY) or ""
+    )
+    if not email:
+        raise BadInput(
+            f"no test user for environment {env.name!r}: pass -p user_email EMAIL "
+            "or set test_user_email in zoo_ops.toml"
+        )
+    env.platform.user_by_email(email)  # raises NotFound for an unknown user
+    return email
+
+
+def previous_active_version(env: Environment, model: str) -> OracleVersion:
+    """The zoo model's most recent ACTIVE version that is not its current one (the old one)."""
+    oracle = env.platform.zoo_model(model)
+    current = oracle.current_version_id
+    older = [
+        v for v in env.platform.versions_of(oracle.id) if v.id != current and v.status == s.ACTIVE
+    ]
+    if not older:
+        raise NotFound(f"{model} has no earlier ACTIVE version to compare its current version with")
+    return older[-1]
+
+
+def candidate_and_baseline(
+    env: Environment, model: str, target: str
+) -> tuple[OracleVersion, OracleVersion]:
+    """(candidate, baseline): copy -> (MODEL_copy current, MODEL current); new -> (MODEL current, previous)."""
+    if target not in TARGETS:
+        raise BadInput(f"parameter target={target!r}: must be 'copy' or 'new'")
+    store = env.platform
+    zoo = store.zoo_model(model)
+    if target == "copy":
+        copy = store.find_zoo_model(model + COPY_SUFFIX)
+        if copy is None:
+            raise NotFound(f"no {model}{COPY_SUFFIX} model: run 01_copy for {model} first")
+        candidate = store.current_version(copy)
+        baseline = store.current_version(zoo)
+    else:
+        candidate = store.current_version(zoo)
+        if not candidate.truss_hash:
+            raise BadInput(
+                f"{model}'s current version {candidate.id} is not a truss version; run 03_migrate first"
+            )
+        baseline = previous_active_version(env, model)
+    if candidate.status != s.ACTIVE:
+        raise StepFailed(f"candidate version {candidate.id} is {candidate.status}, not ACTIVE")
+    return candidate, baseline
+
+
+@dataclass
+class ProbeApplication(StepResult):
+    """The application used for the test, where it pointed, and the versions compared."""
+
+    model: str
+    target: str
+    application: Application | None
+    created: bool
+    user_email: str
+    baseline_version_id: str
+    candidate_version_id: str
+    truss_hash: str | None
+
+    @property
+    def original_version_id(self) -> str:
+        return (
+            self.application.proxy_model_version_id
+            if self.application
+            else self.baseline_version_id
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        app = self.application
+        return pd.DataFrame(
+            [
+                {
+                    "what": "application (oracle)",
+                    "value": app.oracle_id if app else "(dry run: none created)",
+                },
+                {"what": "created for", "value": self.user_email if self.created else "given"},
+                {"what": "user version", "value": app.version_id if app else ""},
+                {"what": "original proxy", "value": self.original_version_id},
+                {"what": "baseline version", "value": self.baseline_version_id},
+                {"what": f"candidate version ({self.target})", "value": self.candidate_version_id},
+            ]
+        )
+
+    def scraps(self) -> dict[str, Any]:
+        return {
+            "oracle_id": self.application.oracle_id if self.application else None,
+            "original_version_id": self.original_version_id,
+            "candidate_version_id": self.candidate_version_id,
+        }
+
+
+def probe_application(
+    env: Environment,
+    model: str,
+    *,
+    target: str = "copy",
+    user_email: str = "",
+    oracle_id: str = "",
+    dry_run: bool = False,
+) -> ProbeApplication:
+    """The test application: ``oracle_id``'s, or a new one for the test user (not in a dry run)."""
+    # The caller's own values first: a wrong user is named before the state is looked at.
+    email = "" if oracle_id else resolve_test_user(env, user_email)
+    candidate, baseline = candidate_and_baseline(env, model, target)
+    store = env.platform
+    created = False
+    if oracle_id:
+        app = store.application(oracle_id)
+        proxied = store.version(app.proxy_model_version_id)
+        allowed = {store.zoo_model(model).id}
+        copy = store.find_zoo_model(model + COPY_SUFFIX)
+        if copy is not None:
+            allowed.add(copy.id)
+        if proxied.oracle_id not in allowed:
+            raise BadInput(
+                f"application {oracle_id} does not use model zoo model {model}; pick one that does"
+            )
+        application: Application | None = app
+    else:
+        if dry_run:
+            application = None
+        else:
+            user = store.user_by_email(email)
+            application = store.create_application(
+                user.organization_id, model, name=f"zoo-ops-test-{model}"
+            )
+            created = True
+    return ProbeApplication(
+        model, target, application, created, email, baseline.id, candidate.id, candidate.truss_hash
+    )
+
+
+def load_inputs(env: Environment, model: str, inputs: str = "") -> list[tuple[str, Any]]:
+    """(name, request) pairs: a YAML/JSON file of truss examples, else the truss's examples.yaml."""
+    from zoo_ops.adapters.truss_runtime import read_truss
+    from zoo_ops.domain.truss_config import parse_examples
+
+    if not inputs:
+        package = read_truss(env.config.truss_root_path / model)
+        examples = package.examples
+    else:
+        path = Path(inputs)
+        if not path.is_absolute():
+            path = env.config.root / path
+        if not path.exists():
+            raise NotFound(f"inputs file {path} does not exist; pass a truss examples.yaml")
+        try:
+            examples = parse_examples(yaml.safe_load(path.read_text()), str(path))
+        except yaml.YAMLError as exc:
+            raise BadInput(f"{path}: not YAML ({exc.__class__.__name__}); fix the file") from exc
+    if not examples:
+        raise BadInput(f"no inputs to compare for {model}; give an examples.yaml with at least one")
+    return [(e.name, e.input) for e in examples]
+
+
+def predict_through(env: Environment, user_version_id: str, request: Any) -> Any:
+    """Ask the zoo version that a user version proxies, as the platform routes it."""
+    user_version = env.platform.version(user_version_id)
+    if user_version.proxy_model_version_id is None:
+        raise StepFailed(f"user version {user_version_id} proxies nothing")
+    return env.serving.predict(env.platform.version(user_version.proxy_model_version_id), request)
+
+
+def _ask(env: Environment, version: OracleVersion | str, request: Any) -> tuple[Any, str | None]:
+    try:
+        if isinstance(version, str):
+            return predict_through(env, version, request), None
+        return env.serving.predict(version, request), None
+    except ZooOpsError as err:
+        return None, str(err)
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass
+class Comparison(StepResult):
+    """Baseline answers against candidate answers, one row per input."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    restored_to: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.rows) and all(r["match"] for r in self.rows)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            self.rows, columns=["input", "expected", "actual", "match", "difference"]
+        )
+
+    def scraps(self) -> dict[str, Any]:
+        return {"comparison": self.to_frame(), "passed": self.passed}
+
+    def failure(self) -> str | None:
+        if self.passed:
+            return None
+        bad = [r for r in self.rows if not r["match"]]
+        return (
+            f"{len(bad)} of {len(self.rows)} answers differ (first: {bad[0]['input']}: "
+            f"{bad[0]['difference']}); the candidate does not answer as the current version"
+        )
+
+
+def compare(
+    env: Environment,
+    app: ProbeApplication,
+    *,
+    inputs: str = "",
+    rtol: float = 1e-6,
+    restore: bool = True,
+) -> Comparison:
+    """Predict every input on the baseline, then on the candidate, through the application.
+
+    In a dry run (no application) both versions are asked directly and nothing changes.
+    The application's original proxy is put back in a ``finally`` when ``restore``.
+    """
+    if not isinstance(rtol, int | float) or rtol < 0:
+        raise BadInput(f"parameter rtol={rtol!r}: must be a number >= 0")
+    requests = load_inputs(env, app.model, inputs)
+    store = env.platform
+    baseline = store.version(app.baseline_version_id)
+    candidate = store.version(app.candidate_version_id)
+    expected: list[tuple[Any, str | None]]
+    actual: list[tuple[Any, str | None]]
+    result = Comparison()
+    application = app.application
+    if application is None:
+        expected = [_ask(env, baseline, r) for _, r in requests]
+        actual = [_ask(env, candidate, r) for _, r in requests]
+    else:
+        original = application.proxy_model_version_id
+        try:
+            store.set_proxy(application.version_id, baseline.id)
+            expected = [_ask(env, application.version_id, r) for _, r in requests]
+            store.set_proxy(application.version_id, candidate.id)
+            actual = [_ask(env, application.version_id, r) for _, r in requests]
+        finally:
+            if restore:
+                store.set_proxy(application.version_id, original)
+                result.restored_to = original
+    for (name, _), (exp, exp_err), (act, act_err) in zip(requests, expected, actual, strict=True):
+        if exp_err or act_err:
+            difference = (
+                f"baseline failed: {exp_err}" if exp_err else f"candidate failed: {act_err}"
+            )
+            match = False
+        else:
+            diff = first_difference(exp, act, float(rtol))
+            match, difference = diff is None, diff or ""
+        result.rows.append(
+            {
+                "input": name,
+                "expected": exp_err or _shown(exp),
+                "actual": act_err or _shown(act),
+                "match": match,
+                "difference": difference,
+            }
+        )
+    return result
+
+
+@dataclass
+class NewApplicationCheck(StepResult):
+    """A newly created application lands on the expected zoo version (the seed's check)."""
+
+    model: str
+    expected_version_id: str | None
+    oracle_id: str | None
+    proxy_version_id: str | None
+    applies: bool
+
+    @property
+    def passed(self) -> bool:
+        return not self.applies or self.proxy_version_id == self.expected_version_id
+
+    def to_frame(self) -> pd.DataFrame:
+        if not self.applies:
+            return pd.DataFrame(
+                [
+                    {
+                        "check": "new application lands on the new version",
+                        "ok": True,
+                        "detail": "not applicable to target=copy",
+                    }
+                ]
+            )
+        return pd.DataFrame(
+            [
+                {
+                    "check": "new application lands on the new version",
+                    "ok": self.passed,
+                    "detail": f"application {self.oracle_id} proxies {self.proxy_version_id}; "
+                    f"expected {self.expected_version_id}",
+                }
+            ]
+        )
+
+    def failure(self) -> str | None:
+        if self.passed:
+            return None
+        return (
+            f"a new {self.model} application proxies {self.proxy_version_id}, not the new version "
+            f"{self.expected_version_id}"
+        )
+
+
+def new_application_lands(
+    env: Environment,
+    model: str,
+    *,
+    target: str = "new",
+    user_email: str = "",
+    dry_run: bool = False,
+) -> NewApplicationCheck:
+    """Create an application for the test user; it must proxy the zoo model's current version.
+
+    Applies to the new version only (``target="new"``): a copy is never current.
+    """
+    if target != "new":
+        return NewApplicationCheck(model, None, None, None, False)
+    store = env.platform
+    expected = store.zoo_model(model).current_version_id
+    if dry_run:
+        return NewApplicationCheck(model, expected, None, expected, False)
+    user = store.user_by_email(resolve_test_user(env, user_email))
+    app = store.create_application(user.organization_id, model, name=f"zoo-ops-new-app-{model}")
+    return NewApplicationCheck(model, expected, app.oracle_id, app.proxy_model_version_id, True)

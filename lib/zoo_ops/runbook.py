@@ -1,0 +1,329 @@
+"""The notebook side of a runbook: start a run, record scraps, finish it.
+
+A runbook's cells stay one library call each; this module carries what every runbook
+shares (DESIGN §5): validating the common parameters, the protected-environment
+confirmation, recording the run in the database and as the ``run`` scrap, and marking
+the run failed when any cell raises -- through an IPython ``post_run_cell`` hook, so
+no cell needs a ``try``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from zoo_ops import __version__
+from zoo_ops.adapters.platform.runs import RunRecord, RunStore
+from zoo_ops.domain.redaction import redact_parameters, redact_text
+from zoo_ops.environment import Environment
+from zoo_ops.errors import BadInput, GateClosed, NotFound, ZooOpsError
+from zoo_ops.trail import canonical_step
+
+EXECUTED_PATH_ENV = "ZOO_OPS_EXECUTED_PATH"
+SUCCEEDED, FAILED, DRY_RUN = "succeeded", "failed", "dry_run"
+
+
+def _isoformat(at: datetime | None) -> str | None:
+    return None if at is None else at.astimezone(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Run:
+    """One execution of one runbook step for one model in one environment."""
+
+    step: str
+    model: str
+    env: Environment
+    dry_run: bool
+    operator: str
+    parameters: dict[str, Any]
+    gate_override_reason: str
+    record_: RunRecord
+    truss_hash: str | None = None
+    finished: dict[str, Any] | None = None
+    _hook: Any = field(default=None, repr=False)
+
+    # --- recording ------------------------------------------------------------------
+
+    def glue(self, name: str, value: Any) -> None:
+        """Record one scrap in the executed notebook (no-op outside a kernel)."""
+        glue(name, value)
+
+    def record(self, result: Any) -> Any:
+        """Glue every scrap a step result carries (``result.scraps()``) and return it.
+
+        A result that names a truss hash sets the run's, so ``run`` tells which content
+        this run acted on.
+        """
+        for name, value in result.scraps().items():
+            self.glue(name, value)
+        hash_ = getattr(result, "truss_hash", None)
+        if hash_:
+            self.truss_hash = hash_
+        check = getattr(result, "raise_if_failed", None)
+        if check is not None:
+            check()
+        return result
+
+    def check_gate(self, truss_hash: str | None) -> Any:
+        """The staging-before-prod gate for this step and truss hash; raises when closed."""
+        from zoo_ops.procedures.gate import check_gate
+
+        if truss_hash:
+            self.truss_hash = truss_hash
+        return self.record(
+            check_gate(
+                self.env,
+                step=self.step,
+                model=self.model,
+                truss_hash=truss_hash,
+                override_reason=self.gate_override_reason,
+                dry_run=self.dry_run,
+            )
+        )
+
+    @property
+    def executed_path(self) -> Path | None:
+        value = os.environ.get(EXECUTED_PATH_ENV)
+        return Path(value) if value else None
+
+    # --- the end --------------------------------------------------------------------
+
+    def finish(self) -> pd.DataFrame:
+        """Mark the run succeeded (or dry_run), glue ``run``, and show it as a table."""
+        return self._close(DRY_RUN if self.dry_run else SUCCEEDED, None)
+
+    def fail(self, error: BaseException | str) -> pd.DataFrame:
+        return self._close(FAILED, error)
+
+    def _close(self, outcome: str, error: BaseException | str | None) -> pd.DataFrame:
+        if self.finished is not None:
+            return pd.DataFrame([self.finished])
+        self._unhook()
+        message = None if error is None else redact_text(str(error))
+        record = RunStore(self.env.platform.engine).finish(
+            self.record_.id, outcome=outcome, truss_hash=self.truss_hash, error=message
+        )
+        exit_code = 0
+        if isinstance(error, ZooOpsError):
+            exit_code = error.exit_code
+        elif error is not None:
+            exit_code = 1
+        self.finished = {
+            "step": self.step,
+            "model": self.model,
+            "env": self.env.name,
+            "operator": self.operator,
+            "dry_run": self.dry_run,
+            "started_at": _isoformat(record.started_at),
+            "finished_at": _isoformat(record.finished_at),
+            "outcome": outcome,
+            "truss_hash": self.truss_hash,
+            "zoo_ops_version": __version__,
+            "gate_override_reason": self.gate_override_reason,
+            "run_id": self.record_.id,
+            "error": message,
+            "exit_code": exit_code,
+        }
+        self.glue("run", self.finished)
+        return pd.DataFrame([self.finished])
+
+    def _unhook(self) -> None:
+        if self._hook is not None:
+            ip = _ipython()
+            if ip is not None:
+                try:
+                    ip.events.unregister("post_run_cell", self._hook)
+                except ValueError:
+                    pass
+            self._hook = None
+
+
+def glue(name: str, value: Any) -> None:
+    try:
+        import scrapbook as sb
+    except ImportError:  # pragma: no cover - scrapbook is a dependency
+        return
+    if _ipython() is None:
+        return
+    # Tables as arrow-backed pandas scraps, strings as text (the json encoder would parse
+    # them), everything else as JSON. Scrapbook's schema has no null at the top level, so
+    # "no value" (a dry run's version id) is recorded as the empty string.
+    if value is None:
+        value = ""
+    if isinstance(value, pd.DataFrame):
+        encoder = "pandas"
+    elif isinstance(value, str):
+        encoder = "text"
+    else:
+        encoder = "json"
+    sb.glue(name, value, encoder=encoder)
+
+
+def _ipython() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return None
+    return get_ipython()
+
+
+def _require_str(name: str, value: Any, *, required: bool = False) -> str:
+    if not isinstance(value, str):
+        raise BadInput(f"parameter {name}={value!r}: must be a string")
+    if required and not value.strip():
+        raise BadInput(f"parameter {name} is required; pass -p {name} VALUE")
+    return value.strip()
+
+
+def start(
+    step: str,
+    *,
+    model: Any,
+    env: Any = "local",
+    dry_run: Any = False,
+    confirm: Any = "",
+    operator: Any = "",
+    gate_override_reason: Any = "",
+    **own: Any,
+) -> Run:
+    """Validate the common parameters, check the protected-env confirmation, record the run.
+
+    Raises before anything is written when a parameter is wrong, the environment is
+    unknown, its database has no platform tables, or a protected environment's mutating
+    run lacks ``confirm``.
+    """
+    started = datetime.now(UTC)
+    try:
+        return _start(
+            step,
+            model=model,
+            env=env,
+            dry_run=dry_run,
+            confirm=confirm,
+            operator=operator,
+            gate_override_reason=gate_override_reason,
+            **own,
+        )
+    except ZooOpsError as err:
+        # Refused before a run existed: the notebook still says so in its `run` scrap.
+        glue(
+            "run",
+            {
+                "step": step,
+                "model": model if isinstance(model, str) else repr(model),
+                "env": env if isinstance(env, str) else repr(env),
+                "operator": operator if isinstance(operator, str) else "",
+                "dry_run": dry_run if isinstance(dry_run, bool) else None,
+                "started_at": _isoformat(started),
+                "finished_at": _isoformat(datetime.now(UTC)),
+                "outcome": FAILED,
+                "truss_hash": None,
+                "zoo_ops_version": __version__,
+                "gate_override_reason": gate_override_reason
+                if isinstance(gate_override_reason, str)
+                else "",
+                "run_id": None,
+                "error": redact_text(str(err)),
+                "exit_code": err.exit_code,
+            },
+        )
+        raise
+
+
+def _start(
+    step: str,
+    *,
+    model: Any,
+    env: Any,
+    dry_run: Any,
+    confirm: Any,
+    operator: Any,
+    gate_override_reason: Any,
+    **own: Any,
+) -> Run:
+    step = canonical_step(step)
+    model = _require_str("model", model, required=True)
+    if any(c.isspace() for c in model):
+        raise BadInput(f"parameter model={model!r}: must not contain whitespace")
+    env_name = _require_str("env", env, required=True)
+    if not isinstance(dry_run, bool):
+        raise BadInput(f"parameter dry_run={dry_run!r}: must be True or False")
+    confirm = _require_str("confirm", confirm)
+    operator = _require_str("operator", operator) or getpass.getuser()
+    gate_override_reason = _require_str("gate_override_reason", gate_override_reason)
+
+    environment = Environment.load(env_name)
+    if environment.config.protected and not dry_run and confirm != environment.name:
+        raise GateClosed(
+            f"environment {environment.name!r} is protected: pass -p confirm {environment.name} "
+            "to run a mutating step (or dry_run=True to look first)"
+        )
+    store = environment.platform
+    if not store.has_schema():
+        raise NotFound(
+            f"environment {environment.name!r} ({environment.config.database_url_redacted}) "
+            "has no platform tables; for the local environment run `zoo-ops demo`"
+        )
+    store.create_schema()  # zoo-ops's own tables, where missing
+
+    parameters = redact_parameters(
+        {
+            "model": model,
+            "env": env_name,
+            "dry_run": dry_run,
+            "confirm": confirm,
+            "operator": operator,
+            "gate_override_reason": gate_override_reason,
+            **own,
+        }
+    )
+    notebook = os.environ.get(EXECUTED_PATH_ENV) or None
+    record = RunStore(store.engine).start(
+        step=step,
+        model=model,
+        env=environment.name,
+        operator=operator,
+        dry_run=dry_run,
+        parameters=parameters,
+        gate_override_reason=gate_override_reason,
+        notebook_path=notebook,
+    )
+    run = Run(
+        step=step,
+        model=model,
+        env=environment,
+        dry_run=dry_run,
+        operator=operator,
+        parameters=parameters,
+        gate_override_reason=gate_override_reason,
+        record_=record,
+    )
+    _hook_failures(run)
+    return run
+
+
+def _hook_failures(run: Run) -> None:
+    """Mark the run failed, and glue ``run``, when any later cell raises."""
+    ip = _ipython()
+    if ip is None:
+        return
+
+    def on_cell(result: Any) -> None:
+        error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
+        if error is not None and run.finished is None:
+            run.fail(error)
+
+    ip.events.register("post_run_cell", on_cell)
+    run._hook = on_cell
+
+
+def parameters_frame(run: Run) -> pd.DataFrame:
+    """The run's parameters as a table (already redacted)."""
+    return pd.DataFrame([{"parameter": k, "value": v} for k, v in run.parameters.items()])
