@@ -122,8 +122,8 @@ def run_race(harness: Harness, tmp_path: Path, kubectl: Kubectl | None) -> list[
 
     def guarded(name: str, fn: Callable[[], object]) -> Callable[[], None]:
         def run() -> None:
-            barrier.wait(timeout=120)
             try:
+                barrier.wait(timeout=120)
                 fn()
             except BaseException as exc:  # noqa: BLE001 - collected and asserted below
                 failures.append(f"{name}: {type(exc).__name__}: {exc}")
@@ -151,9 +151,17 @@ def run_race(harness: Harness, tmp_path: Path, kubectl: Kubectl | None) -> list[
         worker.start()
 
     deadline = time.monotonic() + 120
-    while not all(ready.exists() for ready, _ in procs):
-        assert time.monotonic() < deadline, "writer processes did not get ready"
-        time.sleep(0.01)
+    try:
+        while not all(ready.exists() for ready, _ in procs):
+            dead = [p for _, p in procs if p.poll() is not None]
+            assert not dead, f"a writer process died early: {dead[0].communicate()[1][-2000:]}"
+            assert time.monotonic() < deadline, "writer processes did not get ready in 120 s"
+            time.sleep(0.01)
+    except BaseException:
+        barrier.abort()  # release the waiting threads now, not at their timeout
+        for _, proc in procs:
+            proc.kill()
+        raise
     go.touch()
     barrier.wait(timeout=120)  # threads, kubectl operators and processes all go now
 

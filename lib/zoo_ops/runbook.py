@@ -89,6 +89,10 @@ class Run:
         )
 
     @property
+    def run_id(self) -> str:
+        return self.record_.id
+
+    @property
     def executed_path(self) -> Path | None:
         value = os.environ.get(EXECUTED_PATH_ENV)
         return Path(value) if value else None

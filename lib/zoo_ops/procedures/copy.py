@@ -221,11 +221,13 @@ class Deployment(StepResult):
         return self.reconcile
 
     def scraps(self) -> dict[str, Any]:
-        return {
-            "copy_model": self.target_model,
-            "copy_version_id": self.version_id,
-            "deployed": self.deployed,
-        }
+        if self.target_model.endswith(COPY_SUFFIX):
+            return {
+                "copy_model": self.target_model,
+                "copy_version_id": self.version_id,
+                "deployed": self.deployed,
+            }
+        return {"new_version_id": self.version_id}
 
 
 def deploy(

@@ -20,6 +20,7 @@ import yaml
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.store import Application, OracleVersion
 from zoo_ops.domain.compare import first_difference
+from zoo_ops.domain.ids import new_id
 from zoo_ops.domain.whitelist import COPY_SUFFIX
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound, StepFailed, ZooOpsError
@@ -160,7 +161,7 @@ def probe_application(
         else:
             user = store.user_by_email(email)
             application = store.create_application(
-                user.organization_id, model, name=f"zoo-ops-test-{model}"
+                user.organization_id, model, name=f"zoo-ops-test-{model}-{new_id(5)}"
             )
             created = True
     return ProbeApplication(
@@ -363,5 +364,7 @@ def new_application_lands(
     if dry_run:
         return NewApplicationCheck(model, expected, None, expected, False)
     user = store.user_by_email(resolve_test_user(env, user_email))
-    app = store.create_application(user.organization_id, model, name=f"zoo-ops-new-app-{model}")
+    app = store.create_application(
+        user.organization_id, model, name=f"zoo-ops-new-app-{model}-{new_id(5)}"
+    )
     return NewApplicationCheck(model, expected, app.oracle_id, app.proxy_model_version_id, True)

@@ -1,0 +1,118 @@
+"""`zoo-ops status [-e ENV]... [-m MODEL]`: models x steps per environment, from the trail.
+
+Kept free of pandas and of the database: it reads only ``zoo_ops.toml`` (for where each
+environment keeps its trail) and the trail index, so it answers fast and also where an
+environment's database URL variable is not set.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "status",
+        help="table of models x steps from the trail",
+        description="Last outcome, time, truss hash and executed notebook of every step.",
+    )
+    p.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        default=None,
+        help="environment (repeatable; default: every environment in the trail)",
+    )
+    p.add_argument("-m", "--model", default=None, help="only this model")
+    p.set_defaults(handler=run_status)
+
+
+def executed_root_for(name: str) -> Path:
+    """Where environment ``name`` keeps its trail, read from zoo_ops.toml without
+    resolving the environment's other values (its database URL may name an unset
+    variable: the trail is still readable)."""
+    from zoo_ops.config import (
+        LOCAL,
+        EnvironmentConfig,
+        config_path,
+        expand_vars,
+        read_config_tables,
+    )
+    from zoo_ops.errors import ConfigError
+
+    path = config_path()
+    tables = read_config_tables(path)
+    if name not in tables and name != LOCAL:
+        known = ", ".join(sorted({LOCAL, *tables}))
+        raise ConfigError(f"unknown environment {name!r}; known environments: {known}")
+    value = tables.get(name, {}).get("executed_root", EnvironmentConfig.executed_root)
+    if not isinstance(value, str):
+        raise ConfigError(f"{path.name} [env.{name}] executed_root: must be a string")
+    root = Path(expand_vars(value, f"{path.name} [env.{name}] executed_root"))
+    return root if root.is_absolute() else path.parent.resolve() / root
+
+
+def executed_roots(env_names: Sequence[str] | None) -> list[Path]:
+    """The trail roots of the named environments (None: of every configured one), deduplicated."""
+    from zoo_ops.config import environment_names
+
+    names = list(env_names) if env_names else environment_names()
+    roots: list[Path] = []
+    for name in names:
+        root = executed_root_for(name)
+        if root not in roots:
+            roots.append(root)
+    return roots
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned plain-text columns (what `format_frame` prints, without pandas)."""
+    if not rows:
+        return "(no rows)"
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def display_path(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from zoo_ops.procedures.status import status
+
+    table = status(args.env, args.model, executed_roots(args.env))
+    if not table.rows:
+        scope = f" for model {args.model}" if args.model else ""
+        where = ", ".join(args.env) if args.env else "any environment"
+        print(f"no executed runbooks{scope} in {where}")
+        return 0
+    headers = ("model", "step", "outcome", "at", "truss_hash", "notebook", "dry run")
+    for i, env in enumerate(table.envs()):
+        rows = [
+            (
+                r.model,
+                r.step,
+                r.outcome,
+                r.as_row()["at"],
+                r.short_hash,
+                display_path(r.notebook),
+                r.dry_run_note,
+            )
+            for r in table.rows
+            if r.env == env
+        ]
+        if i:
+            print()
+        print(f"== {env} ==")
+        print(format_table(headers, rows))
+    return 0

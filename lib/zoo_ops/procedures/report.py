@@ -1,0 +1,390 @@
+"""`zoo-ops report`: a static HTML audit report of the trail.
+
+Layout of ``out_dir``::
+
+    index.html                       the status matrix per environment, then every
+                                     executed notebook, newest first, each linked
+    ENV/MODEL/STAMP-STEP.html        one page per executed notebook (nbconvert's
+                                     HTMLExporter, lab template), linking back
+    .report-manifest.json            which notebook fingerprint each page was made from
+
+Algorithm: read the trail through the index (:func:`zoo_ops.procedures.status.status`);
+a page is re-rendered only when its notebook's fingerprint (size, mtime, ctime, inode)
+differs from the manifest's, the page is missing, or the page format changed; pages of
+notebooks no longer in the trail are removed (only pages the manifest lists: nothing
+else in ``out_dir`` is touched); ``index.html`` is always rewritten. Every file is
+written to a temporary name and renamed, so a reader never sees half a page.
+
+Failed runs carry the CSS class ``failed`` and the visible word FAILED, in the matrix,
+in the list and on their page. Pages need no network: the template drops nbconvert's
+CDN scripts (require.js, MathJax, mermaid). Nothing from the environment's
+configuration is written: no database URL, no variable, no absolute path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from zoo_ops import __version__
+from zoo_ops.procedures.status import (
+    StatusTable,
+    StepStatus,
+    format_at,
+    run_time,
+    run_truss_hash,
+    status,
+)
+from zoo_ops.trail import STEPS
+from zoo_ops.trail_index import IndexedNotebook
+
+INDEX_NAME = "index.html"
+NOTEBOOK_CSS_NAME = "notebook.css"
+MANIFEST_NAME = ".report-manifest.json"
+# Bump when a page's look or header changes: every page is then rendered again.
+PAGE_FORMAT = 1
+
+_PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block notebook_css -%}
+<link rel="stylesheet" href="../../{{ resources.zoo_ops_notebook_css }}">
+{%- endblock notebook_css -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_css -%}
+<style type="text/css">{{ resources.zoo_ops_css }}</style>
+{%- endblock html_head_css -%}
+{%- block body_header -%}
+{{ super() }}
+{{ resources.zoo_ops_header }}
+{%- endblock body_header -%}
+"""
+
+# The lab template's stylesheets, rendered once into NOTEBOOK_CSS_NAME for every page
+# (inlined, they would make each page ~300 kB).
+_CSS_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block header -%}{%- block notebook_css -%}{{ super() }}{%- endblock notebook_css -%}
+{%- endblock header -%}
+{%- block body -%}{%- endblock body -%}
+{%- block footer -%}{%- endblock footer -%}
+"""
+_STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL)
+
+_CSS = """
+body.zoo-ops { font-family: system-ui, sans-serif; margin: 1.5em; color: #1a1a1a; }
+nav.zoo-ops-page { font-family: system-ui, sans-serif; padding: 0.8em 1em; margin: 0 0 1em;
+  border-bottom: 2px solid #ccc; background: #f7f7f7; }
+table.matrix, table.runs { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+table.matrix th, table.matrix td, table.runs th, table.runs td { border: 1px solid #ccc;
+  padding: 0.3em 0.6em; vertical-align: top; text-align: left; }
+.outcome { font-weight: 600; }
+.succeeded .outcome { color: #11632b; }
+.failed { background: #fde8e8; }
+.failed .outcome, .outcome.failed { color: #b00020; }
+.unreadable { background: #fff4d6; }
+.running .outcome { color: #7a5b00; }
+.dry_run .outcome, .not-run .outcome { color: #666; }
+.hash, .note { font-family: monospace; color: #555; font-size: 0.9em; }
+"""
+
+_LABELS = {
+    "succeeded": "succeeded",
+    "failed": "FAILED",
+    "unreadable": "UNREADABLE",
+    "running": "running",
+    "dry_run": "dry run",
+    "not run": "not run",
+}
+
+
+@dataclass
+class ReportResult:
+    """What one build wrote: the index, pages rendered now, pages kept, pages removed."""
+
+    index: Path
+    rendered: list[Path] = field(default_factory=list)
+    reused: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    table: StatusTable | None = field(default=None, repr=False)
+
+
+def outcome_class(outcome: str) -> str:
+    return outcome.replace(" ", "-")
+
+
+def outcome_label(outcome: str) -> str:
+    return _LABELS.get(outcome, outcome)
+
+
+def page_relpath(entry: IndexedNotebook) -> str:
+    """``ENV/MODEL/STAMP-STEP.html``: the trail's layout, mirrored."""
+    return f"{entry.env}/{entry.model}/{entry.path.stem}.html"
+
+
+def _href(relpath: str) -> str:
+    return "/".join(quote(part) for part in relpath.split("/"))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a report is for reading
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- one notebook's page ----------------------------------------------------------------
+
+
+def page_header(entry: IndexedNotebook) -> str:
+    """The band on top of a notebook's page: back link, what ran, how it ended."""
+    run = entry.run or {}
+    outcome = entry.outcome
+    facts = [
+        ("step", entry.step),
+        ("model", entry.model),
+        ("environment", entry.env),
+        ("operator", str(run.get("operator") or "")),
+        ("started", str(run.get("started_at") or "")),
+        ("finished", str(run.get("finished_at") or "")),
+        ("truss hash", run_truss_hash(entry) or ""),
+        ("run id", str(run.get("run_id") or "")),
+    ]
+    if run.get("gate_override_reason"):
+        facts.append(("gate override", str(run["gate_override_reason"])))
+    if run.get("error"):
+        facts.append(("error", str(run["error"])))
+    if entry.problem and entry.run is None:
+        facts.append(("trail", entry.problem))
+    items = "".join(
+        f"<li>{escape(k)}: <span class='note'>{escape(v)}</span></li>" for k, v in facts if v
+    )
+    return (
+        f"<nav class='zoo-ops-page {outcome_class(outcome)}' data-outcome='{escape(outcome)}'>"
+        f"<a class='back' href='../../{INDEX_NAME}'>&larr; zoo-ops report</a>"
+        f"<h1>{escape(entry.path.name)} <span class='outcome {outcome_class(outcome)}'>"
+        f"{escape(outcome_label(outcome))}</span></h1><ul>{items}</ul></nav>"
+    )
+
+
+class PageRenderer:
+    """nbconvert's HTMLExporter with the report's template; built once per report."""
+
+    def __init__(self) -> None:
+        from jinja2 import DictLoader
+        from nbconvert import HTMLExporter
+
+        loader = DictLoader(
+            {"zoo_ops_page.html.j2": _PAGE_TEMPLATE, "zoo_ops_css.html.j2": _CSS_TEMPLATE}
+        )
+        self.exporter = HTMLExporter(
+            template_name="lab", extra_loaders=[loader], template_file="zoo_ops_page.html.j2"
+        )
+        self.css_exporter = HTMLExporter(
+            template_name="lab", extra_loaders=[loader], template_file="zoo_ops_css.html.j2"
+        )
+
+    def notebook_css(self) -> str:
+        """The lab template's stylesheets as one CSS text."""
+        import nbformat
+
+        html, _ = self.css_exporter.from_notebook_node(nbformat.v4.new_notebook())
+        return "\n".join(_STYLE.findall(str(html)))
+
+    def render(self, entry: IndexedNotebook) -> str:
+        import nbformat
+
+        try:
+            nb = nbformat.read(str(entry.path), as_version=4)
+        except Exception as exc:  # noqa: BLE001 - an unreadable notebook still gets a page
+            return _unreadable_page(entry, exc)
+        resources: dict[str, Any] = {
+            "zoo_ops_header": page_header(entry),
+            "zoo_ops_css": _CSS,
+            "zoo_ops_notebook_css": NOTEBOOK_CSS_NAME,
+            "metadata": {"name": entry.path.stem},
+        }
+        with warnings.catch_warnings():
+            # Scrap outputs carry only scrapbook's mimetypes: nothing to show, by design.
+            warnings.filterwarnings("ignore", message="Your element with mimetype")
+            body, _ = self.exporter.from_notebook_node(nb, resources=resources)
+        return str(body)
+
+
+def _unreadable_page(entry: IndexedNotebook, exc: Exception) -> str:
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{escape(entry.path.stem)}</title><style>{_CSS}</style></head>"
+        f"<body class='zoo-ops'>{page_header(entry)}"
+        f"<p class='unreadable'>not a readable notebook ({escape(exc.__class__.__name__)})</p>"
+        "</body></html>"
+    )
+
+
+# --- the index --------------------------------------------------------------------------
+
+
+def _cell(row: StepStatus, pages: dict[Path, str]) -> str:
+    cls = outcome_class(row.outcome)
+    label = escape(outcome_label(row.outcome))
+    page = pages.get(row.notebook) if row.notebook else None
+    outcome = f"<a href='{_href(page)}'>{label}</a>" if page else label
+    parts = [f"<span class='outcome'>{outcome}</span>"]
+    if row.at:
+        parts.append(f"<span class='note'>{escape(format_at(row.at))}</span>")
+    if row.short_hash:
+        parts.append(f"<span class='hash'>{escape(row.short_hash)}</span>")
+    if row.dry_run_outcome is not None:
+        dry_page = pages.get(row.dry_run_notebook) if row.dry_run_notebook else None
+        note = escape(f"dry run: {row.dry_run_note}")
+        parts.append(
+            f"<span class='note'><a href='{_href(dry_page)}'>{note}</a></span>"
+            if dry_page
+            else f"<span class='note'>{note}</span>"
+        )
+    return (
+        f"<td class='step {cls}' data-step='{escape(row.step)}' "
+        f"data-outcome='{escape(row.outcome)}'>{'<br>'.join(parts)}</td>"
+    )
+
+
+def index_html(table: StatusTable, pages: dict[Path, str], generated: datetime) -> str:
+    """The report's front page: the matrix per environment, then every notebook."""
+    sections = []
+    for env in table.envs():
+        matrix = table.matrix(env)
+        steps = [*STEPS, *sorted({s for cells in matrix.values() for s in cells} - set(STEPS))]
+        head = "".join(f"<th>{escape(s)}</th>" for s in steps)
+        body = []
+        for model, cells in sorted(matrix.items()):
+            tds = "".join(_cell(cells[s], pages) for s in steps if s in cells)
+            body.append(
+                f"<tr class='model-row' data-env='{escape(env)}' data-model='{escape(model)}'>"
+                f"<th scope='row'>{escape(model)}</th>{tds}</tr>"
+            )
+        runs = sorted(
+            (e for e in table.notebooks if e.env == env),
+            key=lambda e: (e.stamp, e.path.name),
+            reverse=True,
+        )
+        run_rows = []
+        for e in runs:
+            cls = outcome_class(e.outcome)
+            page = pages.get(e.path)
+            name = escape(f"{e.model}/{e.path.name}")
+            link = f"<a href='{_href(page)}'>{name}</a>" if page else name
+            dry = " (dry run)" if e.dry_run and e.outcome != "dry_run" else ""
+            run_rows.append(
+                f"<tr class='run {cls}' data-outcome='{escape(e.outcome)}'>"
+                f"<td>{escape(format_at(run_time(e)))}</td><td>{escape(e.model)}</td>"
+                f"<td>{escape(e.step)}</td><td class='outcome {cls}'>"
+                f"{escape(outcome_label(e.outcome))}{dry}</td>"
+                f"<td class='hash'>{escape((run_truss_hash(e) or '')[:12])}</td>"
+                f"<td>{link}</td></tr>"
+            )
+        sections.append(
+            f"<section class='env' data-env='{escape(env)}'><h2>{escape(env)}</h2>"
+            f"<table class='matrix'><thead><tr><th>model</th>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>"
+            f"<h3>Executed notebooks ({len(runs)})</h3>"
+            "<table class='runs'><thead><tr><th>at</th><th>model</th><th>step</th>"
+            "<th>outcome</th><th>truss hash</th><th>notebook</th></tr></thead>"
+            f"<tbody>{''.join(run_rows)}</tbody></table></section>"
+        )
+    failed = sum(1 for r in table.rows if r.outcome == "failed")
+    summary = (
+        f"{len(table.notebooks)} executed notebooks; "
+        f"{failed} step{'s' if failed != 1 else ''} whose latest run FAILED"
+        if table.notebooks
+        else "no executed runbooks in the trail"
+    )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>zoo-ops report</title><style>{_CSS}</style></head><body class='zoo-ops'>"
+        f"<h1>zoo-ops report</h1><p class='note'>generated {escape(format_at(generated))} "
+        f"by zoo-ops {escape(__version__)}; {escape(summary)}</p>"
+        f"{''.join(sections)}</body></html>"
+    )
+
+
+# --- the build ----------------------------------------------------------------------------
+
+
+def _load_manifest(path: Path) -> dict[str, list[int]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != PAGE_FORMAT:
+        return {}
+    pages = data.get("pages")
+    return pages if isinstance(pages, dict) else {}
+
+
+def render_report(
+    env_names: Sequence[str] | None,
+    executed_root: Path | Sequence[Path],
+    out_dir: Path,
+) -> ReportResult:
+    """Build the report in ``out_dir``; see the module doc for what is (re)written."""
+    out_dir = Path(out_dir)
+    table = status(env_names, None, executed_root)
+    manifest_path = out_dir / MANIFEST_NAME
+    old = _load_manifest(manifest_path)
+    result = ReportResult(index=out_dir / INDEX_NAME, table=table)
+    pages: dict[Path, str] = {}
+    new_manifest: dict[str, list[int]] = {}
+    renderer: PageRenderer | None = None
+    css_path = out_dir / NOTEBOOK_CSS_NAME
+    for entry in table.notebooks:
+        rel = page_relpath(entry)
+        target = out_dir / rel
+        pages[entry.path] = rel
+        fingerprint = list(entry.fingerprint)
+        new_manifest[rel] = fingerprint
+        if old.get(rel) == fingerprint and target.exists():
+            result.reused.append(target)
+            continue
+        if renderer is None:
+            renderer = PageRenderer()
+            _write_atomic(css_path, renderer.notebook_css())
+        _write_atomic(target, renderer.render(entry))
+        result.rendered.append(target)
+    if table.notebooks and not css_path.exists():
+        _write_atomic(css_path, PageRenderer().notebook_css())
+    for rel in sorted(set(old) - set(new_manifest)):
+        stale = out_dir / rel
+        # Only a page this report wrote: ENV/MODEL/NAME.html inside out_dir.
+        inside = ".." not in Path(rel).parts and len(Path(rel).parts) == 3
+        if inside and rel.endswith(".html") and stale.is_file():
+            stale.unlink()
+            result.removed.append(stale)
+    _write_atomic(result.index, index_html(table, pages, datetime.now(UTC)))
+    _write_atomic(
+        manifest_path, json.dumps({"format": PAGE_FORMAT, "pages": new_manifest}, indent=0)
+    )
+    return result
+
+
+def build_report(
+    env_names: Sequence[str] | None,
+    executed_root: Path | Sequence[Path],
+    out_dir: Path,
+) -> Path:
+    """Build the report (see :func:`render_report`) and return the path of index.html."""
+    return render_report(env_names, executed_root, out_dir).index

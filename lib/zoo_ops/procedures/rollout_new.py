@@ -1,0 +1,278 @@
+"""Step 03: roll the truss out as a new version of the zoo model and forward-migrate
+every existing application to it (the seed's "Rollout as new version of model zoo
+model", "Test the new model zoo model with a new application" and "Migrate existing
+applications to the new model version").
+
+``note_old_version`` records the old version before anything changes (the seed: "Make
+sure to take a note of the old model zoo oracle version"); ``enable_new_version`` sets
+``copy: false``; the deployment is :func:`zoo_ops.procedures.copy.deploy` with the zoo
+model itself as target; ``forward`` runs the migration engine and records the mapping
+and every moved row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from zoo_ops.domain.migration_plan import FORWARDS, OPEN
+from zoo_ops.environment import Environment
+from zoo_ops.errors import BadInput, StepFailed
+from zoo_ops.procedures.copy import WhitelistStep
+from zoo_ops.procedures.migrate import (
+    MigrationResult,
+    forward_migrate,
+    latest_migration,
+    revert_migration,
+)
+from zoo_ops.procedures.results import StepResult
+from zoo_ops.procedures.verify import previous_active_version
+
+
+@dataclass
+class OldVersionNote(StepResult):
+    """The zoo model's version before this rollout, and the truss that replaces it."""
+
+    model: str
+    old_version_id: str
+    truss_hash: str
+    new_already_current: bool
+    old_version_users: int
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {"what": "old version", "value": self.old_version_id},
+                {"what": "applications on it", "value": self.old_version_users},
+                {"what": "truss hash", "value": self.truss_hash},
+                {
+                    "what": "new version already current",
+                    "value": "yes (a rerun: resuming)" if self.new_already_current else "no",
+                },
+            ]
+        )
+
+    def scraps(self) -> dict[str, Any]:
+        return {"old_version_id": self.old_version_id}
+
+
+def note_old_version(env: Environment, model: str) -> OldVersionNote:
+    """The version users are on now; on a rerun after the new version went current, the
+    source of the open (or latest) forward migration, else the previous ACTIVE version."""
+    from zoo_ops.adapters.truss_files import truss_content_hash
+
+    store = env.platform
+    zoo = store.zoo_model(model)
+    current = store.current_version(zoo)
+    truss_hash = truss_content_hash(env.config.truss_root_path / model, cache=env.hash_cache)
+    already = current.truss_hash == truss_hash
+    if not already:
+        old_id = current.id
+    else:
+        pending = latest_migration(env, model, FORWARDS, status=OPEN) or latest_migration(
+            env, model, FORWARDS
+        )
+        if pending is not None and pending.target_version_id == current.id:
+            old_id = pending.source_version_id
+        else:
+            old_id = previous_active_version(env, model).id
+    return OldVersionNote(model, old_id, truss_hash, already, store.count_proxying(old_id))
+
+
+def enable_new_version(env: Environment, model: str, *, dry_run: bool = False) -> WhitelistStep:
+    """Set ``{model: {copy: false}}``: the automation deploys a new version of ``model``."""
+    from zoo_ops.procedures.settings import set_whitelist_entry
+
+    return WhitelistStep(set_whitelist_entry(env, model, False, dry_run=dry_run))
+
+
+@dataclass
+class ForwardMigration(StepResult):
+    """The forward migration as recorded: mapping, migration id, every moved row."""
+
+    model: str
+    old_version_id: str
+    new_version_id: str
+    migration_id: str
+    summary: pd.DataFrame
+    affected: Any  # a DataFrame, or {path, rows, sha256} of a parquet file beside the notebook
+    affected_count: int
+    remaining_on_old: int
+    dry_run: bool
+    auto_reverted: MigrationResult | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.summary
+
+    def scraps(self) -> dict[str, Any]:
+        return {
+            "mapping": {self.old_version_id: self.new_version_id},
+            "migration_id": self.migration_id,
+            "affected": self.affected,
+            "affected_count": self.affected_count,
+            "remaining_on_old": self.remaining_on_old,
+        }
+
+    def failure(self) -> str | None:
+        if self.dry_run or self.remaining_on_old == 0:
+            return None
+        reverted = (
+            f"; auto_revert moved {self.auto_reverted.moved_count} back"
+            if self.auto_reverted
+            else ""
+        )
+        return (
+            f"{self.remaining_on_old} user versions are still on the old version "
+            f"{self.old_version_id}{reverted}; rerun 03_migrate to resume"
+        )
+
+
+def affected_record(
+    result: MigrationResult, *, inline_limit: int, beside: Path | None
+) -> tuple[Any, int]:
+    """The moved rows for the ``affected`` scrap: inline up to ``inline_limit`` rows, else
+    a parquet file beside the executed notebook, recorded by path, row count and sha256."""
+    count = result.would_move if result.dry_run else result.moved_count
+    if result.dry_run:
+        return result.sample_frame(), count
+    if count <= inline_limit:
+        return result.affected_frame(), count
+    if beside is None:
+        raise BadInput(
+            f"{count} affected rows exceed affected_inline_limit={inline_limit} and this run has "
+            "no executed notebook path to write the parquet file beside; use `zoo-ops run`"
+        )
+    path = beside.with_name(beside.stem + "-affected.parquet")
+    rows, sha256 = result.write_affected_parquet(path)
+    return {"path": str(path), "rows": rows, "sha256": sha256}, rows
+
+
+def forward(
+    env: Environment,
+    model: str,
+    *,
+    old_version_id: str,
+    new_version_id: str | None,
+    batch_size: int = 1000,
+    dry_run: bool = False,
+    auto_revert: bool = False,
+    affected_inline_limit: int = 100_000,
+    executed_path: Path | None = None,
+    operator: str = "",
+    run_id: str | None = None,
+) -> ForwardMigration:
+    """Move every user version on the old version to the new one; check none is left.
+
+    With ``auto_revert``, a failed read-back reverts the moved rows (scope ``recorded``)
+    before the run fails.
+    """
+    if not isinstance(affected_inline_limit, int) or affected_inline_limit < 0:
+        raise BadInput(
+            f"affected_inline_limit={affected_inline_limit!r}: must be a whole number >= 0"
+        )
+    if not new_version_id:
+        if not dry_run:
+            raise StepFailed(
+                f"no new version of {model} to migrate to; the deployment did not record one"
+            )
+        return _count_only(env, model, old_version_id)
+    try:
+        result = forward_migrate(
+            env,
+            model,
+            old_version_id=old_version_id,
+            new_version_id=new_version_id,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            operator=operator,
+            run_id=run_id,
+        )
+    except StepFailed:
+        if auto_revert and not dry_run:
+            _auto_revert(env, model, old_version_id, new_version_id, batch_size, operator, run_id)
+        raise
+    affected, count = affected_record(
+        result, inline_limit=affected_inline_limit, beside=executed_path
+    )
+    remaining = 0 if dry_run else env.platform.count_proxying(old_version_id)
+    migration = ForwardMigration(
+        model,
+        old_version_id,
+        new_version_id,
+        result.migration_id or "",
+        result.to_frame(),
+        affected,
+        count,
+        remaining,
+        dry_run,
+    )
+    if remaining and auto_revert and not dry_run and result.migration_id:
+        migration.auto_reverted = revert_migration(
+            env,
+            model,
+            forward_migration_id=result.migration_id,
+            scope="recorded",
+            batch_size=batch_size,
+            operator=operator,
+            run_id=run_id,
+        )
+    return migration
+
+
+def _count_only(env: Environment, model: str, old_version_id: str) -> ForwardMigration:
+    """A dry run before any new version exists: how many would move, which ones first."""
+    users = env.platform.user_versions_proxying(old_version_id)
+    sample = pd.DataFrame(
+        [
+            {
+                "oracle_version_id": v.id,
+                "oracle_id": v.oracle_id,
+                "from_version_id": old_version_id,
+                "to_version_id": "(new version)",
+            }
+            for v in users[:20]
+        ]
+    )
+    summary = pd.DataFrame(
+        [
+            {
+                "model": model,
+                "source_version_id": old_version_id,
+                "would_move": len(users),
+                "status": "dry_run",
+            }
+        ]
+    )
+    return ForwardMigration(
+        model, old_version_id, "", "", summary, sample, len(users), len(users), True
+    )
+
+
+def _auto_revert(
+    env: Environment,
+    model: str,
+    old_version_id: str,
+    new_version_id: str,
+    batch_size: int,
+    operator: str,
+    run_id: str | None,
+) -> None:
+    """Revert what an interrupted forward migration moved (its open record), if anything."""
+    record = latest_migration(env, model, FORWARDS, status=None)
+    if (
+        record is not None
+        and record.source_version_id == old_version_id
+        and record.target_version_id == new_version_id
+    ):
+        revert_migration(
+            env,
+            model,
+            forward_migration_id=record.id,
+            scope="recorded",
+            batch_size=batch_size,
+            operator=operator,
+            run_id=run_id,
+        )
