@@ -4,7 +4,6 @@ examples.yaml, except the one model whose truss deliberately answers differently
 from __future__ import annotations
 
 import math
-import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -93,18 +92,15 @@ def test_floats_make_the_tolerance_matter() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_each_model_loads_and_answers_well_under_a_second(name: str) -> None:
+def test_each_model_loads_and_answers_every_example(name: str) -> None:
+    # How fast they do it is a figure in benchmarks/bench_demo_models.py, not a test.
     entry = MODELS[name]
-    started = time.perf_counter()
     package = read_truss(TRUSS_ROOT / entry["truss"])
     model = load_truss_model(package, secrets=CATALOG["secrets"])
-    for example in package.examples:
-        model.predict(example.input)
     legacy = load_legacy_model(DEMO_DATA / "legacy" / entry["legacy"])
     for example in package.examples:
-        legacy.predict(example.input)
-    # Generous bound for a loaded CI machine; typically a few milliseconds (numpy's import aside).
-    assert time.perf_counter() - started < 1.0
+        assert model.predict(example.input) is not None
+        assert legacy.predict(example.input) is not None
 
 
 def test_sentiment_checks_its_secret_when_given() -> None:

@@ -109,7 +109,10 @@ def scrap_payloads(nb: dict, scrap: str):
     for cell in nb["cells"]:
         for output in cell.get("outputs", []):
             for mimetype, payload in output.get("data", {}).items():
-                if mimetype.startswith("application/scrapbook.scrap.") and payload.get("name") == scrap:
+                if (
+                    mimetype.startswith("application/scrapbook.scrap.")
+                    and payload.get("name") == scrap
+                ):
                     yield payload
 
 

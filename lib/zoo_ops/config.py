@@ -15,8 +15,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from zoo_ops.errors import ConfigError
 
 CONFIG_ENV_VAR = "ZOO_OPS_CONFIG"
@@ -83,6 +81,8 @@ _FIELDS = {f.name for f in fields(EnvironmentConfig)} - {"name", "root", "raw"}
 
 def redact_url(url: str) -> str:
     """The URL with its password replaced by ``***``: the only form a URL is ever shown in."""
+    from sqlalchemy.engine import make_url  # here: the CLI's start-up need not pay for it
+
     try:
         parsed = make_url(url)
     except Exception:

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "zoo_ops.cli.run",
     "zoo_ops.cli.whitelist",
     "zoo_ops.cli.automation",
+    "zoo_ops.cli.rollout",
 )
 
 

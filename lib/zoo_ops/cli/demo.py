@@ -12,7 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--apps", type=int, default=200, help="user applications to create (default 200)"
     )
-    p.add_argument("--reset", action="store_true", help="rebuild an existing demo environment")
+    p.add_argument(
+        "--reset",
+        action="store_true",
+        help="rebuild an existing demo environment (its database, artifacts and trail)",
+    )
     p.add_argument("-e", "--env", default="local", help="environment (default local)")
     p.set_defaults(handler=run_demo)
 

@@ -110,6 +110,8 @@ def build_demo(env: Environment, *, apps: int = DEFAULT_APPS, reset: bool = Fals
     if reset:
         s.drop_schema(store.engine)
         shutil.rmtree(cfg.state_path / "artifacts", ignore_errors=True)
+        # The trail of a rebuilt demo describes a database that no longer exists.
+        shutil.rmtree(cfg.executed_root_path / cfg.name, ignore_errors=True)
     store.create_schema()
 
     LocalConfigMapFile.create(

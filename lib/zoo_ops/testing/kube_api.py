@@ -2153,7 +2153,10 @@ class Api:
     # -- helpers ---------------------------------------------------------------------------------
 
     def _deleted_response(self, rt: ResourceType, name: str, gone: Obj) -> Obj:
-        if rt.kind in ("Pod", "Namespace"):
+        # Pods and Namespaces (graceful deletion) and Services (their REST storage) answer
+        # with the deleted object, as the real apiserver does; the official client decodes
+        # delete_namespaced_service's body as a V1Service.
+        if rt.kind in ("Pod", "Namespace", "Service"):
             return _visible(_external(rt, gone))
         return {
             "kind": "Status",

@@ -14,7 +14,7 @@ round trips and the per-row parameter binding cost more than the writes themselv
   inserts walk the index left to right instead of hopping between random pages) and
   ``counted`` bumps the migration record's counters in the same transaction.
 - SQLite: ``INSERT INTO journal SELECT ... LIMIT n`` then ``UPDATE ... WHERE id IN
-  (this batch's journal rows)`` in one ``BEGIN IMMEDIATE`` transaction. SQLite has one
+  (this batch's journal rows, found by rowid)`` in one ``BEGIN IMMEDIATE`` transaction. SQLite has one
   writer at a time, so there is nothing to skip.
 
 The lock: PostgreSQL takes ``pg_try_advisory_lock`` on a key derived from (database,
@@ -536,22 +536,23 @@ ORDER BY j.oracle_version_id
 LIMIT :n
 """
 
-# Point this batch's journaled rows at the proxy the journal row says they get.
+# This batch's journal rows are those above the journal's rowid before the insert: a
+# rowid table appends at max(rowid) + 1, and BEGIN IMMEDIATE keeps every other writer
+# out, so the range is exactly this batch without an index on (migration, batch).
+_SQLITE_ROWID = "SELECT coalesce(max(rowid), 0) FROM zoo_ops_migration_journal"
+
+# Point this batch's journaled rows at the proxy their journal row says they get.
 _SQLITE_APPLY = """
 UPDATE oracles_oracleversion
 SET proxy_model_version_id = (
     SELECT r.new_proxy FROM zoo_ops_migration_journal AS r
     WHERE r.migration_id = :mid AND r.oracle_version_id = oracles_oracleversion.id
 )
-WHERE id IN (
-    SELECT oracle_version_id FROM zoo_ops_migration_journal
-    WHERE migration_id = :mid AND batch = :batch
-)
+WHERE id IN (SELECT oracle_version_id FROM zoo_ops_migration_journal WHERE rowid > :rowid)
 """
 
 _SQLITE_BATCH_TAIL = """
-SELECT count(*), max(oracle_version_id) FROM zoo_ops_migration_journal
-WHERE migration_id = :mid AND batch = :batch
+SELECT count(*), max(oracle_version_id) FROM zoo_ops_migration_journal WHERE rowid > :rowid
 """
 
 
@@ -610,7 +611,7 @@ class BatchMover:
             raise RuntimeError("BatchMover used outside its with block")
         conn = self.conn
         recorded = self.plan.scope == SCOPE_RECORDED
-        params = {
+        params: dict[str, Any] = {
             "mid": self.migration_id,
             "source": self.plan.source_version_id,
             "target": self.plan.target_version_id,
@@ -626,6 +627,7 @@ class BatchMover:
                 moved, last_id = conn.execute(text(sql), params).one()
             else:
                 sql = _SQLITE_JOURNAL_RECORDED if recorded else _SQLITE_JOURNAL_ALL
+                params["rowid"] = conn.execute(text(_SQLITE_ROWID)).scalar_one()
                 conn.execute(text(sql), params)
                 conn.execute(text(_SQLITE_APPLY), params)
                 moved, last_id = conn.execute(text(_SQLITE_BATCH_TAIL), params).one()

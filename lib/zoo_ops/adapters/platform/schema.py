@@ -153,17 +153,6 @@ migration_journal = Table(
     Index("zoo_ops_journal_version_idx", "oracle_version_id"),
 )
 
-# --- begin: migration engine additions (issue 7, adapters/platform/migration_sql.py) ------
-# A batch's journal rows by (migration, batch): SQLite's batch UPDATE selects the rows it
-# just journaled through it, resume reads max(batch) from it, and it is append-only in a
-# migration (batch numbers only grow), so it costs the insert next to nothing.
-Index(
-    "zoo_ops_journal_batch_idx",
-    migration_journal.c.migration_id,
-    migration_journal.c.batch,
-)
-# --- end: migration engine additions ------------------------------------------------------
-
 locks = Table(
     "zoo_ops_lock",
     metadata,

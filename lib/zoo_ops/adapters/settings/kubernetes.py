@@ -13,60 +13,15 @@ message only: never a stack trace, never a header (which could carry a bearer to
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from typing import Any
 
+from zoo_ops.adapters.kube_client import api_client, status_text
 from zoo_ops.adapters.settings import ConditionalStore, SettingsSnapshot, WriteConflict
 from zoo_ops.errors import ConfigError, NotFound, SettingsError, StepFailed, ZooOpsError
 
 # (connect, read) seconds: a hung apiserver must not hang a runbook cell forever.
 REQUEST_TIMEOUT = (10, 30)
-
-
-def _api_client(context: str) -> Any:
-    """An ApiClient for ``context`` (see module docstring for the resolution order)."""
-    from kubernetes import client, config
-
-    try:
-        if not context and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            configuration = client.Configuration()
-            config.load_incluster_config(client_configuration=configuration)
-            return client.ApiClient(configuration)
-        # KUBECONFIG is read here, not at import: the client library snapshots it when
-        # first imported, which would ignore a later change (tests, `export` in a kernel).
-        config_file = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-        return config.new_client_from_config(
-            config_file=config_file, context=context or None, persist_config=False
-        )
-    except config.ConfigException as exc:
-        if context:
-            which = f"context {context!r}"
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            which = "the in-cluster service account"
-        else:
-            which = "the current context"
-        problem = " ".join(str(exc).split())
-        raise ConfigError(
-            f"cannot load Kubernetes credentials for {which} ({problem}); "
-            "fix kube_context in zoo_ops.toml or KUBECONFIG"
-        ) from None
-
-
-def _status_text(exc: Any) -> str:
-    """``reason: message`` from an ApiException's Status body, else its HTTP reason."""
-    body = getattr(exc, "body", None)
-    try:
-        status = json.loads(body) if body else {}
-    except (TypeError, ValueError):
-        status = {}
-    if isinstance(status, dict) and status.get("message"):
-        reason = status.get("reason") or getattr(exc, "reason", "")
-        text = f"{reason}: {status['message']}" if reason else str(status["message"])
-    else:
-        text = str(getattr(exc, "reason", "") or "no reason given")
-    return " ".join(text.split())
 
 
 class KubernetesConfigMap(ConditionalStore):
@@ -100,7 +55,7 @@ class KubernetesConfigMap(ConditionalStore):
             if self._api is None:
                 from kubernetes import client
 
-                self._api = client.CoreV1Api(_api_client(self.context))
+                self._api = client.CoreV1Api(api_client(self.context))
             return self._api
 
     # -- ConditionalStore --------------------------------------------------------------
@@ -150,7 +105,7 @@ class KubernetesConfigMap(ConditionalStore):
             ) from None
 
     def _error(self, verb: str, exc: Any) -> ZooOpsError:
-        text = _status_text(exc)
+        text = status_text(exc)
         status = exc.status
         where = f"{self.location}: {verb} failed with HTTP {status} ({text})"
         if status == 404:
