@@ -23,6 +23,9 @@ COMMAND_MODULES = (
     "zoo_ops.cli.whitelist",
     "zoo_ops.cli.automation",
     "zoo_ops.cli.rollout",
+    "zoo_ops.cli.status",
+    "zoo_ops.cli.history",
+    "zoo_ops.cli.report",
 )
 
 
