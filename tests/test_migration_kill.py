@@ -21,6 +21,7 @@ from test_migration_engine import Platform, build_platform, table_checksum
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.domain.migration_plan import ABANDONED, DONE, OPEN
 from zoo_ops.environment import Environment
+from zoo_ops.errors import LockHeld
 from zoo_ops.procedures import migrate as m
 
 ROWS = 20_000
@@ -31,6 +32,7 @@ BATCH = 250
 CHILD = """
 import sys, time
 from zoo_ops.environment import Environment
+from zoo_ops.errors import LockHeld
 from zoo_ops.procedures.migrate import forward_migrate
 
 env = Environment.load("local")
@@ -117,3 +119,36 @@ def test_a_revert_after_the_kill_restores_the_original_exactly(
     assert table_checksum(p.engine) == before
     assert m.migration_record(p.env, interrupted.id).status == ABANDONED
     assert m.migration_record(p.env, interrupted.id).reverted_by == revert.migration_id
+
+
+def test_a_migration_running_in_another_process_holds_off_a_second_one(
+    big: Platform, tmp_path: Path
+) -> None:
+    p = big
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, p.old, p.new, "50"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while journaled(p) == 0:
+            assert child.poll() is None, f"child ended early: {child.stderr.read()!r}"  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "child made no progress"
+            time.sleep(0.01)
+        running = m.latest_migration(p.env, "iris", status=OPEN)
+        assert running is not None
+        with pytest.raises(LockHeld, match="holds the lock"):
+            m.forward_migrate(
+                p.env, "iris", old_version_id=p.old, new_version_id=p.new, progress=False,
+                lock_wait_s=0.0,
+            )  # fmt: skip
+        with pytest.raises(LockHeld):
+            m.revert_migration(p.env, "iris", forward_migration_id=running.id, lock_wait_s=0.0)
+        with p.engine.connect() as conn:
+            records = conn.execute(select(s.migrations.c.id)).scalars().all()
+        assert records == [running.id]  # the refused runs wrote nothing
+        assert child.poll() is None  # and the running one was not disturbed
+    finally:
+        child.kill()
+        child.wait()

@@ -38,7 +38,12 @@ def api_client(context: str) -> Any:
             config_file=config_file, context=context or None, persist_config=False
         )
     except config.ConfigException as exc:
-        which = f"context {context!r}" if context else "the current context"
+        if context:
+            which = f"context {context!r}"
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            which = "the in-cluster service account"
+        else:
+            which = "the current context"
         problem = " ".join(str(exc).split())
         raise ConfigError(
             f"cannot load Kubernetes credentials for {which} ({problem}); "

@@ -1,7 +1,7 @@
 """Step 01: deploy the truss as a copy, `MODEL_copy` (the seed's "Enable model zoo
 automation for this model but as a copy").
 
-``preflight`` checks the seed's prerequisites and hashes the truss; ``enable_copy``
+``preflight`` checks the seed's prerequisites and hashes the truss; ``enable_automation``
 sets ``{model: {copy: true}}`` in the whitelist; ``deploy_copy`` runs the automation
 and waits for the copy's version to be ACTIVE, then reads it back.
 """
@@ -198,11 +198,15 @@ class WhitelistStep(StepResult):
         }
 
 
-def enable_copy(env: Environment, model: str, *, dry_run: bool = False) -> WhitelistStep:
-    """Set ``{model: {copy: true}}``; a dry run shows the diff and writes nothing."""
+def enable_automation(
+    env: Environment, model: str, *, copy: bool, dry_run: bool = False
+) -> WhitelistStep:
+    """Set ``{model: {copy: ...}}``: ``copy=True`` deploys ``MODEL_copy`` (step 01),
+    ``copy=False`` a new version of the zoo model itself (step 03). A dry run shows the
+    diff and writes nothing."""
     from zoo_ops.procedures.settings import set_whitelist_entry
 
-    return WhitelistStep(set_whitelist_entry(env, model, True, dry_run=dry_run))
+    return WhitelistStep(set_whitelist_entry(env, model, copy, dry_run=dry_run))
 
 
 @dataclass

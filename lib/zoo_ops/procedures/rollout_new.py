@@ -4,7 +4,7 @@ model", "Test the new model zoo model with a new application" and "Migrate exist
 applications to the new model version").
 
 ``note_old_version`` records the old version before anything changes (the seed: "Make
-sure to take a note of the old model zoo oracle version"); ``enable_new_version`` sets
+sure to take a note of the old model zoo oracle version"); ``copy.enable_automation`` sets
 ``copy: false``; the deployment is :func:`zoo_ops.procedures.copy.deploy` with the zoo
 model itself as target; ``forward`` runs the migration engine and records the mapping
 and every moved row.
@@ -21,7 +21,6 @@ import pandas as pd
 from zoo_ops.domain.migration_plan import FORWARDS, OPEN
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, StepFailed
-from zoo_ops.procedures.copy import WhitelistStep
 from zoo_ops.procedures.migrate import (
     MigrationResult,
     forward_migrate,
@@ -80,13 +79,6 @@ def note_old_version(env: Environment, model: str) -> OldVersionNote:
         else:
             old_id = previous_active_version(env, model).id
     return OldVersionNote(model, old_id, truss_hash, already, store.count_proxying(old_id))
-
-
-def enable_new_version(env: Environment, model: str, *, dry_run: bool = False) -> WhitelistStep:
-    """Set ``{model: {copy: false}}``: the automation deploys a new version of ``model``."""
-    from zoo_ops.procedures.settings import set_whitelist_entry
-
-    return WhitelistStep(set_whitelist_entry(env, model, False, dry_run=dry_run))
 
 
 @dataclass
@@ -210,14 +202,8 @@ def forward(
         dry_run,
     )
     if remaining and auto_revert and not dry_run and result.migration_id:
-        migration.auto_reverted = revert_migration(
-            env,
-            model,
-            forward_migration_id=result.migration_id,
-            scope="recorded",
-            batch_size=batch_size,
-            operator=operator,
-            run_id=run_id,
+        migration.auto_reverted = _revert_recorded(
+            env, model, result.migration_id, batch_size, operator, run_id
         )
     return migration
 
@@ -251,6 +237,26 @@ def _count_only(env: Environment, model: str, old_version_id: str) -> ForwardMig
     )
 
 
+def _revert_recorded(
+    env: Environment,
+    model: str,
+    forward_migration_id: str,
+    batch_size: int,
+    operator: str,
+    run_id: str | None,
+) -> MigrationResult:
+    """auto_revert: put back exactly the rows the forward migration moved."""
+    return revert_migration(
+        env,
+        model,
+        forward_migration_id=forward_migration_id,
+        scope="recorded",
+        batch_size=batch_size,
+        operator=operator,
+        run_id=run_id,
+    )
+
+
 def _auto_revert(
     env: Environment,
     model: str,
@@ -267,12 +273,4 @@ def _auto_revert(
         and record.source_version_id == old_version_id
         and record.target_version_id == new_version_id
     ):
-        revert_migration(
-            env,
-            model,
-            forward_migration_id=record.id,
-            scope="recorded",
-            batch_size=batch_size,
-            operator=operator,
-            run_id=run_id,
-        )
+        _revert_recorded(env, model, record.id, batch_size, operator, run_id)

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, text, update
+from sqlalchemy import Connection, and_, delete, insert, select, text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.engine import is_postgres
@@ -236,16 +237,6 @@ def set_reverted_by(engine: Engine, forward_id: str, revert_id: str | None) -> N
     record = get_migration(engine, forward_id)
     if record is None or record.reverted_by != revert_id:
         raise StepFailed(f"migration {forward_id} reverted_by was not set; check the database")
-
-
-def journal_batch_count(engine: Engine, migration_id: str) -> int:
-    """The highest batch number journaled (0 for none): where a resumed run continues."""
-    j = s.migration_journal.c
-    with engine.connect() as conn:
-        value = conn.execute(
-            select(func.max(j.batch)).where(j.migration_id == migration_id)
-        ).scalar()
-    return int(value or 0)
 
 
 # --- the lock -----------------------------------------------------------------------------
@@ -640,12 +631,20 @@ class BatchMover:
                         {**params, "moved": moved},
                     )
             conn.commit()
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction():
                 try:
                     conn.rollback()
                 except Exception:  # noqa: BLE001 - the original error is what matters
                     pass
+            if isinstance(exc, DBAPIError):
+                # A lost connection, a terminated backend, a deadlock: the batch rolled
+                # back as a whole, the journal agrees with the table, a rerun resumes.
+                first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else ""
+                raise StepFailed(
+                    f"batch {batch} of migration {self.migration_id} failed and was rolled "
+                    f"back ({type(exc.orig).__name__}: {first_line}); rerun to resume it"
+                ) from exc
             raise
         return BatchOutcome(int(moved), last_id, time.perf_counter() - started)
 
