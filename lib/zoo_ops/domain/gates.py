@@ -31,9 +31,9 @@ def staging_gate(
     dry_run: bool,
 ) -> GateVerdict:
     """Open when there is no requirement, on a dry run, on a recorded success, or overridden."""
-    rule = f"{step} for {model} succeeded in {requires or '-'} for the same truss hash"
     if not requires:
-        return GateVerdict(True, rule, f"{env} requires no other environment")
+        return GateVerdict(True, "none", f"{env} requires no other environment")
+    rule = f"{step} for {model} succeeded in {requires} for the same truss hash"
     short = (truss_hash or "?")[:12]
     if truss_hash and truss_hash in succeeded_hashes:
         return GateVerdict(True, rule, f"{step} succeeded in {requires} for truss {short}")
