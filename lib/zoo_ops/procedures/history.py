@@ -23,10 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import inspect, select
 from sqlalchemy.engine import Engine
 
-from zoo_ops.adapters.platform import schema as s
+from zoo_ops.adapters.platform import migration_sql as sql
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound
 from zoo_ops.procedures.status import format_at, parse_time
@@ -107,55 +106,28 @@ def _aware(at: datetime | None) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def owning_oracle(engine: Engine, oracle_version_id: str) -> str | None:
-    """The oracle a version belongs to; None for an id the platform does not have."""
-    v = s.oracle_versions.c
-    with engine.connect() as conn:
-        return conn.execute(select(v.oracle_id).where(v.id == oracle_version_id)).scalar()
-
-
 def journal_events(
     engine: Engine, oracle_version_id: str, notebook_of_migration: dict[str, Path]
 ) -> list[HistoryEvent]:
     """The version's journal rows, one per migration that moved it (see module doc)."""
-    j, m, r = s.migration_journal.c, s.migrations.c, s.runs.c
-    query = (
-        select(
-            j.migration_id,
-            j.previous_proxy,
-            j.new_proxy,
-            m.direction,
-            m.operator,
-            m.started_at,
-            m.run_id,
-            r.operator.label("run_operator"),
-            r.step,
-            r.notebook_path,
-        )
-        .join(s.migrations, m.id == j.migration_id)
-        .outerjoin(s.runs, r.id == m.run_id)
-        .where(j.oracle_version_id == oracle_version_id)
-        .order_by(m.started_at, m.id)
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
     events = []
-    for row in rows:
+    for row in sql.version_journal(engine, oracle_version_id):
         notebook = (
-            Path(row.notebook_path)
-            if row.notebook_path
-            else notebook_of_migration.get(row.migration_id)
+            Path(row["notebook_path"])
+            if row["notebook_path"]
+            else notebook_of_migration.get(row["migration_id"])
         )
+        direction = row["direction"]
         events.append(
             HistoryEvent(
-                at=_aware(row.started_at),
-                step=row.step or _STEP_OF_DIRECTION.get(row.direction, row.direction),
-                action=f"{'revert' if row.direction == 'backwards' else 'forward'} migration",
-                from_version_id=row.previous_proxy,
-                to_version_id=row.new_proxy,
-                operator=row.run_operator or row.operator,
-                run_id=row.run_id,
-                migration_id=row.migration_id,
+                at=_aware(row["started_at"]),
+                step=row["step"] or _STEP_OF_DIRECTION.get(direction, direction),
+                action=f"{'revert' if direction == 'backwards' else 'forward'} migration",
+                from_version_id=row["previous_proxy"],
+                to_version_id=row["new_proxy"],
+                operator=row["run_operator"] or row["operator"],
+                run_id=row["run_id"],
+                migration_id=row["migration_id"],
                 notebook=notebook,
                 source="journal",
             )
@@ -213,13 +185,14 @@ def history(env: Environment, oracle_version_id: str) -> HistoryTable:
             f"environment {env.name!r} has no platform tables; for the local environment "
             "run `zoo-ops demo`"
         )
-    oracle_id = owning_oracle(engine, version_id)
+    found = env.platform.find_version(version_id)
+    oracle_id = found.oracle_id if found else None
     trail = TrailIndex(env.config.executed_root_path).entries(env.name)
     notebook_of_migration = {
         str(e.scraps["migration_id"]): e.path for e in trail if e.scraps.get("migration_id")
     }
     # Read-only: a database where zoo-ops never migrated may lack its own tables.
-    has_journal = inspect(engine).has_table(s.migration_journal.name)
+    has_journal = sql.has_journal(engine)
     events = journal_events(engine, version_id, notebook_of_migration) if has_journal else []
     if oracle_id is None and not events:
         raise NotFound(

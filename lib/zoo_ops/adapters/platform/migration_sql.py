@@ -733,3 +733,38 @@ def _stream(
         )
         for part in result.partitions(chunk_rows):
             yield [tuple(r) for r in part]
+
+
+# --- history: the journal as seen from one user version --------------------------------
+
+
+def has_journal(engine: Engine) -> bool:
+    """Whether zoo-ops's journal exists here (a database it never migrated may lack it)."""
+    from sqlalchemy import inspect
+
+    return bool(inspect(engine).has_table(s.migration_journal.name))
+
+
+def version_journal(engine: Engine, oracle_version_id: str) -> list[dict[str, Any]]:
+    """Every journal row of one user version, with its migration and run, oldest first."""
+    j, m, r = s.migration_journal.c, s.migrations.c, s.runs.c
+    query = (
+        select(
+            j.migration_id,
+            j.previous_proxy,
+            j.new_proxy,
+            m.direction,
+            m.operator,
+            m.started_at,
+            m.run_id,
+            r.operator.label("run_operator"),
+            r.step,
+            r.notebook_path,
+        )
+        .join(s.migrations, m.id == j.migration_id)
+        .outerjoin(s.runs, r.id == m.run_id)
+        .where(j.oracle_version_id == oracle_version_id)
+        .order_by(m.started_at, m.id)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query).all()]
