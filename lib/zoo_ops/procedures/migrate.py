@@ -305,7 +305,15 @@ def _move_until_empty(loop: _Loop, batch: int, total: int, progress: bool) -> in
     batch never rescans rows it already passed; when the cursor reaches the end, one
     more pass from the start picks up rows that were locked when the cursor went by.
     """
-    from tqdm.auto import tqdm
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        # Without ipywidgets tqdm.auto falls back to its text bar, which is what the
+        # executed notebook should keep; its warning about that is noise in the trail.
+        warnings.simplefilter("ignore", TqdmWarning)
+        from tqdm.auto import tqdm
 
     after = ""
     plan = loop.plan
