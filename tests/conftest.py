@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 
 from zoo_ops.adapters.platform.engine import normalize_url
 
-pytest_plugins = ["zoo_ops.testing.kube_fixtures"]
+pytest_plugins = ["zoo_ops.testing.kube_fixtures", "zoo_ops.testing.secret_scan"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ENV_VAR = "ZOO_OPS_TEST_DATABASE_URL"

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.errors import BadInput
 from zoo_ops.procedures.demo import build_demo, load_catalog
+from zoo_ops.testing.test_secrets import DEMO_DATABASE_PASSWORD
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,7 +78,7 @@ def test_settings_file_is_a_configmap_like_the_seeds(demo_env) -> None:
 
 def test_cli_never_prints_the_database_password(tmp_path: Path, postgres_url: str) -> None:
     # Trust auth ignores the password, so a made-up one connects and must never be shown.
-    password = "pw-d0-not-print-7731"
+    password = DEMO_DATABASE_PASSWORD
     url = postgres_url.replace(
         "postgresql+psycopg://postgres@", f"postgresql+psycopg://postgres:{password}@"
     )

@@ -227,8 +227,9 @@ def test_no_secret_or_password_in_executed_notebooks(
 ) -> None:
     from zoo_ops.environment import Environment
     from zoo_ops.procedures.demo import build_demo, load_catalog
+    from zoo_ops.testing.test_secrets import RUNBOOK_DATABASE_PASSWORD
 
-    password = "pg-secret-pw-4471"
+    password = RUNBOOK_DATABASE_PASSWORD
     url = postgres_url.replace(
         "postgresql+psycopg://postgres@", f"postgresql+psycopg://postgres:{password}@"
     )

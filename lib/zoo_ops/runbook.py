@@ -20,6 +20,7 @@ import pandas as pd
 
 from zoo_ops import __version__
 from zoo_ops.adapters.platform.runs import RunRecord, RunStore
+from zoo_ops.domain.parameters import check_step_parameters
 from zoo_ops.domain.redaction import redact_parameters, redact_text
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, GateClosed, NotFound, ZooOpsError
@@ -262,6 +263,7 @@ def _start(
     confirm = _require_str("confirm", confirm)
     operator = _require_str("operator", operator) or getpass.getuser()
     gate_override_reason = _require_str("gate_override_reason", gate_override_reason)
+    check_step_parameters(step, own)
 
     environment = Environment.load(env_name)
     if environment.config.protected and not dry_run and confirm != environment.name:

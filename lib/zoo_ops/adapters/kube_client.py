@@ -20,6 +20,15 @@ from zoo_ops.errors import ConfigError, NotFound, StepFailed, ZooOpsError
 
 # (connect, read) seconds: a hung apiserver must not hang a runbook cell forever.
 REQUEST_TIMEOUT = (10, 30)
+USER_AGENT_PREFIX = "zoo-ops/"
+
+
+def user_agent() -> str:
+    """``zoo-ops/<version>``: names zoo-ops's calls in the apiserver's audit log (and lets
+    tests tell them from kubectl's and their own)."""
+    from zoo_ops import __version__
+
+    return f"{USER_AGENT_PREFIX}{__version__}"
 
 
 def api_client(context: str) -> Any:
@@ -30,13 +39,14 @@ def api_client(context: str) -> Any:
         if not context and os.environ.get("KUBERNETES_SERVICE_HOST"):
             configuration = client.Configuration()
             config.load_incluster_config(client_configuration=configuration)
-            return client.ApiClient(configuration)
-        # KUBECONFIG is read here, not at import: the client library snapshots it when
-        # first imported, which would ignore a later change (tests, `export` in a kernel).
-        config_file = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-        return config.new_client_from_config(
-            config_file=config_file, context=context or None, persist_config=False
-        )
+            api = client.ApiClient(configuration)
+        else:
+            # KUBECONFIG is read here, not at import: the client library snapshots it when
+            # first imported, which would ignore a later change (tests, `export` in a kernel).
+            config_file = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+            api = config.new_client_from_config(
+                config_file=config_file, context=context or None, persist_config=False
+            )
     except config.ConfigException as exc:
         if context:
             which = f"context {context!r}"
@@ -49,6 +59,8 @@ def api_client(context: str) -> Any:
             f"cannot load Kubernetes credentials for {which} ({problem}); "
             "fix kube_context in zoo_ops.toml or KUBECONFIG"
         ) from None
+    api.user_agent = user_agent()
+    return api
 
 
 def status_text(exc: Any) -> str:

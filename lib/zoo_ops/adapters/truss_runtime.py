@@ -31,6 +31,7 @@ truss never adds ``__pycache__`` to the folder whose hash is being deployed.
 
 from __future__ import annotations
 
+import ast
 import inspect
 import itertools
 import json
@@ -116,7 +117,50 @@ def read_truss(path: Path | str) -> TrussPackage:
         if examples_path.is_file()
         else []
     )
-    return TrussPackage(path=truss_dir, config=config, examples=examples)
+    package = TrussPackage(path=truss_dir, config=config, examples=examples)
+    check_model_class(package)
+    return package
+
+
+def check_model_class(package: TrussPackage) -> None:
+    """The model file exists and defines ``model_class_name`` at its top level.
+
+    Read with ``ast``, not imported: a preflight must not run the model's code, and a
+    truss that cannot load must be refused before anything is deployed.
+    """
+    model_file = package.model_file
+    class_name = package.config.model_class_name
+    if not model_file.is_file():
+        raise TrussError(
+            f"{model_file}: missing; config.yaml's model_module_dir and "
+            "model_class_filename must name the model file"
+        )
+    try:
+        tree = ast.parse(model_file.read_text(encoding="utf-8"), filename=str(model_file))
+    except (OSError, UnicodeDecodeError, SyntaxError) as exc:
+        raise TrussError(
+            f"{model_file}: not readable Python ({exc.__class__.__name__}: {exc})"
+        ) from None
+    defined = (
+        {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+        | {
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        | {
+            alias.asname or alias.name
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
+    )
+    if class_name not in defined:
+        raise TrussError(
+            f"{model_file}: no class {class_name}; define it or set model_class_name in config.yaml"
+        )
 
 
 def load_yaml_file(path: Path) -> Any:

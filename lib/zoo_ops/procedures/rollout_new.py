@@ -62,9 +62,11 @@ def note_old_version(env: Environment, model: str) -> OldVersionNote:
     """The version users are on now; on a rerun after the new version went current, the
     source of the open (or latest) forward migration, else the previous ACTIVE version."""
     from zoo_ops.adapters.truss_files import truss_content_hash
+    from zoo_ops.adapters.truss_runtime import read_truss
 
     store = env.platform
     zoo = store.zoo_model(model)
+    read_truss(env.config.truss_root_path / model)  # a broken truss is refused before any write
     current = store.current_version(zoo)
     truss_hash = truss_content_hash(env.config.truss_root_path / model, cache=env.hash_cache)
     already = current.truss_hash == truss_hash

@@ -144,6 +144,12 @@ def resource_type(kind_or_plural: str) -> ResourceType:
     raise KeyError(f"the stand-in does not serve {kind_or_plural!r}")
 
 
+# Every request any stand-in of this process served, for a check over a whole test
+# session (zoo_ops.testing.kube_fixtures checks zoo-ops's own calls against deploy/rbac.yaml).
+PROCESS_REQUEST_LOG: list[KubeRequest] = []
+_PROCESS_LOG_LOCK = threading.Lock()
+
+
 class KubeRequest(NamedTuple):
     """One request as RBAC sees it: verb, URL path, resource (``deployments/status`` for a
     subresource, empty for a non-resource URL), namespace and object name."""
@@ -153,6 +159,7 @@ class KubeRequest(NamedTuple):
     resource: str
     namespace: str
     name: str
+    user_agent: str = ""  # the client's User-Agent header: who made the call
 
     @property
     def api_group(self) -> str:
@@ -2597,11 +2604,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._warnings = []
         route = parse_route(url.path)
         verb = rbac_verb(method, route, query)
+        agent = self.headers.get("User-Agent", "")
         if route is None:
-            standin._log(KubeRequest(verb, url.path, "", "", ""))
+            standin._log(KubeRequest(verb, url.path, "", "", "", agent))
         else:
             resource = route.rt.plural + (f"/{route.subresource}" if route.subresource else "")
-            standin._log(KubeRequest(verb, url.path, resource, route.namespace, route.name))
+            standin._log(KubeRequest(verb, url.path, resource, route.namespace, route.name, agent))
         try:
             standin._authenticate(self.headers.get("Authorization"))
             if route is None:
@@ -3219,6 +3227,8 @@ class KubeApiStandIn:
     def _log(self, request: KubeRequest) -> None:
         with self._log_lock:
             self.request_log.append(request)
+        with _PROCESS_LOG_LOCK:
+            PROCESS_REQUEST_LOG.append(request)
 
     def _discovery(self) -> dict[str, Obj]:
         if self._docs is None:

@@ -10,7 +10,8 @@ status 1) with one line per leak naming the file and a 4-character prefix of the
 
 Algorithm, per file:
 
-1. skip credential files by design (``CREDENTIAL_FILE_PATTERNS``: kubeconfigs) and a
+1. skip credential files by design -- a name matching ``CREDENTIAL_FILE_PATTERNS``, or a
+   kubeconfig whatever its name (YAML with ``kind: Config`` and ``users``) -- and a
    SQLite database's ``-wal``/``-shm``/``-journal`` companions (their content is read
    through the database in step 3);
 2. search the raw bytes for each needle: the value, and its base64 encoding (how a
@@ -153,6 +154,25 @@ def is_parquet(path: Path) -> bool:
         return False
 
 
+KUBECONFIG_MAX_BYTES = 1 << 20
+
+
+def is_kubeconfig(path: Path) -> bool:
+    """A kubeconfig: a small YAML mapping with ``kind: Config`` and a ``users`` list."""
+    import yaml
+
+    try:
+        if path.stat().st_size > KUBECONFIG_MAX_BYTES:
+            return False
+        head = path.read_bytes()
+        if b"kind" not in head or b"users" not in head:
+            return False
+        doc = yaml.safe_load(head)
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    return isinstance(doc, dict) and doc.get("kind") == "Config" and "users" in doc
+
+
 def iter_files(root: Path) -> Iterator[Path]:
     for path in sorted(root.rglob("*")):
         if path.is_file() and not path.is_symlink():
@@ -172,7 +192,7 @@ def scan_tree(
     patterns = tuple(credential_patterns)
     leaks: list[Leak] = []
     for path in iter_files(root):
-        if any(fnmatch.fnmatch(path.name, p) for p in patterns):
+        if any(fnmatch.fnmatch(path.name, p) for p in patterns) or is_kubeconfig(path):
             continue
         companion_of = next(
             (path.name[: -len(sfx)] for sfx in SQLITE_COMPANIONS if path.name.endswith(sfx)),
@@ -183,9 +203,11 @@ def scan_tree(
         if is_sqlite(path):
             leaks.extend(sqlite_leaks(path, values, secret_store_tables))
             continue
-        leaks.extend(Leak(path, v, how) for v, how in find_in_bytes(path, wanted))
+        raw = [Leak(path, v, how) for v, how in find_in_bytes(path, wanted)]
+        leaks.extend(raw)
         if is_parquet(path):
-            leaks.extend(parquet_leaks(path, values))
+            seen = {leak.value for leak in raw}
+            leaks.extend(parquet_leaks(path, [v for v in values if v not in seen]))
     return leaks
 
 

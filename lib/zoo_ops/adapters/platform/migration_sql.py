@@ -316,6 +316,10 @@ class _AdvisoryLock:
     def release(self) -> None:
         try:
             self.conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+        except Exception:  # noqa: BLE001 - a dead session holds no lock any more
+            # The session was terminated (that is usually why we are unwinding): its
+            # advisory lock ended with it. Raising here would hide the real error.
+            pass
         finally:
             # Invalidate rather than return it to the pool: ending the session is what
             # guarantees the lock is gone, and the application_name stays with it.

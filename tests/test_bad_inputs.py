@@ -1,0 +1,249 @@
+"""The bad-input corpus (tests/bad_inputs/*.yaml) through the `zoo-ops` command line.
+
+Each case is DATA: ``argv`` for ``zoo-ops`` (runbook parameters go through ``zoo-ops run``,
+exactly as an operator passes them), the expected ``exit`` code, an ``error`` fragment,
+the ``databases`` to run it on, and optional ``setup`` steps, ``truss`` breakage and
+``files``. Placeholders in argv and error: ``{tmp}``, ``{trusses}``, ``{forward_run}``,
+``{tampered_mapping}``, ``{tampered_migration_id}``, ``{truncated}``, ``{copy_run}``,
+``{failed_forward}``, ``{summarizer_app}``.
+
+Each case must end with exit code ``exit``, ONE line on stderr naming the problem (no
+traceback), and NOTHING changed: every platform table and zoo-ops's migration, journal,
+lock and deploy tables checksummed before and after, and the settings file's bytes.
+(``zoo_ops_run`` is excluded: a refused runbook run is recorded there as failed, which is
+the audit trail doing its job.)
+
+Malformed *settings values* are the corpus of tests/bad_settings (test_bad_settings.py);
+this corpus covers what an operator types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import select
+from test_runbooks_migrate_revert import tamper
+
+from zoo_ops.adapters.platform import schema as s
+from zoo_ops.cli import main
+from zoo_ops.environment import Environment
+from zoo_ops.execute import execute_runbook
+from zoo_ops.procedures.demo import build_demo
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = Path(__file__).parent / "bad_inputs"
+CASE_FILES = sorted(CORPUS.glob("*.yaml"))
+KEYS = {"why", "argv", "exit", "error", "databases", "setup", "truss", "files"}
+UNCHECKED_TABLES = {s.runs.name}
+ONE_ERROR_LINE = re.compile(r"^zoo-ops(?: [a-z_]+)*: error: ")
+
+
+def load_case(path: Path) -> dict[str, Any]:
+    case = yaml.safe_load(path.read_text())
+    assert set(case) <= KEYS and {"why", "argv", "exit", "error", "databases"} <= set(case), path
+    assert case["exit"] in (1, 2) and set(case["databases"]) <= {"sqlite", "postgres"}, path
+    return case
+
+
+PARAMS = [
+    pytest.param(path, db, id=f"{path.stem}-{db}")
+    for path in CASE_FILES
+    for db in load_case(path)["databases"]
+]
+
+
+def test_the_corpus_has_at_least_40_distinct_cases() -> None:
+    cases = [load_case(p) for p in CASE_FILES]
+    assert len(cases) >= 40
+    assert len({json.dumps(c["argv"]) + json.dumps(c.get("truss")) for c in cases}) == len(cases)
+
+
+# --- the environment a case runs in ---------------------------------------------------------
+
+
+def fingerprint(env: Environment) -> dict[str, str]:
+    """sha256 of every checked table's rows (sorted) and of the settings file's bytes."""
+    out: dict[str, str] = {}
+    with env.platform.engine.connect() as conn:
+        for table in s.metadata.sorted_tables:
+            if table.name in UNCHECKED_TABLES:
+                continue
+            rows = sorted(repr(tuple(map(str, r))) for r in conn.execute(select(table)).all())
+            out[table.name] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    settings = Path(env.config.settings.removeprefix("file:"))
+    out["settings"] = hashlib.sha256(settings.read_bytes()).hexdigest()
+    return out
+
+
+def break_truss(trusses: Path, spec: dict[str, Any]) -> None:
+    if "remove" in spec:
+        (trusses / spec["remove"]).unlink()
+    for rel, body in spec.get("write", {}).items():
+        (trusses / rel).write_text(body)
+    for rel, (old, new) in spec.get("replace", {}).items():
+        path = trusses / rel
+        text = path.read_text()
+        assert old in text, f"{rel} has no {old!r}"
+        path.write_text(text.replace(old, new))
+
+
+def executed(step: str, **params: str) -> Path:
+    """Run a runbook for a setup step; its executed path."""
+    model = params.pop("model", "iris")
+    return execute_runbook(step, model=model, parameters=params).path
+
+
+SETUPS: dict[str, Callable[[Environment, Path, dict[str, str]], None]] = {}
+
+
+def setup(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    def register(fn: Callable[..., None]) -> Callable[..., None]:
+        SETUPS[name] = fn
+        return fn
+
+    return register
+
+
+@setup("migrated")
+def _migrated(env: Environment, tmp: Path, values: dict[str, str]) -> None:
+    result = execute_runbook("03_migrate", model="iris")
+    assert result.exit_code == 0, result.error
+    values["forward_run"] = str(result.path)
+
+
+@setup("copied")
+def _copied(env: Environment, tmp: Path, values: dict[str, str]) -> None:
+    result = execute_runbook("01_copy", model="iris")
+    assert result.exit_code == 0, result.error
+
+
+@setup("tampered_mapping")
+def _tampered_mapping(env: Environment, tmp: Path, values: dict[str, str]) -> None:
+    stranger = env.platform.zoo_model("resnet50").current_version_id
+    old = env.platform.zoo_model("iris").current_version_id  # after migrate: new
+    path = tamper(Path(values["forward_run"]), tmp / "mapping.ipynb", "mapping", {stranger: old})
+    values["tampered_mapping"] = str(path)
+
+
+@setup("tampered_migration_id")
+def _tampered_migration_id(env: Environment, tmp: Path, values: dict[str, str]) -> None:
+    path = tamper(Path(values["forward_run"]), tmp / "mid.ipynb", "migration_id", "zzzzzzzz")
+    values["tampered_migration_id"] = str(path)
+
+
+@setup("truncated")
+def _truncated(env: Environment, tmp: Path, values: dict[str, str]) -> None:
+    path = tmp / "truncated-03_migrate.ipynb"
+    text = Path(values["forward_run"]).read_text()
+    path.write_text(text[: len(text) // 2])
+    values["truncated"] = str(path)
+
+
+@setup("copy_run")
+def _copy_run(env: Environment, tmp: Path, values: dict[str, str]) -> None:
+    values["copy_run"] = str(executed("01_copy", dry_run="true"))
+
+
+@setup("failed_forward")
+def _failed_forward(env: Environment, tmp: Path, values: dict[str, str]) -> None:
+    result = execute_runbook("03_migrate", model="iris", parameters={"batch_size": "0"})
+    assert result.exit_code != 0
+    values["failed_forward"] = str(result.path)
+
+
+def summarizer_app(env: Environment) -> str:
+    zoo = env.platform.zoo_model("summarizer").current_version_id
+    v, o = s.oracle_versions, s.oracles
+    with env.platform.engine.connect() as conn:
+        return str(
+            conn.execute(
+                select(o.c.id)
+                .join(v, v.c.id == o.c.current_version_id)
+                .where(v.c.proxy_model_version_id == zoo, o.c.is_model_zoo.is_(False))
+                .order_by(o.c.id)
+            ).first()[0]  # type: ignore[index]
+        )
+
+
+@pytest.fixture
+def case_env(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    write_config: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[[str], tuple[Environment, Path]]]:
+    made: list[Environment] = []
+
+    def make(db: str) -> tuple[Environment, Path]:
+        url = (
+            f"sqlite:///{tmp_path / 'platform.db'}"
+            if db == "sqlite"
+            else str(request.getfixturevalue("postgres_url"))
+        )
+        trusses = tmp_path / "trusses"
+        shutil.copytree(REPO / "truss_models", trusses)
+        write_config(
+            f"""
+[env.local]
+database_url = "{url}"
+settings = "file:{tmp_path / "state" / "dynamic-settings.yaml"}"
+state_dir = "{tmp_path / "state"}"
+truss_root = "{trusses}"
+executed_root = "{tmp_path / "executed"}"
+"""
+        )
+        monkeypatch.chdir(tmp_path)
+        env = Environment.load("local")
+        build_demo(env, apps=6)
+        made.append(env)
+        return env, trusses
+
+    yield make
+    for env in made:
+        env.dispose()
+
+
+@pytest.mark.parametrize(("case_path", "db"), PARAMS)
+def test_bad_input_is_refused_with_one_line_and_nothing_changed(
+    case_path: Path,
+    db: str,
+    case_env: Callable[[str], tuple[Environment, Path]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    case = load_case(case_path)
+    env, trusses = case_env(db)
+    values = {"tmp": str(tmp_path), "trusses": str(trusses)}
+    for step in case.get("setup", []):
+        SETUPS[step](env, tmp_path, values)
+    if "summarizer_app" in json.dumps(case):
+        values["summarizer_app"] = summarizer_app(env)
+    for name, body in case.get("files", {}).items():
+        (tmp_path / name).write_text(body)
+    if "truss" in case:
+        break_truss(trusses, case["truss"])
+    argv = [str(a).format(**values) for a in case["argv"]]
+    fragment = str(case["error"]).format(**values)
+    before = fingerprint(env)
+    capsys.readouterr()
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse refuses before a handler runs
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+
+    lines = err.splitlines()
+    assert code == case["exit"], f"{case_path.stem}: exit {code}: {err}"
+    assert len(lines) == 1 and ONE_ERROR_LINE.match(lines[0]), err
+    assert "Traceback" not in err
+    assert fragment in lines[0], lines[0]
+    assert fingerprint(env) == before, f"{case_path.stem}: something changed"
