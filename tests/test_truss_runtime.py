@@ -307,7 +307,7 @@ def test_missing_model_file(tmp_path: Path) -> None:
 
 
 def test_model_file_that_fails_to_import(tmp_path: Path) -> None:
-    truss = write_truss(tmp_path, "m", "import not_a_real_module_xyz\n")
+    truss = write_truss(tmp_path, "m", "import not_a_real_module_xyz\n\n\nclass Model:\n    pass\n")
     with pytest.raises(TrussError) as caught:
         load_truss_model(truss)
     assert_one_line_naming(caught.value, truss / "model" / "model.py")
