@@ -456,18 +456,10 @@ def force_release_lock(engine: Engine, env: str, model: str) -> str:
 
 # --- batches --------------------------------------------------------------------------------
 
-_PG_MOVE_ALL = """
-WITH picked AS (
-    SELECT ctid AS tid, id, proxy_model_version_id AS previous
-    FROM oracles_oracleversion
-    WHERE proxy_model_version_id = :source
-    LIMIT :n
-    FOR UPDATE SKIP LOCKED
-), moved AS (
-    UPDATE oracles_oracleversion AS v SET proxy_model_version_id = :target
-    FROM picked WHERE v.ctid = picked.tid
-    RETURNING v.id, picked.previous, v.proxy_model_version_id AS new_proxy
-), journaled AS (
+# Both batch statements end alike: journal every moved row (in id order) and bump the
+# migration's counters in the same statement, so a batch is journaled exactly when it
+# is committed.
+_PG_JOURNAL_AND_COUNT = """), journaled AS (
     INSERT INTO zoo_ops_migration_journal
         (migration_id, oracle_version_id, previous_proxy, new_proxy, batch)
     SELECT :mid, id, previous, new_proxy, :batch FROM moved ORDER BY id
@@ -480,10 +472,27 @@ WITH picked AS (
 SELECT count(*), max(oracle_version_id) FROM journaled
 """
 
+_PG_MOVE_ALL = (
+    """
+WITH picked AS (
+    SELECT ctid AS tid, id, proxy_model_version_id AS previous
+    FROM oracles_oracleversion
+    WHERE proxy_model_version_id = :source
+    LIMIT :n
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE oracles_oracleversion AS v SET proxy_model_version_id = :target
+    FROM picked WHERE v.ctid = picked.tid
+    RETURNING v.id, picked.previous, v.proxy_model_version_id AS new_proxy
+"""
+    + _PG_JOURNAL_AND_COUNT
+)
+
 # scope="recorded": walk the forward migration's journal in key order from a cursor
 # (the journal's primary key is (migration_id, oracle_version_id)), keep the rows still
 # on the source, and restore each one's recorded previous proxy.
-_PG_MOVE_RECORDED = """
+_PG_MOVE_RECORDED = (
+    """
 WITH picked AS (
     SELECT v.ctid AS tid, v.id, v.proxy_model_version_id AS previous, j.previous_proxy AS restore
     FROM zoo_ops_migration_journal AS j
@@ -497,18 +506,9 @@ WITH picked AS (
     UPDATE oracles_oracleversion AS v SET proxy_model_version_id = picked.restore
     FROM picked WHERE v.ctid = picked.tid
     RETURNING v.id, picked.previous, v.proxy_model_version_id AS new_proxy
-), journaled AS (
-    INSERT INTO zoo_ops_migration_journal
-        (migration_id, oracle_version_id, previous_proxy, new_proxy, batch)
-    SELECT :mid, id, previous, new_proxy, :batch FROM moved ORDER BY id
-    RETURNING oracle_version_id
-), counted AS (
-    UPDATE zoo_ops_migration
-    SET moved_count = moved_count + (SELECT count(*) FROM journaled), batch_count = :batch
-    WHERE id = :mid AND EXISTS (SELECT 1 FROM journaled)
-)
-SELECT count(*), max(oracle_version_id) FROM journaled
 """
+    + _PG_JOURNAL_AND_COUNT
+)
 
 _SQLITE_JOURNAL_ALL = """
 INSERT INTO zoo_ops_migration_journal
