@@ -15,9 +15,9 @@ The decision itself is pure: :func:`zoo_ops.domain.capacity.assess_capacity`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from zoo_ops.errors import ConfigError
+from zoo_ops.adapters.registry import ServingKeyed
 
 if TYPE_CHECKING:
     from zoo_ops.config import EnvironmentConfig
@@ -51,12 +51,12 @@ class Cluster(Protocol):
 
 
 ClusterFactory = Callable[["EnvironmentConfig"], Cluster]
-_FACTORIES: dict[str, ClusterFactory] = {}
+_REGISTRY: ServingKeyed[Any, Cluster] = ServingKeyed("cluster adapter")
 
 
 def register_cluster(serving: str, factory: ClusterFactory) -> None:
     """Register the cluster of environments whose ``serving`` is ``serving``."""
-    _FACTORIES[serving] = factory
+    _REGISTRY.register(serving, factory)
 
 
 def _local(config: EnvironmentConfig) -> Cluster:
@@ -77,10 +77,4 @@ register_cluster("kubernetes", _kubernetes)
 
 def cluster_for(config: EnvironmentConfig) -> Cluster:
     """The cluster for the environment's ``serving`` value."""
-    factory = _FACTORIES.get(config.serving)
-    if factory is None:
-        known = ", ".join(sorted(_FACTORIES))
-        raise ConfigError(
-            f"[env.{config.name}] serving = {config.serving!r} is not known; use one of {known}"
-        )
-    return factory(config)
+    return _REGISTRY.create(config.name, config.serving, config)

@@ -15,9 +15,9 @@ when it is loaded; a value is never printed, logged, recorded or returned in a t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from zoo_ops.errors import ConfigError
+from zoo_ops.adapters.registry import ServingKeyed
 
 if TYPE_CHECKING:
     from zoo_ops.environment import Environment
@@ -40,12 +40,12 @@ class SecretStore(Protocol):
 
 
 SecretStoreFactory = Callable[["Environment"], SecretStore]
-_FACTORIES: dict[str, SecretStoreFactory] = {}
+_REGISTRY: ServingKeyed[Any, SecretStore] = ServingKeyed("secret store")
 
 
 def register_secret_store(serving: str, factory: SecretStoreFactory) -> None:
     """Register the secret store of environments whose ``serving`` is ``serving``."""
-    _FACTORIES[serving] = factory
+    _REGISTRY.register(serving, factory)
 
 
 def _local(env: Environment) -> SecretStore:
@@ -69,10 +69,4 @@ register_secret_store("kubernetes", _kubernetes)
 
 def secret_store_for(env: Environment) -> SecretStore:
     """The secret store for the environment's ``serving`` value."""
-    factory = _FACTORIES.get(env.config.serving)
-    if factory is None:
-        known = ", ".join(sorted(_FACTORIES))
-        raise ConfigError(
-            f"[env.{env.name}] serving = {env.config.serving!r} has no secret store; use one of {known}"
-        )
-    return factory(env)
+    return _REGISTRY.create(env.name, env.config.serving, env)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from zoo_ops.errors import ConfigError
+from zoo_ops.adapters.registry import ServingKeyed
 
 if TYPE_CHECKING:
     from zoo_ops.adapters.platform.store import OracleVersion
@@ -60,12 +60,12 @@ class Serving(Protocol):
 
 
 ServingFactory = Callable[["Environment"], Serving]
-_FACTORIES: dict[str, ServingFactory] = {}
+_REGISTRY: ServingKeyed[Any, Serving] = ServingKeyed("serving adapter")
 
 
 def register_serving(name: str, factory: ServingFactory) -> None:
     """Register ``factory(env)`` for environments whose ``serving`` is ``name``."""
-    _FACTORIES[name] = factory
+    _REGISTRY.register(name, factory)
 
 
 def _local(env: Environment) -> Serving:
@@ -92,10 +92,4 @@ register_serving("kubernetes", _kubernetes)
 
 def serving_for(env: Environment) -> Serving:
     """The serving adapter the environment's ``serving`` value names."""
-    factory = _FACTORIES.get(env.config.serving)
-    if factory is None:
-        known = ", ".join(sorted(_FACTORIES))
-        raise ConfigError(
-            f"[env.{env.name}] serving = {env.config.serving!r} is not known; use one of {known}"
-        )
-    return factory(env)
+    return _REGISTRY.create(env.name, env.config.serving, env)
