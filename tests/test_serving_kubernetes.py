@@ -161,14 +161,16 @@ def test_wait_ready_waits_for_the_deployment_to_become_ready(
     k8s_env: Environment, kube_api: KubeApiStandIn
 ) -> None:
     truss = read_truss(TRUSSES / "iris")
-    serving = serving_of(k8s_env, extra_annotations={"zoo-ops.test/ready-after-seconds": "0.8"})
+    # Ready 3 s after creation: long enough that a loaded machine's deploy call cannot
+    # outlast it before the 0.1 s wait below.
+    serving = serving_of(k8s_env, extra_annotations={"zoo-ops.test/ready-after-seconds": "3"})
     artifact = serving.deploy("v1slow", truss.path, truss.config, model="iris")
 
     with pytest.raises(StepFailed, match=r"not ready after 0\.1s \(0 of 1 replicas ready\)"):
         serving.wait_ready("v1slow", artifact, timeout_s=0.1)
     started = time.monotonic()
     serving.wait_ready("v1slow", artifact, timeout_s=10)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 9
     status = kube_api.get_object("Deployment", BASETEN_NAMESPACE, "zoo-v1slow")["status"]  # type: ignore[index]
     assert status["readyReplicas"] == 1
 

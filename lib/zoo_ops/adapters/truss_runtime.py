@@ -122,6 +122,9 @@ def read_truss(path: Path | str) -> TrussPackage:
     return package
 
 
+_AST_LOCK = threading.Lock()
+
+
 def check_model_class(package: TrussPackage) -> None:
     """The model file exists and defines ``model_class_name`` at its top level.
 
@@ -136,7 +139,11 @@ def check_model_class(package: TrussPackage) -> None:
             "model_class_filename must name the model file"
         )
     try:
-        tree = ast.parse(model_file.read_text(encoding="utf-8"), filename=str(model_file))
+        source = model_file.read_text(encoding="utf-8")
+        # CPython 3.11's ast.parse is not thread-safe (two reconciles in threads fail
+        # with "AST constructor recursion depth mismatch"): one parse at a time.
+        with _AST_LOCK:
+            tree = ast.parse(source, filename=str(model_file))
     except (OSError, UnicodeDecodeError, SyntaxError) as exc:
         raise TrussError(
             f"{model_file}: not readable Python ({exc.__class__.__name__}: {exc})"
