@@ -12,7 +12,7 @@ import yaml
 
 from zoo_ops.adapters.legacy_runtime import load_legacy_model
 from zoo_ops.adapters.truss_runtime import load_truss_model, read_truss
-from zoo_ops.procedures.demo import demo_data_dir
+from zoo_ops.commands.demo import demo_data_dir
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -58,7 +58,7 @@ except ImportError:  # run from a checkout without an install
 
 from zoo_ops.adapters.platform.engine import normalize_url
 from zoo_ops.environment import Environment
-from zoo_ops.procedures import migrate as m
+from zoo_ops.migration import engine as m
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 OLD, NEW = "irisold1", "irisnew1"

@@ -63,9 +63,9 @@ executed_root = "{work / "real"}"
 """
     )
     os.environ["ZOO_OPS_CONFIG"] = str(config)
+    from zoo_ops.commands.demo import build_demo
     from zoo_ops.environment import Environment
     from zoo_ops.execute import execute_runbook
-    from zoo_ops.procedures.demo import build_demo
 
     env = Environment.load("local")
     build_demo(env, apps=5)
@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
 
-    from zoo_ops.procedures.status import status
+    from zoo_ops.commands.status import status
     from zoo_ops.trail_index import INDEX_FILE_NAME, TrailIndex
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:

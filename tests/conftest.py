@@ -124,7 +124,7 @@ def local_env(local_env_config: Path) -> Iterator[object]:
 @pytest.fixture
 def demo_env(local_env: object) -> object:
     """The local environment with the demo built in it (20 applications)."""
-    from zoo_ops.procedures.demo import build_demo
+    from zoo_ops.commands.demo import build_demo
 
     build_demo(local_env, apps=20)  # type: ignore[arg-type]
     return local_env

@@ -24,17 +24,13 @@ from zoo_ops.adapters.platform.store import OracleVersion
 from zoo_ops.adapters.serving.local import LocalServing
 from zoo_ops.adapters.truss_files import truss_content_hash
 from zoo_ops.adapters.truss_runtime import read_truss
+from zoo_ops.commands.demo import build_demo
 from zoo_ops.domain.whitelist import AUTOMATION_KEY
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, StepFailed
-from zoo_ops.procedures.automation import (
-    preflight_capacity,
-    preflight_secrets,
-    reconcile,
-    wait_for_active,
-)
-from zoo_ops.procedures.demo import build_demo
-from zoo_ops.procedures.settings import set_whitelist_entry
+from zoo_ops.services.automation import reconcile, wait_for_active
+from zoo_ops.services.preflight import preflight_capacity, preflight_secrets
+from zoo_ops.services.settings import set_whitelist_entry
 
 REPO = Path(__file__).resolve().parent.parent
 IRIS_REQUEST = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
@@ -356,7 +352,7 @@ def test_two_concurrent_reconcile_processes_create_one_version(
     script = f"""
 import argparse, os, sys, time
 from zoo_ops.cli.automation import register
-import zoo_ops.procedures.automation
+import zoo_ops.services.automation
 while not os.path.exists({str(go)!r}):
     time.sleep(0.01)
 parser = argparse.ArgumentParser()

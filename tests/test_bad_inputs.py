@@ -34,9 +34,9 @@ from test_runbooks_migrate_revert import tamper
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.cli import main
+from zoo_ops.commands.demo import build_demo
 from zoo_ops.environment import Environment
 from zoo_ops.execute import execute_runbook
-from zoo_ops.procedures.demo import build_demo
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).parent / "bad_inputs"

@@ -26,9 +26,9 @@ from test_migration_engine import Platform, build_platform, table_checksum
 from test_rbac import k8s_env  # noqa: F401 - the fixture, shared
 
 from zoo_ops.adapters.platform import schema as s
-from zoo_ops.domain.migration_plan import DONE
 from zoo_ops.environment import Environment
-from zoo_ops.procedures.settings import set_whitelist_entry
+from zoo_ops.migration.plan import DONE
+from zoo_ops.services.settings import set_whitelist_entry
 from zoo_ops.testing.kube_api import KubeApiStandIn
 from zoo_ops.testing.kube_fixtures import BASETEN_NAMESPACE
 
@@ -38,7 +38,7 @@ MIGRATE = """
 import os, sys, time
 from zoo_ops.environment import Environment
 from zoo_ops.errors import ZooOpsError
-from zoo_ops.procedures.migrate import forward_migrate
+from zoo_ops.migration.engine import forward_migrate
 env = Environment.load("local")
 env.platform.engine.connect().close()
 open(sys.argv[1], "w").close()
@@ -56,7 +56,7 @@ print(f"moved {r.moved_count} {r.migration_id}")
 RECONCILE = """
 import os, sys, time
 from zoo_ops.cli import main
-import zoo_ops.procedures.automation, zoo_ops.adapters.serving.kubernetes, kubernetes.client
+import zoo_ops.services.automation, zoo_ops.adapters.serving.kubernetes, kubernetes.client
 open(sys.argv[1], "w").close()
 while not os.path.exists(sys.argv[2]):
     time.sleep(0.002)

@@ -49,9 +49,9 @@ from test_migration_engine import build_platform
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.config import EnvironmentConfig
-from zoo_ops.domain.migration_plan import ABANDONED, BACKWARDS, DONE, FORWARDS, OPEN
 from zoo_ops.environment import Environment
-from zoo_ops.procedures import migrate as m
+from zoo_ops.migration import engine as m
+from zoo_ops.migration.plan import ABANDONED, BACKWARDS, DONE, FORWARDS, OPEN
 
 # The full proof: 100,000 rows, 20 points, both databases (marked slow; the suite runs it).
 ROWS = 100_000
@@ -67,7 +67,7 @@ import sys
 from pathlib import Path
 from zoo_ops.config import EnvironmentConfig
 from zoo_ops.environment import Environment
-from zoo_ops.procedures.migrate import forward_migrate
+from zoo_ops.migration.engine import forward_migrate
 
 url, old, new, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 env = Environment(EnvironmentConfig(name="local", root=Path.cwd(), database_url=url))

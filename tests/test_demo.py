@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from zoo_ops.adapters.platform import schema as s
+from zoo_ops.commands.demo import build_demo, load_catalog
 from zoo_ops.errors import BadInput
-from zoo_ops.procedures.demo import build_demo, load_catalog
 from zoo_ops.testing.test_secrets import DEMO_DATABASE_PASSWORD
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ import pytest
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.runs import RunStore
+from zoo_ops.commands.history import history, verify_events
 from zoo_ops.errors import NotFound
-from zoo_ops.procedures.history import history, verify_events
 from zoo_ops.trail_index import IndexedNotebook
 
 
@@ -21,7 +21,7 @@ def first_user_version_on(env: Any, zoo_version_id: str) -> str:
 
 
 def test_forward_and_revert_migrations_are_in_the_history(demo_env: Any, tmp_path: Path) -> None:
-    from zoo_ops.procedures.migrate import forward_migrate, revert_migration
+    from zoo_ops.migration.engine import forward_migrate, revert_migration
 
     env = demo_env
     store = env.platform

@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Engine
 
-from zoo_ops.adapters.platform import migration_sql as msql
 from zoo_ops.adapters.platform import schema as s
-from zoo_ops.domain.migration_plan import ABANDONED, DONE, OPEN
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, GateClosed, LockHeld, NotFound
-from zoo_ops.procedures import migrate as m
+from zoo_ops.migration import engine as m
+from zoo_ops.migration import store as msql
+from zoo_ops.migration.plan import ABANDONED, DONE, OPEN
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from sqlalchemy import func, select
 from test_migration_engine import Platform, build_platform, table_checksum
 
 from zoo_ops.adapters.platform import schema as s
-from zoo_ops.domain.migration_plan import ABANDONED, DONE, OPEN
 from zoo_ops.environment import Environment
 from zoo_ops.errors import LockHeld
-from zoo_ops.procedures import migrate as m
+from zoo_ops.migration import engine as m
+from zoo_ops.migration.plan import ABANDONED, DONE, OPEN
 
 ROWS = 20_000
 BATCH = 250
@@ -33,7 +33,7 @@ CHILD = """
 import sys, time
 from zoo_ops.environment import Environment
 from zoo_ops.errors import LockHeld
-from zoo_ops.procedures.migrate import forward_migrate
+from zoo_ops.migration.engine import forward_migrate
 
 env = Environment.load("local")
 forward_migrate(

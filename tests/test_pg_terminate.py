@@ -33,9 +33,9 @@ from sqlalchemy.engine import Engine
 from test_migration_engine import Platform, build_platform
 
 from zoo_ops.config import EnvironmentConfig
-from zoo_ops.domain.migration_plan import DONE, OPEN
 from zoo_ops.environment import Environment
-from zoo_ops.procedures import migrate as m
+from zoo_ops.migration import engine as m
+from zoo_ops.migration.plan import DONE, OPEN
 
 ROWS = 6_000
 BATCH = 200
@@ -46,7 +46,7 @@ import sys, time
 from pathlib import Path
 from zoo_ops.config import EnvironmentConfig
 from zoo_ops.environment import Environment
-from zoo_ops.procedures.migrate import forward_migrate
+from zoo_ops.migration.engine import forward_migrate
 
 url, old, new, operator = sys.argv[1:5]
 BATCH_SIZE = int(sys.argv[5])

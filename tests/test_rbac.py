@@ -27,11 +27,12 @@ import yaml
 from zoo_ops.adapters.kube_client import user_agent
 from zoo_ops.adapters.serving.kubernetes import KubernetesServing
 from zoo_ops.adapters.truss_runtime import read_truss
+from zoo_ops.commands.demo import build_demo
 from zoo_ops.environment import Environment
 from zoo_ops.errors import StepFailed
-from zoo_ops.procedures.automation import preflight_capacity, preflight_secrets, reconcile
-from zoo_ops.procedures.demo import build_demo
-from zoo_ops.procedures.settings import set_whitelist_entry
+from zoo_ops.services.automation import reconcile
+from zoo_ops.services.preflight import preflight_capacity, preflight_secrets
+from zoo_ops.services.settings import set_whitelist_entry
 from zoo_ops.testing.kube_api import NEVER_READY_ANNOTATION, KubeApiStandIn, KubeRequest
 from zoo_ops.testing.kube_fixtures import (
     BASETEN_NAMESPACE,

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
 
-from zoo_ops.procedures.report import NOTEBOOK_CSS_NAME, build_report, render_report
+from zoo_ops.commands.report import NOTEBOOK_CSS_NAME, build_report, render_report
 
 CHROMIUM_INSTALL = "apt-get update && apt-get install -y chromium"
 

@@ -29,8 +29,8 @@ def zoo_ops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_rollout_stops_at_the_failure_and_resumes_after_the_fix(
     tmp_path: Path, write_config
 ) -> None:
+    from zoo_ops.commands.demo import build_demo
     from zoo_ops.environment import Environment
-    from zoo_ops.procedures.demo import build_demo
 
     shutil.copytree(REPO / "truss_models", tmp_path / "truss_models")
     write_config(

@@ -225,8 +225,8 @@ def test_a_kernel_without_zoo_ops_says_so_in_one_line(demo_env, tmp_path) -> Non
 def test_no_secret_or_password_in_executed_notebooks(
     tmp_path, postgres_url, write_config, monkeypatch
 ) -> None:
+    from zoo_ops.commands.demo import build_demo, load_catalog
     from zoo_ops.environment import Environment
-    from zoo_ops.procedures.demo import build_demo, load_catalog
     from zoo_ops.testing.test_secrets import RUNBOOK_DATABASE_PASSWORD
 
     password = RUNBOOK_DATABASE_PASSWORD

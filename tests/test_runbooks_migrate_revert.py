@@ -214,8 +214,8 @@ def test_retire_refuses_after_a_revert(demo_env) -> None:
 @pytest.fixture
 def staged_envs(tmp_path, database_url, write_config, monkeypatch):
     """`staging` (SQLite) and a protected `prod` (the parametrised database) that requires it."""
+    from zoo_ops.commands.demo import build_demo
     from zoo_ops.environment import Environment
-    from zoo_ops.procedures.demo import build_demo
 
     repo = Path(__file__).resolve().parent.parent
     shutil.copytree(repo / "truss_models", tmp_path / "truss_models")

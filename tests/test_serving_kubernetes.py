@@ -20,11 +20,11 @@ from zoo_ops.adapters.platform.store import OracleVersion, utcnow
 from zoo_ops.adapters.serving.kubernetes import KubernetesServing
 from zoo_ops.adapters.truss_files import truss_content_hash
 from zoo_ops.adapters.truss_runtime import load_truss_model, read_truss
+from zoo_ops.commands.demo import demo_data_dir
 from zoo_ops.domain.capacity import Amounts
 from zoo_ops.environment import Environment
 from zoo_ops.errors import StepFailed
-from zoo_ops.procedures.automation import preflight_capacity, preflight_secrets
-from zoo_ops.procedures.demo import demo_data_dir
+from zoo_ops.services.preflight import preflight_capacity, preflight_secrets
 from zoo_ops.testing.kube_api import (
     FAIL_ANNOTATION,
     NEVER_READY_ANNOTATION,
@@ -414,9 +414,9 @@ def test_secrets_preflight_reads_the_keys_of_the_kubernetes_secret(
 def test_reconcile_deploys_to_the_cluster_and_refuses_when_no_gpu_is_free(
     k8s_env: Environment, kube_api: KubeApiStandIn
 ) -> None:
-    from zoo_ops.procedures.automation import reconcile
-    from zoo_ops.procedures.demo import build_demo
-    from zoo_ops.procedures.settings import set_whitelist_entry
+    from zoo_ops.commands.demo import build_demo
+    from zoo_ops.services.automation import reconcile
+    from zoo_ops.services.settings import set_whitelist_entry
 
     build_demo(k8s_env, apps=0)
     set_whitelist_entry(k8s_env, "resnet50", True)

@@ -21,7 +21,7 @@ from test_settings_stores import CONFIGMAP, NAMESPACE, SEED_DATA, Harness, make_
 
 from zoo_ops.domain.whitelist import WHITELIST_KEY, parse_whitelist
 from zoo_ops.environment import Environment
-from zoo_ops.procedures.settings import set_whitelist_entry
+from zoo_ops.services.settings import set_whitelist_entry
 from zoo_ops.testing.kube_fixtures import Kubectl
 
 MODELS = [f"m{i:02d}" for i in range(50)]
@@ -31,7 +31,7 @@ MODELS = [f"m{i:02d}" for i in range(50)]
 PROCESS_WRAPPER = """
 import sys, time
 from pathlib import Path
-import zoo_ops.cli, zoo_ops.cli.output, zoo_ops.environment, zoo_ops.procedures.settings
+import zoo_ops.cli, zoo_ops.cli.output, zoo_ops.environment, zoo_ops.services.settings
 if sys.argv[3] == "kubernetes":
     import kubernetes.client, zoo_ops.adapters.settings.kubernetes
 else:

@@ -29,7 +29,7 @@ from zoo_ops.adapters.settings.local_file import LocalConfigMapFile
 from zoo_ops.domain.whitelist import AUTOMATION_KEY, WHITELIST_KEY, parse_whitelist
 from zoo_ops.environment import Environment
 from zoo_ops.errors import ConfigError, ConflictError, NotFound, SettingsError, StepFailed
-from zoo_ops.procedures.settings import (
+from zoo_ops.services.settings import (
     remove_whitelist_entry,
     set_whitelist_entry,
     show_settings,

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from zoo_ops.commands.status import NOT_RUN, status
 from zoo_ops.errors import BadInput
-from zoo_ops.procedures.status import NOT_RUN, status
 from zoo_ops.trail import read_entry, read_scraps
 from zoo_ops.trail_index import INDEX_FILE_NAME, TrailIndex
 

@@ -25,5 +25,9 @@ def ensure_kernel() -> str:
     try:
         manager.get_kernel_spec(KERNEL_NAME)
     except NoSuchKernel:
-        manager.install_kernel_spec(str(KERNELSPEC_DIR), KERNEL_NAME, prefix=sys.prefix)
+        try:
+            manager.install_kernel_spec(str(KERNELSPEC_DIR), KERNEL_NAME, prefix=sys.prefix)
+        except FileExistsError:
+            # Another process (a parallel run, a test worker) installed it just now.
+            manager.get_kernel_spec(KERNEL_NAME)
     return KERNEL_NAME

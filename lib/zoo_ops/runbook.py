@@ -74,7 +74,7 @@ class Run:
 
     def check_gate(self, truss_hash: str | None) -> Any:
         """The staging-before-prod gate for this step and truss hash; raises when closed."""
-        from zoo_ops.procedures.gate import check_gate
+        from zoo_ops.services.gate import check_gate
 
         if truss_hash:
             self.truss_hash = truss_hash

@@ -61,7 +61,7 @@ def run_automation(args: argparse.Namespace) -> int:
     from zoo_ops.cli.output import format_frame
     from zoo_ops.environment import Environment
     from zoo_ops.errors import ZooOpsError
-    from zoo_ops.procedures.automation import reconcile
+    from zoo_ops.services.automation import reconcile
 
     env = Environment.load(args.env)
     try:

@@ -22,9 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from zoo_ops.commands.demo import build_demo
     from zoo_ops.environment import Environment
     from zoo_ops.kernel import ensure_kernel
-    from zoo_ops.procedures.demo import build_demo
 
     env = Environment.load(args.env)
     ensure_kernel()  # so that `papermill runbooks/...` works right after the demo

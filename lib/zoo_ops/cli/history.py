@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run_history(args: argparse.Namespace) -> int:
     from zoo_ops.cli.status import display_path, format_table
+    from zoo_ops.commands.history import COLUMNS, history
     from zoo_ops.environment import Environment
-    from zoo_ops.procedures.history import COLUMNS, history
 
     env = Environment.load(args.env)
     try:

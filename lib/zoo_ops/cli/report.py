@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run_report(args: argparse.Namespace) -> int:
     from zoo_ops.cli.status import executed_roots
+    from zoo_ops.commands.report import render_report
     from zoo_ops.config import config_path
-    from zoo_ops.procedures.report import render_report
 
     out = args.out if args.out is not None else config_path().parent.resolve() / "report"
     result = render_report(args.env, executed_roots(args.env), out)

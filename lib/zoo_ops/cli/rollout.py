@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run_rollout(args: argparse.Namespace) -> int:
     import sys
 
-    from zoo_ops.procedures.rollout import load_plan, rollout
+    from zoo_ops.commands.rollout import load_plan, rollout
 
     report = rollout(load_plan(args.plan), confirm=tuple(args.confirm))
     print_frame(report.to_frame())

@@ -88,7 +88,7 @@ def display_path(path: Path | None) -> str:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from zoo_ops.procedures.status import status
+    from zoo_ops.commands.status import status
 
     table = status(args.env, args.model, executed_roots(args.env))
     if not table.rows:

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run_whitelist(args: argparse.Namespace) -> int:
     from zoo_ops.cli.output import format_frame
     from zoo_ops.environment import Environment
-    from zoo_ops.procedures.settings import (
+    from zoo_ops.services.settings import (
         remove_whitelist_entry,
         set_whitelist_entry,
         show_settings,

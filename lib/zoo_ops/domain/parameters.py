@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from zoo_ops.domain.migration_plan import check_batch_size, check_scope
 from zoo_ops.errors import BadInput
+from zoo_ops.migration.plan import check_batch_size, check_scope
 
 Rule = Callable[[str, Any], None]
 

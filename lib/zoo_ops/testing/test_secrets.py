@@ -40,7 +40,7 @@ SECRET_STORE_TABLES: tuple[str, ...] = ("secrets_secret",)
 
 def demo_secret_values() -> tuple[str, ...]:
     """The demo catalog's secrets (``zoo-ops demo`` puts them in the admin organization)."""
-    from zoo_ops.procedures.demo import load_catalog
+    from zoo_ops.commands.demo import load_catalog
 
     return tuple(str(v) for v in load_catalog().secrets.values())
 

@@ -13,13 +13,13 @@ from typing import Any
 import pandas as pd
 
 from zoo_ops.adapters.platform import schema as s
-from zoo_ops.domain.migration_plan import FORWARDS
 from zoo_ops.domain.retire_guards import Guard, RetireFacts, retire_guards
 from zoo_ops.domain.whitelist import COPY_SUFFIX
 from zoo_ops.environment import Environment
 from zoo_ops.errors import GateClosed, StepFailed
-from zoo_ops.procedures.migrate import latest_migration
-from zoo_ops.procedures.results import StepResult
+from zoo_ops.migration.engine import latest_migration
+from zoo_ops.migration.plan import FORWARDS
+from zoo_ops.services.results import StepResult
 
 
 def _aware(at: datetime | None) -> datetime | None:

@@ -24,11 +24,11 @@ from zoo_ops.adapters.platform.store import utcnow
 from zoo_ops.domain.ids import new_id
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput
+from zoo_ops.services.applications import TEST_USER_META_KEY
 
 ADMIN_ORG = "baseten-model-zoo"
 DEMO_ORGS = ("acme", "globex", "initech", "umbrella", "hooli")
 TEST_USER_EMAIL = "zoo-tester@demo.local"
-TEST_USER_META_KEY = "test_user_email"
 DEFAULT_APPS = 200
 
 

@@ -5,7 +5,7 @@ applications to the new model version").
 
 ``note_old_version`` records the old version before anything changes (the seed: "Make
 sure to take a note of the old model zoo oracle version"); ``copy.enable_automation`` sets
-``copy: false``; the deployment is :func:`zoo_ops.procedures.copy.deploy` with the zoo
+``copy: false``; the deployment is :func:`zoo_ops.steps.s01_copy.deploy` with the zoo
 model itself as target; ``forward`` runs the migration engine and records the mapping
 and every moved row.
 """
@@ -18,17 +18,17 @@ from typing import Any
 
 import pandas as pd
 
-from zoo_ops.domain.migration_plan import FORWARDS, OPEN
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, StepFailed
-from zoo_ops.procedures.migrate import (
+from zoo_ops.migration.engine import (
     MigrationResult,
     forward_migrate,
     latest_migration,
     revert_migration,
 )
-from zoo_ops.procedures.results import StepResult
-from zoo_ops.procedures.verify import previous_active_version
+from zoo_ops.migration.plan import FORWARDS, OPEN
+from zoo_ops.services.applications import previous_active_version
+from zoo_ops.services.results import StepResult
 
 
 @dataclass

@@ -8,7 +8,7 @@ Layout of ``out_dir``::
                                      HTMLExporter, lab template), linking back
     .report-manifest.json            which notebook fingerprint each page was made from
 
-Algorithm: read the trail through the index (:func:`zoo_ops.procedures.status.status`);
+Algorithm: read the trail through the index (:func:`zoo_ops.commands.status.status`);
 a page is re-rendered only when its notebook's fingerprint (size, mtime, ctime, inode)
 differs from the manifest's, the page is missing, or the page format changed; pages of
 notebooks no longer in the trail are removed (only pages the manifest lists: nothing
@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 from zoo_ops import __version__
-from zoo_ops.procedures.status import (
+from zoo_ops.commands.status import (
     StatusTable,
     StepStatus,
     format_at,

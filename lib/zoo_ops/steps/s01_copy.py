@@ -14,11 +14,11 @@ from typing import Any
 
 import pandas as pd
 
-from zoo_ops.adapters.platform import schema as s
 from zoo_ops.domain.whitelist import COPY_SUFFIX, DynamicSettings
 from zoo_ops.environment import Environment
 from zoo_ops.errors import StepFailed, ZooOpsError
-from zoo_ops.procedures.results import StepResult
+from zoo_ops.services.deploy import Deployment, deploy, find_version_with_hash, resolve_truss_dir
+from zoo_ops.services.results import StepResult
 
 
 @dataclass
@@ -61,14 +61,6 @@ class Preflight(StepResult):
                 raise StepFailed(f"preflight: {check.check}: {check.detail}")
 
 
-def resolve_truss_dir(env: Environment, model: str, truss_dir: str | Path = "") -> Path:
-    """The truss to deploy: ``truss_dir`` when given, else ``truss_root/model``."""
-    if truss_dir:
-        path = Path(truss_dir)
-        return path if path.is_absolute() else env.config.root / path
-    return env.config.truss_root_path / model
-
-
 def _check(checks: list[PreflightCheck], name: str, fn: Any) -> Any:
     """Run one check; a zoo_ops error becomes a failed row (kept for raise_if_failed)."""
     try:
@@ -80,24 +72,13 @@ def _check(checks: list[PreflightCheck], name: str, fn: Any) -> Any:
     return value
 
 
-def find_version_with_hash(env: Environment, zoo_model: str, truss_hash: str) -> str | None:
-    """A non-DELETED version of ``zoo_model`` already deployed from this content."""
-    oracle = env.platform.find_zoo_model(zoo_model)
-    if oracle is None:
-        return None
-    for version in env.platform.versions_of(oracle.id):
-        if version.truss_hash == truss_hash and version.status != s.DELETED:
-            return version.id
-    return None
-
-
 def preflight(
     env: Environment, model: str, *, truss_dir: str | Path = "", copy: bool = True
 ) -> Preflight:
     """Every prerequisite as a row (check, ok, detail); nothing is changed."""
     from zoo_ops.adapters.truss_files import truss_content_hash
     from zoo_ops.adapters.truss_runtime import read_truss
-    from zoo_ops.procedures.automation import preflight_capacity, preflight_secrets
+    from zoo_ops.services.preflight import preflight_capacity, preflight_secrets
 
     target = model + COPY_SUFFIX if copy else model
     path = resolve_truss_dir(env, model, truss_dir)
@@ -180,125 +161,6 @@ def _secrets_row(env: Environment, config: Any, preflight_secrets: Any) -> tuple
             frame,
         )
     return True, f"all present: {', '.join(map(str, frame['secret']))}", frame
-
-
-@dataclass
-class WhitelistStep(StepResult):
-    """The whitelist before and after setting one model's entry."""
-
-    change: Any
-
-    def to_frame(self) -> pd.DataFrame:
-        return self.change.to_frame()
-
-    def scraps(self) -> dict[str, Any]:
-        return {
-            "whitelist_before": self.change.before.as_json_object(),
-            "whitelist_after": self.change.after.as_json_object(),
-        }
-
-
-def enable_automation(
-    env: Environment, model: str, *, copy: bool, dry_run: bool = False
-) -> WhitelistStep:
-    """Set ``{model: {copy: ...}}``: ``copy=True`` deploys ``MODEL_copy`` (step 01),
-    ``copy=False`` a new version of the zoo model itself (step 03). A dry run shows the
-    diff and writes nothing."""
-    from zoo_ops.procedures.settings import set_whitelist_entry
-
-    return WhitelistStep(set_whitelist_entry(env, model, copy, dry_run=dry_run))
-
-
-@dataclass
-class Deployment(StepResult):
-    """What the automation did for one model, and the version now serving the target."""
-
-    model: str
-    target_model: str
-    truss_hash: str | None
-    version_id: str | None
-    deployed: bool
-    reconcile: pd.DataFrame
-    dry_run: bool
-
-    def to_frame(self) -> pd.DataFrame:
-        return self.reconcile
-
-    def scraps(self) -> dict[str, Any]:
-        if self.target_model.endswith(COPY_SUFFIX):
-            return {
-                "copy_model": self.target_model,
-                "copy_version_id": self.version_id,
-                "deployed": self.deployed,
-            }
-        return {"new_version_id": self.version_id}
-
-
-def deploy(
-    env: Environment,
-    model: str,
-    *,
-    target_model: str,
-    truss_hash: str | None,
-    wait_timeout_s: float = 600,
-    dry_run: bool = False,
-) -> Deployment:
-    """Run the automation for ``model`` and wait for ``target_model`` to serve the hash.
-
-    Reads back: the target's current version is ACTIVE and carries ``truss_hash``.
-    """
-    from zoo_ops.procedures.automation import reconcile
-
-    if dry_run:
-        # The whitelist was not written, so the automation would not see the entry:
-        # say what it would do from the hash alone.
-        return _would_deploy(env, model, target_model, truss_hash)
-    result = reconcile(env, models=[model], wait_timeout_s=wait_timeout_s)
-    frame = result.to_frame()
-    rows = frame[frame["model"] == model] if len(frame) else frame
-    if not dry_run:
-        failed = rows[rows["action"] == "failed"] if len(rows) else rows
-        if len(failed):
-            raise StepFailed(
-                f"automation failed to deploy {target_model}: {failed.iloc[0]['detail']}"
-            )
-    deployed = bool(len(rows) and (rows["action"] == "deployed").any())
-    version_id = None
-    if not dry_run:
-        version_id = _read_back(env, target_model, truss_hash)
-    return Deployment(model, target_model, truss_hash, version_id, deployed, frame, dry_run)
-
-
-def _would_deploy(
-    env: Environment, model: str, target_model: str, truss_hash: str | None
-) -> Deployment:
-    existing = find_version_with_hash(env, target_model, truss_hash) if truss_hash else None
-    row = {
-        "model": model,
-        "target": target_model,
-        "truss_hash": truss_hash,
-        "action": "skipped-duplicate" if existing else "would-deploy",
-        "version_id": existing,
-        "detail": f"version {existing} already has this hash"
-        if existing
-        else "dry run: nothing deployed",
-    }
-    return Deployment(model, target_model, truss_hash, existing, False, pd.DataFrame([row]), True)
-
-
-def _read_back(env: Environment, target_model: str, truss_hash: str | None) -> str:
-    oracle = env.platform.zoo_model(target_model)
-    current = env.platform.current_version(oracle)
-    if current.status != s.ACTIVE:
-        raise StepFailed(
-            f"{target_model} current version {current.id} is {current.status}, not ACTIVE"
-        )
-    if truss_hash and current.truss_hash != truss_hash:
-        raise StepFailed(
-            f"{target_model} current version {current.id} has truss hash "
-            f"{(current.truss_hash or 'none')[:12]}, not {truss_hash[:12]}; check the automation"
-        )
-    return current.id
 
 
 def deploy_copy(

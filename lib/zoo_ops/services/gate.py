@@ -11,7 +11,7 @@ from zoo_ops.adapters.platform.runs import RunStore
 from zoo_ops.domain.gates import GateVerdict, staging_gate
 from zoo_ops.environment import Environment
 from zoo_ops.errors import GateClosed, ZooOpsError
-from zoo_ops.procedures.results import StepResult
+from zoo_ops.services.results import StepResult
 from zoo_ops.trail import read_entry, trail_notebooks
 
 

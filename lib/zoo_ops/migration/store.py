@@ -42,7 +42,8 @@ from sqlalchemy.exc import DBAPIError
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.engine import is_postgres
 from zoo_ops.domain.ids import new_id
-from zoo_ops.domain.migration_plan import (
+from zoo_ops.errors import LockHeld, StepFailed
+from zoo_ops.migration.plan import (
     BACKWARDS,
     DONE,
     OPEN,
@@ -52,7 +53,6 @@ from zoo_ops.domain.migration_plan import (
     check_scope,
     lock_name,
 )
-from zoo_ops.errors import LockHeld, StepFailed
 
 LOCK_POLL_S = 0.1
 AFFECTED_COLUMNS = (
@@ -355,7 +355,7 @@ def _acquire_advisory(engine: Engine, env: str, model: str, holder: str) -> Migr
     raise LockHeld(
         f"another migration of {model!r} in {env!r} holds the lock ({who}); wait for it to "
         f"finish, or if its process is gone run SELECT pg_terminate_backend({pid_hint}) "
-        "(zoo_ops.procedures.migrate.release_lock does this)"
+        "(zoo_ops.migration.engine.release_lock does this)"
     )
 
 
@@ -423,7 +423,7 @@ def _acquire_lock_row(engine: Engine, env: str, model: str, holder: str) -> Migr
                 f"another migration of {model!r} in {env!r} holds the lock ({row.holder!r}, "
                 f"pid {row.pid} on {row.host}, since {row.acquired_at}); wait for it, or if "
                 f"that process is gone run: DELETE FROM zoo_ops_lock WHERE name = '{name}' "
-                "(zoo_ops.procedures.migrate.release_lock does this)"
+                "(zoo_ops.migration.engine.release_lock does this)"
             )
     return _LockRow(engine, name, ours)
 

@@ -32,9 +32,10 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from zoo_ops.adapters.platform import migration_sql as sql
-from zoo_ops.adapters.platform.migration_sql import MigrationRecord
-from zoo_ops.domain.migration_plan import (
+from zoo_ops.environment import Environment
+from zoo_ops.errors import NotFound, StepFailed
+from zoo_ops.migration import store as sql
+from zoo_ops.migration.plan import (
     ABANDONED,
     BACKWARDS,
     DONE,
@@ -48,8 +49,7 @@ from zoo_ops.domain.migration_plan import (
     check_scope,
     forward_plan,
 )
-from zoo_ops.environment import Environment
-from zoo_ops.errors import NotFound, StepFailed
+from zoo_ops.migration.store import MigrationRecord
 
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_LOCK_WAIT_S = 2.0

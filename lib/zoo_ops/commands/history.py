@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from zoo_ops.adapters.platform import migration_sql as sql
+from zoo_ops.commands.status import format_at, parse_time
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound
-from zoo_ops.procedures.status import format_at, parse_time
+from zoo_ops.migration import store as sql
 from zoo_ops.trail_index import IndexedNotebook, TrailIndex
 
 if TYPE_CHECKING:

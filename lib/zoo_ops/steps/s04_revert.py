@@ -17,17 +17,17 @@ from typing import Any
 
 import pandas as pd
 
-from zoo_ops.domain.migration_plan import FORWARDS
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound
-from zoo_ops.procedures.migrate import (
+from zoo_ops.migration.engine import (
     affected_digest,
     journal_digest,
     migration_record,
     revert_migration,
 )
-from zoo_ops.procedures.results import StepResult
-from zoo_ops.procedures.rollout_new import affected_record
+from zoo_ops.migration.plan import FORWARDS
+from zoo_ops.services.results import StepResult
+from zoo_ops.steps.s03_migrate import affected_record
 from zoo_ops.trail import read_entry, read_scraps, trail_notebooks
 
 FORWARD_STEP = "03_migrate"

@@ -1,0 +1,1 @@
+"""Commands of the CLI that are not runbook steps: demo, status, history, report, rollout."""

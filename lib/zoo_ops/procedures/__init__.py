@@ -1,1 +1,0 @@
-"""Procedures: one function per runbook step, taking an Environment and plain values."""
