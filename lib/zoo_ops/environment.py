@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from zoo_ops.config import LOCAL, EnvironmentConfig, load_environment
 
 if TYPE_CHECKING:
+    from zoo_ops.adapters.platform.deploys import DeployLog
+    from zoo_ops.adapters.platform.runs import RunStore
     from zoo_ops.adapters.platform.store import PlatformStore
 
 
@@ -37,6 +39,20 @@ class Environment:
         from zoo_ops.adapters.platform.store import PlatformStore
 
         return PlatformStore(make_engine(self.config.database_url_resolved))
+
+    @cached_property
+    def runs(self) -> RunStore:
+        """zoo-ops's record of runbook runs (``zoo_ops_run``)."""
+        from zoo_ops.adapters.platform.runs import RunStore
+
+        return RunStore(self.platform.engine)
+
+    @cached_property
+    def deploys(self) -> DeployLog:
+        """The automation's deploy log and version claims."""
+        from zoo_ops.adapters.platform.deploys import DeployLog
+
+        return DeployLog(self.platform.engine)
 
     @cached_property
     def settings(self) -> Any:
