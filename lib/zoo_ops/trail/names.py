@@ -1,19 +1,15 @@
-"""The audit trail: executed runbooks under `executed/ENV/MODEL/` and their scraps.
+"""Names in the audit trail: steps, and where an executed runbook is kept.
 
-An executed copy is named ``YYYYmmddTHHMMSSZ-STEP.ipynb`` (DESIGN §5). Scraps are read
-with scrapbook; a notebook that cannot be read, or that lacks the ``run`` scrap, is a
-broken trail entry and is reported as such rather than skipped silently.
+An executed copy is named ``executed/ENV/MODEL/YYYYmmddTHHMMSSZ-STEP.ipynb`` (DESIGN §5).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from zoo_ops.errors import BadInput, NotFound
+from zoo_ops.errors import BadInput
 
 STEPS = ("01_copy", "02_verify", "03_migrate", "04_revert", "05_retire")
 STEP_ALIASES = {step.split("_", 1)[1]: step for step in STEPS} | {
@@ -47,24 +43,6 @@ def executed_path(
     return path
 
 
-@dataclass(frozen=True)
-class TrailEntry:
-    """One executed runbook as the trail knows it, from its name and its `run` scrap."""
-
-    path: Path
-    env: str
-    model: str
-    step: str
-    stamp: datetime
-    run: dict[str, Any] | None  # None: the notebook has no readable `run` scrap
-
-    @property
-    def outcome(self) -> str:
-        if self.run is None:
-            return "unreadable"
-        return str(self.run.get("outcome") or "running")
-
-
 def parse_trail_name(path: Path) -> tuple[str, datetime] | None:
     match = _NAME.match(path.name)
     if not match:
@@ -82,37 +60,3 @@ def trail_notebooks(
     pattern = f"{env or '*'}/{model or '*'}/*.ipynb"
     paths = [p for p in executed_root.glob(pattern) if parse_trail_name(p)]
     return sorted(paths, key=lambda p: (p.name, str(p)))
-
-
-def read_scraps(path: Path) -> dict[str, Any]:
-    """All scraps of an executed notebook as plain values (DataFrames stay DataFrames)."""
-    import scrapbook as sb
-
-    if not path.exists():
-        raise NotFound(f"{path}: no such executed notebook")
-    try:
-        nb = sb.read_notebook(str(path))
-        return {name: scrap.data for name, scrap in nb.scraps.items()}
-    except Exception as exc:  # noqa: BLE001 - any unreadable notebook is one verdict
-        raise BadInput(
-            f"{path}: not a readable executed runbook ({exc.__class__.__name__}); check the file"
-        ) from exc
-
-
-def read_entry(path: Path) -> TrailEntry:
-    parsed = parse_trail_name(path)
-    if parsed is None:
-        raise BadInput(f"{path}: not a trail name (YYYYmmddTHHMMSSZ-STEP.ipynb)")
-    step, stamp = parsed
-    try:
-        run = read_scraps(path).get("run")
-    except BadInput:
-        run = None
-    return TrailEntry(
-        path=path,
-        env=path.parent.parent.name,
-        model=path.parent.name,
-        step=step,
-        stamp=stamp,
-        run=run if isinstance(run, dict) else None,
-    )
