@@ -1,4 +1,5 @@
-"""Lint, format and type checks run as part of the suite (the README's one test command)."""
+"""Lint, format, type and layer checks run as part of the suite (the README's one test
+command); the layer contracts are `[tool.importlinter]` in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ BIN = Path(sys.executable).parent
         ["ruff", "check", "lib", "tests", "benchmarks"],
         ["ruff", "format", "--check", "lib", "tests", "benchmarks"],
         ["mypy"],
+        ["lint-imports", "--no-cache"],
     ],
-    ids=["ruff-check", "ruff-format", "mypy"],
+    ids=["ruff-check", "ruff-format", "mypy", "import-contracts"],
 )
 def test_quality_gate(command: list[str]) -> None:
     result = subprocess.run(
