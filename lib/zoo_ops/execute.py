@@ -1,8 +1,9 @@
 """Execute a runbook with papermill into the audit trail (`zoo-ops run`).
 
-Parameters given as text (``-p NAME VALUE``) are converted to the type the runbook's
-``parameters`` cell declares; an unknown name or an unconvertible value is refused
-before anything runs. The kernel is the ``zoo-ops`` kernelspec, whose ``python`` is
+Parameters given as text (``-p NAME VALUE``) are converted to the type the step's
+parameter schema declares (:mod:`zoo_ops.domain.parameters`, which the runbook's
+``parameters`` cell follows); an unknown name or an unconvertible value is refused
+before anything runs. The values' rules are checked in the runbook's first cell. The kernel is the ``zoo-ops`` kernelspec, whose ``python`` is
 the interpreter running this code, so a user's own ``python3`` kernelspec pointing at
 another interpreter does not matter.
 """
@@ -17,14 +18,13 @@ from typing import Any
 
 from zoo_ops import errors
 from zoo_ops.config import load_environment
+from zoo_ops.domain.parameters import convert_texts
 from zoo_ops.errors import BadInput, NotFound
 from zoo_ops.kernel import ensure_kernel
 from zoo_ops.runbook import EXECUTED_PATH_ENV
 from zoo_ops.trail import canonical_step, executed_path, read_scraps
 
 RUNBOOKS_ENV = "ZOO_OPS_RUNBOOKS"
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
 
 
 @dataclass(frozen=True)
@@ -57,50 +57,9 @@ def runbook_path(step: str, root: Path | None = None) -> Path:
     return path
 
 
-def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
-    """The runbook's parameters cell: name -> {inferred_type_name, default, help}."""
-    import papermill
-
-    return dict(papermill.inspect_notebook(str(notebook)))
-
-
-def convert_parameter(name: str, text: Any, type_name: str) -> Any:
-    """Convert a command-line value to the parameter's declared type."""
-    if not isinstance(text, str):
-        return text
-    kind = (type_name or "str").lower()
-    if kind == "bool":
-        lowered = text.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise BadInput(f"parameter {name}={text!r}: expected true or false")
-    if kind == "int":
-        try:
-            return int(text)
-        except ValueError:
-            raise BadInput(f"parameter {name}={text!r}: expected a whole number") from None
-    if kind == "float":
-        try:
-            return float(text)
-        except ValueError:
-            raise BadInput(f"parameter {name}={text!r}: expected a number") from None
-    return text
-
-
-def convert_parameters(notebook: Path, given: dict[str, Any]) -> dict[str, Any]:
-    declared = declared_parameters(notebook)
-    unknown = sorted(set(given) - set(declared))
-    if unknown:
-        raise BadInput(
-            f"{notebook.name}: unknown parameter(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(declared))}"
-        )
-    return {
-        name: convert_parameter(name, value, declared[name].get("inferred_type_name", "str"))
-        for name, value in given.items()
-    }
+def convert_parameters(step: str, given: dict[str, Any]) -> dict[str, Any]:
+    """``-p NAME VALUE`` texts as the types ``step``'s parameter schema declares."""
+    return convert_texts(canonical_step(step), given)
 
 
 @contextmanager
@@ -146,7 +105,7 @@ def execute_runbook(
     for reserved in ("model", "env"):
         if reserved in given:
             raise BadInput(f"pass {reserved} with its own option, not -p {reserved}")
-    params = {"model": model, "env": env, **convert_parameters(notebook, given)}
+    params = {"model": model, "env": env, **convert_parameters(step, given)}
     out = executed_path(cfg.executed_root_path, env, model, step)
     out.parent.mkdir(parents=True, exist_ok=True)
     kernel = ensure_kernel()

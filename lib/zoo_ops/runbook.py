@@ -1,7 +1,8 @@
 """The notebook side of a runbook: start a run, record scraps, finish it.
 
 A runbook's cells stay one library call each; this module carries what every runbook
-shares (DESIGN §5): validating the common parameters, the protected-environment
+shares (DESIGN §5): validating the parameters against the step's schema
+(:mod:`zoo_ops.domain.parameters`, so no cell lists them again), the protected-environment
 confirmation, recording the run in the database and as the ``run`` scrap, and marking
 the run failed when any cell raises -- through an IPython ``post_run_cell`` hook, so
 no cell needs a ``try``.
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,11 @@ from typing import Any
 import pandas as pd
 
 from zoo_ops import __version__
-from zoo_ops.adapters.platform.runs import RunRecord, RunStore
-from zoo_ops.domain.parameters import check_step_parameters
+from zoo_ops.adapters.platform.runs import RunRecord
+from zoo_ops.domain.parameters import CommonParameters, parameters_of, validate_step
 from zoo_ops.domain.redaction import redact_parameters, redact_text
 from zoo_ops.environment import Environment
-from zoo_ops.errors import BadInput, GateClosed, NotFound, ZooOpsError
+from zoo_ops.errors import GateClosed, NotFound, ZooOpsError
 from zoo_ops.trail import canonical_step
 
 EXECUTED_PATH_ENV = "ZOO_OPS_EXECUTED_PATH"
@@ -34,9 +36,14 @@ def _isoformat(at: datetime | None) -> str | None:
     return None if at is None else at.astimezone(UTC).isoformat(timespec="seconds")
 
 
-@dataclass
+@dataclass(repr=False)
 class Run:
-    """One execution of one runbook step for one model in one environment."""
+    """One execution of one runbook step for one model in one environment.
+
+    ``params`` holds the step's validated parameters (an instance of its schema in
+    :mod:`zoo_ops.domain.parameters`, e.g. ``run.params.batch_size``). Shown in a
+    notebook, a run is the table of its parameters.
+    """
 
     step: str
     model: str
@@ -46,9 +53,22 @@ class Run:
     parameters: dict[str, Any]
     gate_override_reason: str
     record_: RunRecord
+    params: CommonParameters  # the step's schema instance, e.g. MigrateParameters
     truss_hash: str | None = None
     finished: dict[str, Any] | None = None
     _hook: Any = field(default=None, repr=False)
+
+    # --- showing ----------------------------------------------------------------------
+
+    def parameters_frame(self) -> pd.DataFrame:
+        """The run's parameters as a table (already redacted)."""
+        return pd.DataFrame([{"parameter": k, "value": v} for k, v in self.parameters.items()])
+
+    def _repr_html_(self) -> str:
+        return str(self.parameters_frame().to_html(index=False))
+
+    def __repr__(self) -> str:
+        return f"{self.step} run {self.run_id}\n{self.parameters_frame().to_string(index=False)}"
 
     # --- recording ------------------------------------------------------------------
 
@@ -112,7 +132,7 @@ class Run:
             return pd.DataFrame([self.finished])
         self._unhook()
         message = None if error is None else redact_text(str(error))
-        record = RunStore(self.env.platform.engine).finish(
+        record = self.env.runs.finish(
             self.record_.id, outcome=outcome, truss_hash=self.truss_hash, error=message
         )
         exit_code = 0
@@ -179,61 +199,44 @@ def _ipython() -> Any:
     return get_ipython()
 
 
-def _require_str(name: str, value: Any, *, required: bool = False) -> str:
-    if not isinstance(value, str):
-        raise BadInput(f"parameter {name}={value!r}: must be a string")
-    if required and not value.strip():
-        raise BadInput(f"parameter {name} is required; pass -p {name} VALUE")
-    return value.strip()
+def start(step: str, namespace: Mapping[str, Any] | None = None, /, **values: Any) -> Run:
+    """Validate the step's parameters, check the protected-env confirmation, record the run.
 
-
-def start(
-    step: str,
-    *,
-    model: Any,
-    env: Any = "local",
-    dry_run: Any = False,
-    confirm: Any = "",
-    operator: Any = "",
-    gate_override_reason: Any = "",
-    **own: Any,
-) -> Run:
-    """Validate the common parameters, check the protected-env confirmation, record the run.
+    The values are read from ``namespace`` -- the notebook's ``globals()``, by default the
+    IPython user namespace -- for exactly the names of the step's schema
+    (:mod:`zoo_ops.domain.parameters`); keyword arguments override them. The run carries
+    them validated and typed as ``run.params``, so no cell lists them again.
 
     Raises before anything is written when a parameter is wrong, the environment is
     unknown, its database has no platform tables, or a protected environment's mutating
     run lacks ``confirm``.
     """
     started = datetime.now(UTC)
+    given = _given(step, namespace, values)
     try:
-        return _start(
-            step,
-            model=model,
-            env=env,
-            dry_run=dry_run,
-            confirm=confirm,
-            operator=operator,
-            gate_override_reason=gate_override_reason,
-            **own,
-        )
+        return _start(step, given)
     except ZooOpsError as err:
         # Refused before a run existed: the notebook still says so in its `run` scrap.
+        def text(name: str, default: str = "") -> str:
+            value = given.get(name, default)
+            return value if isinstance(value, str) else repr(value)
+
+        dry_run = given.get("dry_run", False)
+        reason = given.get("gate_override_reason", "")
         glue(
             "run",
             {
                 "step": step,
-                "model": model if isinstance(model, str) else repr(model),
-                "env": env if isinstance(env, str) else repr(env),
-                "operator": operator if isinstance(operator, str) else "",
+                "model": text("model"),
+                "env": text("env", "local"),
+                "operator": given.get("operator") if isinstance(given.get("operator"), str) else "",
                 "dry_run": dry_run if isinstance(dry_run, bool) else None,
                 "started_at": _isoformat(started),
                 "finished_at": _isoformat(datetime.now(UTC)),
                 "outcome": FAILED,
                 "truss_hash": None,
                 "zoo_ops_version": __version__,
-                "gate_override_reason": gate_override_reason
-                if isinstance(gate_override_reason, str)
-                else "",
+                "gate_override_reason": reason if isinstance(reason, str) else "",
                 "run_id": None,
                 "error": redact_text(str(err)),
                 "exit_code": err.exit_code,
@@ -242,31 +245,30 @@ def start(
         raise
 
 
-def _start(
-    step: str,
-    *,
-    model: Any,
-    env: Any,
-    dry_run: Any,
-    confirm: Any,
-    operator: Any,
-    gate_override_reason: Any,
-    **own: Any,
-) -> Run:
-    step = canonical_step(step)
-    model = _require_str("model", model, required=True)
-    if any(c.isspace() for c in model):
-        raise BadInput(f"parameter model={model!r}: must not contain whitespace")
-    env_name = _require_str("env", env, required=True)
-    if not isinstance(dry_run, bool):
-        raise BadInput(f"parameter dry_run={dry_run!r}: must be True or False")
-    confirm = _require_str("confirm", confirm)
-    operator = _require_str("operator", operator) or getpass.getuser()
-    gate_override_reason = _require_str("gate_override_reason", gate_override_reason)
-    check_step_parameters(step, own)
+def _given(
+    step: str, namespace: Mapping[str, Any] | None, values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The schema's names as the notebook has them (then ``values``); nothing else."""
+    if namespace is None:
+        ip = _ipython()
+        namespace = ip.user_ns if ip is not None else {}
+    try:
+        names = [p.name for p in parameters_of(canonical_step(step))]
+    except ZooOpsError:
+        names = []  # _start refuses the step by name
+    given = {name: namespace[name] for name in names if name in namespace}
+    given.update(values)
+    return given
 
-    environment = Environment.load(env_name)
-    if environment.config.protected and not dry_run and confirm != environment.name:
+
+def _start(step: str, given: dict[str, Any]) -> Run:
+    step = canonical_step(step)
+    params = validate_step(step, given)
+    operator = params.operator or getpass.getuser()
+    params = replace(params, operator=operator)
+
+    environment = Environment.load(params.env)
+    if environment.config.protected and not params.dry_run and params.confirm != environment.name:
         raise GateClosed(
             f"environment {environment.name!r} is protected: pass -p confirm {environment.name} "
             "to run a mutating step (or dry_run=True to look first)"
@@ -279,37 +281,28 @@ def _start(
         )
     store.create_schema()  # zoo-ops's own tables, where missing
 
-    parameters = redact_parameters(
-        {
-            "model": model,
-            "env": env_name,
-            "dry_run": dry_run,
-            "confirm": confirm,
-            "operator": operator,
-            "gate_override_reason": gate_override_reason,
-            **own,
-        }
-    )
+    parameters = redact_parameters(asdict(params))
     notebook = os.environ.get(EXECUTED_PATH_ENV) or None
-    record = RunStore(store.engine).start(
+    record = environment.runs.start(
         step=step,
-        model=model,
+        model=params.model,
         env=environment.name,
         operator=operator,
-        dry_run=dry_run,
+        dry_run=params.dry_run,
         parameters=parameters,
-        gate_override_reason=gate_override_reason,
+        gate_override_reason=params.gate_override_reason,
         notebook_path=notebook,
     )
     run = Run(
         step=step,
-        model=model,
+        model=params.model,
         env=environment,
-        dry_run=dry_run,
+        dry_run=params.dry_run,
         operator=operator,
         parameters=parameters,
-        gate_override_reason=gate_override_reason,
+        gate_override_reason=params.gate_override_reason,
         record_=record,
+        params=params,
     )
     _hook_failures(run)
     return run
@@ -332,4 +325,4 @@ def _hook_failures(run: Run) -> None:
 
 def parameters_frame(run: Run) -> pd.DataFrame:
     """The run's parameters as a table (already redacted)."""
-    return pd.DataFrame([{"parameter": k, "value": v} for k, v in run.parameters.items()])
+    return run.parameters_frame()

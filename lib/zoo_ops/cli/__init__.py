@@ -1,7 +1,8 @@
 """The `zoo-ops` command line (DESIGN §6).
 
 Each subcommand lives in its own module exposing ``register(subparsers)``; the module
-sets ``handler`` on its parser. Exit codes: 0 success, 1 a step failed, 2 bad usage or
+sets ``handler`` on its parser. ``-e ENV`` is accepted before or after the command and its
+action (:mod:`zoo_ops.cli.options`). Exit codes: 0 success, 1 a step failed, 2 bad usage or
 bad input. Errors are one line on stderr.
 """
 
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from zoo_ops import __version__
+from zoo_ops.cli.options import add_env_option, check_env_accepted
 from zoo_ops.errors import ZooOpsError
 
 # Order is the order of `zoo-ops --help`.
@@ -39,6 +41,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="zoo-ops", description="Roll model zoo models over to truss deployments.")
     parser.add_argument("--version", action="version", version=f"zoo-ops {__version__}")
+    add_env_option(parser, 0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:
@@ -49,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_env_accepted(parser, args)
     try:
         return int(args.handler(args) or 0)
     except ZooOpsError as err:

@@ -11,6 +11,8 @@ import sys
 import time
 from datetime import UTC, datetime
 
+from zoo_ops.cli.options import add_env_option, env_name
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -18,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="run the model zoo automation (deploy whitelisted trusses)",
         description="Run the model zoo automation: deploy each whitelisted truss once.",
     )
-    p.add_argument("-e", "--env", default="local", help="environment name (default: local)")
+    add_env_option(p, 1)
     actions = p.add_subparsers(dest="automation_action", metavar="ACTION")
     actions.required = True
     r = actions.add_parser("reconcile", help="deploy whitelisted trusses not yet deployed")
@@ -44,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="how long to wait for a deploy to become ready (default: 600)",
     )
     r.add_argument("--dry-run", action="store_true", help="decide and show, deploy nothing")
+    add_env_option(r, 2)
     p.set_defaults(handler=run_automation)
 
 
@@ -63,7 +66,7 @@ def run_automation(args: argparse.Namespace) -> int:
     from zoo_ops.errors import ZooOpsError
     from zoo_ops.services.automation import reconcile
 
-    env = Environment.load(args.env)
+    env = Environment.load(env_name(args))
     try:
         if not args.watch:
             result = reconcile(

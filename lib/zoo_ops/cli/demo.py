@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from zoo_ops.cli.options import add_env_option, env_name
 from zoo_ops.cli.output import print_frame
 
 
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="rebuild an existing demo environment (its database, artifacts and trail)",
     )
-    p.add_argument("-e", "--env", default="local", help="environment (default local)")
+    add_env_option(p, 1)
     p.set_defaults(handler=run_demo)
 
 
@@ -26,7 +27,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from zoo_ops.environment import Environment
     from zoo_ops.kernel import ensure_kernel
 
-    env = Environment.load(args.env)
+    env = Environment.load(env_name(args))
     ensure_kernel()  # so that `papermill runbooks/...` works right after the demo
     summary = build_demo(env, apps=args.apps, reset=args.reset)
     print(

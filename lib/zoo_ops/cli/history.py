@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from zoo_ops.cli.options import add_env_option, env_name
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -12,16 +14,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Migrations (journal) and test repoints (trail) of one oracle version.",
     )
     p.add_argument("oracle_version_id", metavar="ORACLE_VERSION_ID", help="a user version id")
-    p.add_argument("-e", "--env", default="local", help="environment (default local)")
+    add_env_option(p, 1)
     p.set_defaults(handler=run_history)
 
 
 def run_history(args: argparse.Namespace) -> int:
-    from zoo_ops.cli.status import display_path, format_table
+    from zoo_ops.cli.output import format_table
+    from zoo_ops.cli.status import display_path
     from zoo_ops.commands.history import COLUMNS, history
     from zoo_ops.environment import Environment
 
-    env = Environment.load(args.env)
+    env = Environment.load(env_name(args))
     try:
         table = history(env, args.oracle_version_id)
     finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from zoo_ops.cli.options import add_env_option, env_names
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -19,13 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         default=None,
         help="output folder (default: report/ beside zoo_ops.toml)",
     )
-    p.add_argument(
-        "-e",
-        "--env",
-        action="append",
-        default=None,
-        help="environment (repeatable; default: every environment in the trail)",
-    )
+    add_env_option(p, 1, repeatable=True)
     p.set_defaults(handler=run_report)
 
 
@@ -35,6 +31,7 @@ def run_report(args: argparse.Namespace) -> int:
     from zoo_ops.config import config_path
 
     out = args.out if args.out is not None else config_path().parent.resolve() / "report"
-    result = render_report(args.env, executed_roots(args.env), out)
+    envs = env_names(args)
+    result = render_report(envs, executed_roots(envs), out)
     print(result.index)
     return 0

@@ -1,16 +1,36 @@
-"""`zoo-ops run STEP -m MODEL [-e ENV] [-p NAME VALUE]...`: papermill into the trail."""
+"""`zoo-ops run STEP -m MODEL [-e ENV] [-p NAME VALUE]...`: papermill into the trail.
+
+``zoo-ops run STEP --help`` lists STEP's parameters (type, default, meaning) from the
+step's schema in :mod:`zoo_ops.domain.parameters` -- the same schema that converts
+``-p`` values here and validates them in the runbook.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import Any
+
+from zoo_ops.cli.options import add_env_option, env_name
+
+_PASSED_AS = {"model": "-m", "env": "-e"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("run", help="execute a runbook into executed/ENV/MODEL/")
+    p = sub.add_parser(
+        "run",
+        help="execute a runbook into executed/ENV/MODEL/",
+        description="Execute runbook STEP with papermill into executed/ENV/MODEL/.",
+        epilog="`zoo-ops run STEP --help` also lists STEP's parameters.",
+        add_help=False,
+    )
+    p.add_argument(
+        "-h", "--help", action=_StepHelp, nargs=0, help="show this help (and STEP's parameters)"
+    )
     p.add_argument("step", help="01_copy, 02_verify, 03_migrate, 04_revert or 05_retire")
     p.add_argument("-m", "--model", required=True, help="model zoo model name, e.g. iris")
-    p.add_argument("-e", "--env", default="local", help="environment (default local)")
+    add_env_option(p, 1)
     p.add_argument(
         "-p",
         "--parameter",
@@ -24,6 +44,50 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=run_step)
 
 
+class _StepHelp(argparse.Action):
+    """``--help``; after a STEP (``run 03_migrate --help``) it lists the step's parameters."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        text = parser.format_help()
+        step = getattr(namespace, "step", None)
+        if step:
+            text += "\n" + step_parameters_help(step) + "\n"
+        sys.stdout.write(text)
+        parser.exit()
+
+
+def step_parameters_help(step: str) -> str:
+    """STEP's parameters as a table: name, type, default, option (-m, -e or -p NAME VALUE), meaning."""
+    from zoo_ops.cli.output import format_table
+    from zoo_ops.domain.parameters import parameters_of
+    from zoo_ops.errors import ZooOpsError
+    from zoo_ops.trail import canonical_step
+
+    try:
+        step = canonical_step(step)
+        declared = parameters_of(step)
+    except ZooOpsError as err:
+        return str(err)
+    rows = [
+        (
+            p.name,
+            p.type_name,
+            json.dumps(p.default) if isinstance(p.default, str) else repr(p.default),
+            _PASSED_AS.get(p.name, "-p"),
+            p.help,
+        )
+        for p in sorted(declared, key=lambda p: p.common)  # the step's own first
+    ]
+    table = format_table(("parameter", "type", "default", "option", "meaning"), rows)
+    return f"parameters of {step}:\n{table}"
+
+
 def run_step(args: argparse.Namespace) -> int:
     from zoo_ops.errors import BadInput
     from zoo_ops.execute import execute_runbook
@@ -34,7 +98,7 @@ def run_step(args: argparse.Namespace) -> int:
             raise BadInput(f"parameter {name} given twice; pass it once")
         given[name] = value
     result = execute_runbook(
-        args.step, model=args.model, env=args.env, parameters=given, progress=args.progress
+        args.step, model=args.model, env=env_name(args), parameters=given, progress=args.progress
     )
     print(result.path)
     if result.exit_code:

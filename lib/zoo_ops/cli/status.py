@@ -11,6 +11,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from zoo_ops.cli.options import add_env_option, env_names
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -18,13 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="table of models x steps from the trail",
         description="Last outcome, time, truss hash and executed notebook of every step.",
     )
-    p.add_argument(
-        "-e",
-        "--env",
-        action="append",
-        default=None,
-        help="environment (repeatable; default: every environment in the trail)",
-    )
+    add_env_option(p, 1, repeatable=True)
     p.add_argument("-m", "--model", default=None, help="only this model")
     p.set_defaults(handler=run_status)
 
@@ -67,17 +63,6 @@ def executed_roots(env_names: Sequence[str] | None) -> list[Path]:
     return roots
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned plain-text columns (what `format_frame` prints, without pandas)."""
-    if not rows:
-        return "(no rows)"
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
-
-
 def display_path(path: Path | None) -> str:
     if path is None:
         return ""
@@ -88,12 +73,14 @@ def display_path(path: Path | None) -> str:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from zoo_ops.cli.output import format_table
     from zoo_ops.commands.status import status
 
-    table = status(args.env, args.model, executed_roots(args.env))
+    envs = env_names(args)
+    table = status(envs, args.model, executed_roots(envs))
     if not table.rows:
         scope = f" for model {args.model}" if args.model else ""
-        where = ", ".join(args.env) if args.env else "any environment"
+        where = ", ".join(envs) if envs else "any environment"
         print(f"no executed runbooks{scope} in {where}")
         return 0
     headers = ("model", "step", "outcome", "at", "truss_hash", "notebook", "dry run")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from zoo_ops.cli.options import add_env_option, env_name
+
 _BOOL = {"true": True, "false": False}
 
 
@@ -18,11 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="show or change the model zoo automation whitelist",
         description="Show or change automaticallyDeployedModelZooModelsWhitelist.",
     )
-    p.add_argument("-e", "--env", default="local", help="environment name (default: local)")
+    add_env_option(p, 1)
     actions = p.add_subparsers(dest="whitelist_action", metavar="ACTION")
     actions.required = True
 
-    actions.add_parser("show", help="the automation flag and the whitelist")
+    show = actions.add_parser("show", help="the automation flag and the whitelist")
+    add_env_option(show, 2)
 
     s = actions.add_parser("set", help='whitelist MODEL with {"copy": true|false}')
     s.add_argument("model", metavar="MODEL")
@@ -33,10 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="true: deploy as MODEL_copy; false: deploy as a new version of MODEL",
     )
     s.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
+    add_env_option(s, 2)
 
     r = actions.add_parser("remove", help="take MODEL off the whitelist")
     r.add_argument("model", metavar="MODEL")
     r.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
+    add_env_option(r, 2)
 
     p.set_defaults(handler=run_whitelist)
 
@@ -50,7 +55,7 @@ def run_whitelist(args: argparse.Namespace) -> int:
         show_settings,
     )
 
-    env = Environment.load(args.env)
+    env = Environment.load(env_name(args))
     if args.whitelist_action == "show":
         view = show_settings(env)
         print(f"{view.location} resourceVersion {view.resource_version or '-'}")

@@ -1,32 +1,73 @@
-"""The runbooks' own parameters, checked before a run writes anything (pure).
+"""The runbooks' parameters: one schema per step, the only place they are declared (pure).
 
-Each step's rules are here, in one table, so that a wrong value is refused in the
-runbook's first cell -- not after the whitelist was set and a version deployed.
+Each step's parameters are a frozen dataclass: the common ones (DESIGN §5) in
+:class:`CommonParameters`, a step's own in its subclass. A field's annotation is its type,
+its default the runbook's default, and its metadata the meaning (``help``) and the rule
+that checks a value. Everything else follows from these classes:
+
+- the runbook's ``parameters`` cell declares exactly these names, types and defaults
+  (tests/test_parameters.py reads the cells and compares);
+- ``runbook.start(step, globals())`` validates the cell's values with :func:`validate`
+  and hands the cells a typed instance (``run.params.batch_size``);
+- ``zoo-ops run -p NAME VALUE`` converts text with :func:`convert_text`, and
+  ``zoo-ops run STEP --help`` lists :func:`parameters_of`.
+
+A wrong value is refused in the runbook's first cell -- not after the whitelist was set
+and a version deployed. Kept light (no pandas, no SQLAlchemy): the CLI imports it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, get_type_hints
 
 from zoo_ops.errors import BadInput
 from zoo_ops.migration.plan import check_batch_size, check_scope
 
-Rule = Callable[[str, Any], None]
+Rule = Callable[[str, Any], Any]
+"""Checks one value (raising :class:`BadInput`) and returns it, normalised."""
+
+_TRUE = frozenset({"true", "1", "yes", "y", "on"})
+_FALSE = frozenset({"false", "0", "no", "n", "off"})
 
 
-def _text(name: str, value: Any) -> None:
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _text(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         raise BadInput(f"parameter {name}={value!r}: must be a string")
+    return value
 
 
-def _flag(name: str, value: Any) -> None:
+def _stripped(name: str, value: Any) -> str:
+    return str(_text(name, value)).strip()
+
+
+def _required(name: str, value: Any) -> str:
+    value = _stripped(name, value)
+    if not value:
+        raise BadInput(f"parameter {name} is required; pass -p {name} VALUE")
+    return value
+
+
+def _model(name: str, value: Any) -> str:
+    value = _required(name, value)
+    if any(c.isspace() for c in value):
+        raise BadInput(f"parameter {name}={value!r}: must not contain whitespace")
+    return value
+
+
+def _flag(name: str, value: Any) -> Any:
     if not isinstance(value, bool):
         raise BadInput(f"parameter {name}={value!r}: must be True or False")
+    return value
 
 
 def _number(minimum: float, *, whole: bool = False, above: bool = False) -> Rule:
-    def check(name: str, value: Any) -> None:
+    def check(name: str, value: Any) -> Any:
         kinds = (int,) if whole else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds):
             kind = "a whole number" if whole else "a number"
@@ -34,61 +75,225 @@ def _number(minimum: float, *, whole: bool = False, above: bool = False) -> Rule
         if value < minimum or (above and value == minimum):
             bound = f"> {minimum:g}" if above else f">= {minimum:g}"
             raise BadInput(f"parameter {name}={value!r}: must be {bound}")
+        return value
 
     return check
 
 
 def _one_of(*choices: str) -> Rule:
-    def check(name: str, value: Any) -> None:
+    def check(name: str, value: Any) -> Any:
         if value not in choices:
             shown = " or ".join(repr(c) for c in choices)
             raise BadInput(f"parameter {name}={value!r}: must be {shown}")
+        return value
 
     return check
 
 
-def _batch_size(name: str, value: Any) -> None:
-    check_batch_size(value)
+def _batch_size(name: str, value: Any) -> int:
+    return check_batch_size(value)
 
 
-def _scope(name: str, value: Any) -> None:
+def _scope(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise BadInput(f"parameter {name}={value!r}: must be 'all' or 'recorded'")
-    check_scope(value)
+    return check_scope(value)
 
 
-STEP_PARAMETERS: dict[str, dict[str, Rule]] = {
-    "01_copy": {"truss_dir": _text, "wait_timeout_s": _number(0, above=True)},
-    "02_verify": {
-        "target": _one_of("copy", "new"),
-        "user_email": _text,
-        "oracle_id": _text,
-        "inputs": _text,
-        "rtol": _number(0),
-        "restore": _flag,
-    },
-    "03_migrate": {
-        "batch_size": _batch_size,
-        "user_email": _text,
-        "auto_revert": _flag,
-        "affected_inline_limit": _number(0, whole=True),
-        "wait_timeout_s": _number(0, above=True),
-    },
-    "04_revert": {
-        "forward_run": _text,
-        "scope": _scope,
-        "batch_size": _batch_size,
-        "affected_inline_limit": _number(0, whole=True),
-    },
-    "05_retire": {"min_age_days": _number(0), "delete_copy": _flag},
+def param(default: Any, help: str, rule: Rule = _text) -> Any:
+    """A schema field: its default, its meaning, and the rule a value must pass."""
+    return field(default=default, metadata={"help": help, "rule": rule})
+
+
+# --- the schemas ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommonParameters:
+    """Every runbook's parameters (DESIGN §5)."""
+
+    model: str = param("", 'model zoo model name, e.g. "iris" (required)', _model)
+    env: str = param("local", "environment name from zoo_ops.toml", _required)
+    dry_run: bool = param(False, "compute and show everything, change nothing", _flag)
+    confirm: str = param(
+        "", "must equal env for a mutating run in a protected environment", _stripped
+    )
+    operator: str = param("", "who runs it; empty: the OS user", _stripped)
+    gate_override_reason: str = param(
+        "", "lets a step past the staging gate; recorded in `run`", _stripped
+    )
+
+
+@dataclass(frozen=True)
+class CopyParameters(CommonParameters):
+    """01_copy: deploy the truss as MODEL_copy."""
+
+    truss_dir: str = param("", "default: truss_root/model")
+    wait_timeout_s: int = param(
+        600, "how long to wait for MODEL_copy to be ACTIVE", _number(0, above=True)
+    )
+
+
+@dataclass(frozen=True)
+class VerifyParameters(CommonParameters):
+    """02_verify: the candidate answers as the current version does."""
+
+    target: str = param("copy", '"copy" or "new"', _one_of("copy", "new"))
+    user_email: str = param("", "empty: the environment's test_user_email")
+    oracle_id: str = param("", "empty: create a test application")
+    inputs: str = param("", "empty: the truss's examples.yaml")
+    rtol: float = param(1e-6, "relative tolerance for floats", _number(0))
+    restore: bool = param(True, "put the application's proxy back afterwards", _flag)
+
+
+@dataclass(frozen=True)
+class MigrateParameters(CommonParameters):
+    """03_migrate: deploy as a new version and forward-migrate every application."""
+
+    batch_size: int = param(1000, "user versions moved per transaction", _batch_size)
+    user_email: str = param(
+        "", "for the new-application check; empty: the environment's test_user_email"
+    )
+    auto_revert: bool = param(False, "revert what moved when the post-check fails", _flag)
+    affected_inline_limit: int = param(
+        100000, "above this many moved rows, `affected` is a parquet file", _number(0, whole=True)
+    )
+    wait_timeout_s: int = param(
+        600, "how long to wait for the new version to be ACTIVE", _number(0, above=True)
+    )
+
+
+@dataclass(frozen=True)
+class RevertParameters(CommonParameters):
+    """04_revert: point the migrated applications back at the old version."""
+
+    forward_run: str = param("", "path of an executed 03_migrate; empty: the latest successful one")
+    scope: str = param("all", '"all" or "recorded"', _scope)
+    batch_size: int = param(1000, "user versions moved per transaction", _batch_size)
+    affected_inline_limit: int = param(
+        100000, "above this many rows, `reverted` is a parquet file", _number(0, whole=True)
+    )
+
+
+@dataclass(frozen=True)
+class RetireParameters(CommonParameters):
+    """05_retire: delete the old version once nothing needs it."""
+
+    min_age_days: float = param(3.0, "how long after the forward migration", _number(0))
+    delete_copy: bool = param(True, "also delete MODEL_copy's versions", _flag)
+
+
+SCHEMAS: dict[str, type[CommonParameters]] = {
+    "01_copy": CopyParameters,
+    "02_verify": VerifyParameters,
+    "03_migrate": MigrateParameters,
+    "04_revert": RevertParameters,
+    "05_retire": RetireParameters,
 }
 
+P = TypeVar("P", bound=CommonParameters)
 
-def check_step_parameters(step: str, parameters: dict[str, Any]) -> None:
-    """Refuse the first parameter of ``step`` that breaks its rule, or is unknown."""
-    rules = STEP_PARAMETERS.get(step, {})
-    for name, value in parameters.items():
-        rule = rules.get(name)
-        if rule is None:
-            raise BadInput(f"{step} has no parameter {name!r}; known: {', '.join(sorted(rules))}")
-        rule(name, value)
+
+# --- reading the schemas -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter as the schema declares it."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    rule: Rule
+    common: bool
+
+    @property
+    def type_name(self) -> str:
+        return self.type.__name__
+
+
+def schema_of(step: str) -> type[CommonParameters]:
+    """The parameter class of ``step`` (a canonical step name, e.g. ``03_migrate``)."""
+    try:
+        return SCHEMAS[step]
+    except KeyError:
+        raise BadInput(f"unknown step {step!r}; steps are {', '.join(SCHEMAS)}") from None
+
+
+def parameters_of(step_or_schema: str | type[CommonParameters]) -> tuple[Parameter, ...]:
+    """Every parameter of a step, common ones first, in the order the cell declares them."""
+    schema = schema_of(step_or_schema) if isinstance(step_or_schema, str) else step_or_schema
+    types = get_type_hints(schema)
+    common = {f.name for f in dataclasses.fields(CommonParameters)}
+    return tuple(
+        Parameter(
+            name=f.name,
+            type=types[f.name],
+            default=f.default,
+            help=f.metadata["help"],
+            rule=f.metadata["rule"],
+            common=f.name in common,
+        )
+        for f in dataclasses.fields(schema)
+    )
+
+
+def validate(schema: type[P], values: Mapping[str, Any], *, step: str | None = None) -> P:
+    """The typed parameters from ``values`` (missing names take their defaults).
+
+    Refuses an unknown name, then the first value (in schema order) that breaks its rule.
+    """
+    declared = parameters_of(schema)
+    names = [p.name for p in declared]
+    unknown = [name for name in values if name not in names]
+    if unknown:
+        label = step or schema.__name__
+        raise BadInput(
+            f"{label} has no parameter {unknown[0]!r}; known: {', '.join(sorted(names))}"
+        )
+    checked = {
+        p.name: p.rule(p.name, values[p.name] if p.name in values else p.default) for p in declared
+    }
+    return schema(**checked)
+
+
+def validate_step(step: str, values: Mapping[str, Any]) -> CommonParameters:
+    """:func:`validate` against ``step``'s schema."""
+    return validate(schema_of(step), values, step=step)
+
+
+def convert_text(parameter: Parameter, text: Any) -> Any:
+    """A command-line value (``-p NAME VALUE``) as the parameter's type; others unchanged."""
+    if not isinstance(text, str):
+        return text
+    name = parameter.name
+    if parameter.type is bool:
+        lowered = text.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise BadInput(f"parameter {name}={text!r}: expected true or false")
+    if parameter.type is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise BadInput(f"parameter {name}={text!r}: expected a whole number") from None
+    if parameter.type is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise BadInput(f"parameter {name}={text!r}: expected a number") from None
+    return text
+
+
+def convert_texts(step: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every ``-p NAME VALUE`` of ``step`` converted; an unknown name is refused."""
+    declared = {p.name: p for p in parameters_of(step)}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise BadInput(
+            f"{step}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(declared))}"
+        )
+    return {name: convert_text(declared[name], value) for name, value in given.items()}

@@ -1,0 +1,70 @@
+"""Options every command shares: ``-e ENV``, before or after the (sub)command.
+
+``zoo-ops -e X whitelist show``, ``zoo-ops whitelist -e X show`` and
+``zoo-ops whitelist show -e X`` all mean environment X. argparse copies a subcommand's
+values over its parent's, so each level keeps ``-e`` in a destination of its own
+(``env_0`` for ``zoo-ops``, ``env_1`` for the command, ``env_2`` for its action) and
+:func:`env_name` / :func:`env_names` read them together. Handlers call those rather
+than read ``args.env``, so they also work when a test builds the parser with only a
+command's ``register``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from zoo_ops.errors import BadInput
+
+DEFAULT_ENV = "local"
+_LEVELS = ("env_0", "env_1", "env_2")
+TAKES_ENV = "takes_env"
+
+
+def add_env_option(
+    parser: argparse.ArgumentParser, level: int, *, repeatable: bool = False
+) -> None:
+    """``-e/--env ENV`` on ``parser``; ``level`` 0 is ``zoo-ops`` itself, 1 a command, 2 its action."""
+    if repeatable:
+        text = "environment (repeatable; default: every environment in the trail)"
+    else:
+        text = f"environment name from zoo_ops.toml (default: {DEFAULT_ENV})"
+    parser.add_argument(
+        "-e",
+        "--env",
+        dest=_LEVELS[level],
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="ENV",
+        help=text,
+    )
+    if level == 1:
+        parser.set_defaults(**{TAKES_ENV: "many" if repeatable else "one"})
+
+
+def given_envs(args: argparse.Namespace) -> list[str]:
+    """Every ``-e`` value, outermost first."""
+    values: list[str] = []
+    for dest in _LEVELS:
+        values.extend(getattr(args, dest, None) or [])
+    return values
+
+
+def env_name(args: argparse.Namespace) -> str:
+    """The one environment a command acts on (``local`` when no ``-e``)."""
+    values = list(dict.fromkeys(given_envs(args)))
+    if len(values) > 1:
+        raise BadInput(f"-e given for {', '.join(values)}; this command acts on one environment")
+    return values[0] if values else DEFAULT_ENV
+
+
+def env_names(args: argparse.Namespace) -> list[str] | None:
+    """Every environment named with ``-e`` (None: none named, so every one)."""
+    values = list(dict.fromkeys(given_envs(args)))
+    return values or None
+
+
+def check_env_accepted(parser: argparse.ArgumentParser, args: Any) -> None:
+    """Refuse ``zoo-ops -e X COMMAND`` for a command that takes no environment."""
+    if given_envs(args) and not getattr(args, TAKES_ENV, None):
+        parser.error(f"zoo-ops {args.command} takes no -e ENV")
