@@ -59,6 +59,7 @@ except ImportError:  # run from a checkout without an install
 from zoo_ops.adapters.platform.engine import normalize_url
 from zoo_ops.environment import Environment
 from zoo_ops.migration import engine as m
+from zoo_ops.steps.s03_migrate import TqdmProgress
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 OLD, NEW = "irisold1", "irisnew1"
@@ -256,9 +257,10 @@ def bare_update(engine: Engine, old: str, new: str) -> tuple[int, float]:
 
 
 def ours_forward(place: Place, batch_size: int, progress: bool = False) -> m.MigrationResult:
+    """Our forward migration; ``progress``: render the engine's progress as the runbook does."""
     return m.forward_migrate(
         place.env, "iris", old_version_id=OLD, new_version_id=NEW,
-        batch_size=batch_size, progress=progress,
+        batch_size=batch_size, progress=TqdmProgress() if progress else None,
     )  # fmt: skip
 
 
@@ -365,7 +367,7 @@ def big_comparison(args: argparse.Namespace, tmp: Path) -> None:
                 else:
                     result = m.revert_migration(
                         b.env, "iris", forward_migration_id=forward_id, scope="all",
-                        batch_size=batch_size, progress=False,
+                        batch_size=batch_size,
                     )  # fmt: skip
                 assert moved == result.moved_count == args.big, (moved, result.moved_count)
                 locks = result.batch_lock_seconds

@@ -110,7 +110,7 @@ def test_copy_true_deploys_the_truss_as_name_copy(env: Environment, trusses: Pat
     assert current(env, "iris").id == legacy_current  # the original is untouched
     answer = env.serving.predict(new, IRIS_REQUEST)
     assert answer["predictions"] == ["setosa"]
-    record = DeployLog(env.platform.engine).record(new.id)
+    record = env.deploys.record(new.id)
     assert record is not None and (record.status, record.truss_name) == (s.ACTIVE, "iris")
     assert result.to_frame().columns.tolist() == [
         "model",
@@ -211,7 +211,7 @@ def test_a_failing_deploy_marks_the_version_failed_and_keeps_the_current_one(
     assert current(env, "iris").id == old.id
     failed = env.platform.version(row.version_id)
     assert failed.status == s.FAILED
-    record = DeployLog(env.platform.engine).record(failed.id)
+    record = env.deploys.record(failed.id)
     assert record is not None and record.status == s.FAILED
     assert record.reason is not None and "RuntimeError: weights are corrupt" in record.reason
     assert not (env.config.state_path / "artifacts" / failed.id).exists()

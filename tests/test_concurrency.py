@@ -17,12 +17,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from test_migration_engine import Platform, build_platform, table_checksum
+from support.migration import Platform, build_platform, poll_until, table_checksum
 from test_rbac import k8s_env  # noqa: F401 - the fixture, shared
 
 from zoo_ops.adapters.platform import schema as s
@@ -64,6 +63,10 @@ sys.exit(main(["automation", "-e", "k8s", "reconcile"]))
 """
 
 
+def racers_alive(procs: list[subprocess.Popen[str]]) -> None:
+    assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+
+
 def race(
     script: str, args: list[list[str]], tmp_path: Path
 ) -> list[subprocess.CompletedProcess[str]]:
@@ -83,11 +86,13 @@ def race(
                 env=dict(os.environ),
             )
         )
-    deadline = time.monotonic() + 60
-    while not all(r.exists() for r in readies):
-        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-        assert time.monotonic() < deadline, "the racers did not get ready"
-        time.sleep(0.01)
+    poll_until(
+        lambda: all(r.exists() for r in readies),
+        each=lambda: racers_alive(procs),
+        timeout_s=60,
+        interval_s=0.01,
+        message="the racers did not get ready",
+    )
     go.touch()
     results = []
     for p in procs:

@@ -42,10 +42,9 @@ from pathlib import Path
 from queue import Empty, Queue
 
 import pytest
-from conftest import postgres_base_url
 from sqlalchemy import DateTime, bindparam, create_engine, make_url, select, text
 from sqlalchemy.engine import Engine
-from test_migration_engine import build_platform
+from support.migration import build_platform, postgres_base_url
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.config import EnvironmentConfig

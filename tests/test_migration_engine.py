@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,112 +10,15 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import insert, text
+from support.migration import Platform, build_platform, table_checksum, zoo_ops_state
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, GateClosed, LockHeld, NotFound
 from zoo_ops.migration import engine as m
 from zoo_ops.migration import store as msql
-from zoo_ops.migration.plan import ABANDONED, DONE, OPEN
-
-
-@dataclass(frozen=True)
-class Platform:
-    """A small platform: zoo model iris (old, new, copy versions), bert, user apps."""
-
-    env: Environment
-    engine: Engine
-    old: str
-    new: str
-    copy: str
-    bert: str
-    org_ids: tuple[str, ...]
-
-
-def bulk_user_versions(
-    engine: Engine, proxy: str, count: int, org_ids: tuple[str, ...], prefix: str
-) -> list[str]:
-    """``count`` user applications (oracle + current version) proxying ``proxy``."""
-    now = datetime.now(UTC)
-    oracles = [
-        {
-            "id": f"{prefix}o{i:06d}",
-            "name": f"app-{prefix}{i}",
-            "organization_id": org_ids[i % len(org_ids)],
-            "is_model_zoo": False,
-            "current_version_id": f"{prefix}v{i:06d}",
-            "created_at": now,
-        }
-        for i in range(count)
-    ]
-    versions = [
-        {
-            "id": f"{prefix}v{i:06d}",
-            "oracle_id": f"{prefix}o{i:06d}",
-            "proxy_model_version_id": proxy,
-            "truss_hash": None,
-            "status": s.ACTIVE,
-            "artifact": None,
-            "created_at": now,
-        }
-        for i in range(count)
-    ]
-    with engine.begin() as conn:
-        if oracles:
-            conn.execute(insert(s.oracles), oracles)
-            conn.execute(insert(s.oracle_versions), versions)
-    return [v["id"] for v in versions]
-
-
-def build_platform(env: Environment, apps: int = 120, new_status: str = s.ACTIVE) -> Platform:
-    store = env.platform
-    store.create_schema()
-    admin = store.create_organization("zoo", is_admin=True)
-    orgs = tuple(store.create_organization(f"org{i}").id for i in range(3))
-    iris = store.create_oracle("iris", admin.id, is_model_zoo=True)
-    old = store.add_version(iris.id, status=s.ACTIVE)
-    new = store.add_version(iris.id, status=new_status)
-    iris_copy = store.create_oracle("iris_copy", admin.id, is_model_zoo=True)
-    copy = store.add_version(iris_copy.id, status=s.ACTIVE)
-    bert = store.create_oracle("bert", admin.id, is_model_zoo=True)
-    bert_v = store.add_version(bert.id, status=s.ACTIVE)
-    store.set_current_version(iris.id, old.id)
-    store.set_current_version(bert.id, bert_v.id)
-    bulk_user_versions(store.engine, old.id, apps, orgs, "a")
-    bulk_user_versions(store.engine, bert_v.id, 7, orgs, "b")  # must never move
-    return Platform(env, store.engine, old.id, new.id, copy.id, bert_v.id, orgs)
-
-
-def table_checksum(engine: Engine, exclude: set[str] | None = None) -> str:
-    """sha256 over every user-versions row (every column), in id order."""
-    digest = hashlib.sha256()
-    with engine.connect() as conn:
-        rows = conn.execute(select(s.oracle_versions).order_by(s.oracle_versions.c.id)).all()
-    for row in rows:
-        if exclude and row.id in exclude:
-            continue
-        digest.update(repr(tuple(str(v) for v in row)).encode())
-    return digest.hexdigest()
-
-
-def zoo_ops_state(engine: Engine) -> tuple[int, int, int]:
-    """Row counts of the migration, journal and lock tables."""
-    with engine.connect() as conn:
-        return tuple(  # type: ignore[return-value]
-            int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-            for t in (s.migrations, s.migration_journal, s.locks)
-        )
-
-
-def proxies(engine: Engine, version_ids: list[str] | None = None) -> dict[str, str]:
-    v = s.oracle_versions.c
-    query = select(v.id, v.proxy_model_version_id)
-    if version_ids is not None:
-        query = query.where(v.id.in_(version_ids))
-    with engine.connect() as conn:
-        return {r[0]: r[1] for r in conn.execute(query).all()}
+from zoo_ops.migration.plan import ABANDONED, DONE, OPEN, MigrationPlan
 
 
 @pytest.fixture
@@ -218,7 +120,7 @@ def test_a_second_migration_while_the_lock_is_held_is_refused(platform: Platform
     p = platform
     before, state = table_checksum(p.engine), zoo_ops_state(p.engine)
     # Another holder: on PostgreSQL another session, on SQLite a lock row of a live pid.
-    other = msql.acquire_lock(p.engine, p.env.name, "iris", holder="someone-else")
+    other = p.env.migrations.acquire_lock(p.env.name, "iris", holder="someone-else")
     try:
         with pytest.raises(LockHeld, match="holds the lock.*release") as err:
             forward(p, lock_wait_s=0.0)
@@ -234,7 +136,7 @@ def test_a_lock_left_by_a_dead_process_does_not_block(platform: Platform) -> Non
     p = platform
     if p.engine.dialect.name == "postgresql":
         # An advisory lock dies with its session: end the holder's session uncleanly.
-        other = msql.acquire_lock(p.engine, p.env.name, "iris", holder="crashed")
+        other = p.env.migrations.acquire_lock(p.env.name, "iris", holder="crashed")
         other.conn.invalidate()  # type: ignore[attr-defined]
     else:
         with p.engine.begin() as conn:
@@ -250,7 +152,7 @@ def test_a_lock_left_by_a_dead_process_does_not_block(platform: Platform) -> Non
 
 def test_release_lock_is_the_documented_recovery(platform: Platform) -> None:
     p = platform
-    held = msql.acquire_lock(p.engine, p.env.name, "iris", holder="stuck")
+    held = p.env.migrations.acquire_lock(p.env.name, "iris", holder="stuck")
     try:
         with pytest.raises(LockHeld):
             forward(p, lock_wait_s=0.0)
@@ -441,7 +343,7 @@ def test_postgres_batches_pick_through_the_proxy_index(postgres_url: str) -> Non
     engine = make_engine(postgres_url)
     try:
         s.create_schema(engine)
-        with msql.BatchMover(engine, msql.MigrationPlan("iris", "forwards", "a", "b"), "m"):
+        with msql.MigrationStore(engine).mover(MigrationPlan("iris", "forwards", "a", "b"), "m"):
             pass  # entering and leaving must restore the session settings
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW enable_seqscan").scalar() == "on"

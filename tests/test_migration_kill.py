@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from test_migration_engine import Platform, build_platform, table_checksum
+from support.migration import Platform, build_platform, poll_until, table_checksum
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.environment import Environment
@@ -48,6 +48,10 @@ def journaled(p: Platform) -> int:
         return int(conn.execute(select(func.count()).select_from(s.migration_journal)).scalar_one())
 
 
+def child_alive(child: subprocess.Popen[bytes]) -> None:
+    assert child.poll() is None, f"child ended early: {child.stderr.read()!r}"  # type: ignore[union-attr]
+
+
 def kill_mid_run(p: Platform, tmp_path: Path) -> None:
     """Start the child, SIGKILL it after a random number of committed rows, reap it."""
     rng = random.Random(os.environ.get("PYTEST_XDIST_WORKER", "") + str(tmp_path))
@@ -58,11 +62,13 @@ def kill_mid_run(p: Platform, tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 60
-        while journaled(p) < kill_after:
-            assert child.poll() is None, f"child ended early: {child.stderr.read()!r}"  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "child made no progress"
-            time.sleep(0.005)
+        poll_until(
+            lambda: journaled(p) >= kill_after,
+            each=lambda: child_alive(child),
+            timeout_s=60,
+            interval_s=0.005,
+            message="child made no progress",
+        )
         time.sleep(rng.random() * 0.02)  # a random moment: between or inside batches
         child.send_signal(signal.SIGKILL)
     finally:
@@ -131,11 +137,13 @@ def test_a_migration_running_in_another_process_holds_off_a_second_one(
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 60
-        while journaled(p) == 0:
-            assert child.poll() is None, f"child ended early: {child.stderr.read()!r}"  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "child made no progress"
-            time.sleep(0.01)
+        poll_until(
+            lambda: journaled(p) > 0,
+            each=lambda: child_alive(child),
+            timeout_s=60,
+            interval_s=0.01,
+            message="child made no progress",
+        )
         running = m.latest_migration(p.env, "iris", status=OPEN)
         assert running is not None
         with pytest.raises(LockHeld, match="holds the lock"):

@@ -24,13 +24,12 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
-from test_migration_engine import Platform, build_platform
+from support.migration import Platform, build_platform, poll_until
 
 from zoo_ops.config import EnvironmentConfig
 from zoo_ops.environment import Environment
@@ -88,19 +87,29 @@ def admin_engine(url: str) -> Engine:
 
 def wait_for_backend(admin: Engine, where: str, deadline_s: float = 60.0, **params: str) -> int:
     """The pid of the one backend matching ``where`` on pg_stat_activity, once it shows."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+    pids: list[int] = []
+
+    def one_shows() -> bool:
         with admin.connect() as conn:
-            pids = (
+            pids[:] = (
                 conn.execute(text(f"SELECT pid FROM pg_stat_activity WHERE {where}"), params)
                 .scalars()
                 .all()
             )
-        if len(pids) == 1:
-            return int(pids[0])
         assert len(pids) < 2, f"several backends match {where}: {pids}"
-        time.sleep(0.01)
-    pytest.fail(f"no backend matched {where} within {deadline_s}s")
+        return len(pids) == 1
+
+    poll_until(
+        one_shows,
+        timeout_s=deadline_s,
+        interval_s=0.01,
+        message=f"no backend matched {where} within {deadline_s}s",
+    )
+    return int(pids[0])
+
+
+def child_alive(child: subprocess.Popen[str]) -> None:
+    assert child.poll() is None, child.communicate()
 
 
 def journaled(engine: Engine) -> int:
@@ -155,11 +164,13 @@ def test_the_batch_connection_terminated_inside_a_batch(
     try:
         # Let a few batches commit, then hold the record's row: the next batch blocks on it
         # inside its statement, its rows repointed and journaled but not committed.
-        deadline = time.monotonic() + 60
-        while journaled(p.engine) < 3 * BATCH:
-            assert child.poll() is None, child.communicate()
-            assert time.monotonic() < deadline, "the migration made no progress"
-            time.sleep(0.005)
+        poll_until(
+            lambda: journaled(p.engine) >= 3 * BATCH,
+            each=lambda: child_alive(child),
+            timeout_s=60,
+            interval_s=0.005,
+            message="the migration made no progress",
+        )
         with admin.connect() as holder:
             holder.execute(text("BEGIN"))
             holder.execute(text("SELECT id FROM zoo_ops_migration FOR UPDATE")).all()
@@ -193,11 +204,13 @@ def test_the_lock_session_terminated_between_batches(
         pid = wait_for_backend(
             admin, "application_name = :app", app=f"zoo-ops migrate local/iris {operator}"
         )
-        deadline = time.monotonic() + 60
-        while journaled(p.engine) < 3 * BATCH:
-            assert child.poll() is None, child.communicate()
-            assert time.monotonic() < deadline, "the migration made no progress"
-            time.sleep(0.005)
+        poll_until(
+            lambda: journaled(p.engine) >= 3 * BATCH,
+            each=lambda: child_alive(child),
+            timeout_s=60,
+            interval_s=0.005,
+            message="the migration made no progress",
+        )
         with admin.connect() as conn:
             assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
         line = assert_one_line_zoo_ops_error(child)

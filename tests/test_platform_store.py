@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, text, update
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.engine import make_engine
-from zoo_ops.adapters.platform.store import PlatformStore
+from zoo_ops.adapters.platform.store import ApplicationSpec, PlatformStore
 from zoo_ops.errors import NotFound
 
 
@@ -96,3 +98,69 @@ def test_meta(store: PlatformStore) -> None:
     store.set_meta("k", "a")
     store.set_meta("k", "b")
     assert store.get_meta("k") == "b"
+
+
+# --- timestamps: aware UTC on both databases ---------------------------------------------
+
+
+def test_timestamps_read_back_aware_utc(store: PlatformStore) -> None:
+    admin = store.create_organization("zoo", is_admin=True)
+    iris = store.create_oracle("iris", admin.id, is_model_zoo=True)
+    assert store.oracle(iris.id).created_at == iris.created_at
+    assert store.oracle(iris.id).created_at.tzinfo is UTC
+    # An aware value in another zone is stored as the same instant, read back in UTC.
+    tokyo = datetime(2024, 5, 6, 9, 30, tzinfo=timezone(timedelta(hours=9)))
+    with store.begin() as conn:
+        conn.execute(update(s.oracles).where(s.oracles.c.id == iris.id).values(created_at=tokyo))
+    back = store.oracle(iris.id).created_at
+    assert back == tokyo and back.tzinfo is UTC and back.hour == 0
+    # A naive value is taken to be UTC.
+    with store.begin() as conn:
+        conn.execute(
+            update(s.oracles)
+            .where(s.oracles.c.id == iris.id)
+            .values(created_at=datetime(2024, 5, 6, 7, 8))
+        )
+    assert store.oracle(iris.id).created_at == datetime(2024, 5, 6, 7, 8, tzinfo=UTC)
+    # Comparisons bind through the same type.
+    with store.engine.connect() as conn:
+        found = conn.execute(
+            select(s.oracles.c.id).where(s.oracles.c.created_at < tokyo + timedelta(hours=8))
+        ).all()
+    assert [r.id for r in found] == [iris.id]
+
+
+def test_timestamps_written_by_earlier_versions_read_aware_utc(store: PlatformStore) -> None:
+    """Rows as earlier zoo-ops (plain DateTime columns) and `zoo-ops demo` left them."""
+    admin = store.create_organization("zoo", is_admin=True)
+    iris = store.create_oracle("iris", admin.id, is_model_zoo=True)
+    with store.begin() as conn:
+        if store.engine.dialect.name == "postgresql":
+            # timestamptz answers in the session's zone: not UTC here on purpose.
+            conn.execute(text("SET TIME ZONE 'America/New_York'"))
+            conn.execute(
+                text("UPDATE oracles_oracle SET created_at = '2024-01-02 03:04:05.678901+00'")
+            )
+        else:
+            # SQLite: the UTC wall time as text, no offset (SQLAlchemy's DATETIME format).
+            conn.execute(
+                text("UPDATE oracles_oracle SET created_at = '2024-01-02 03:04:05.678901'")
+            )
+        raw = conn.execute(select(s.oracles.c.created_at)).scalar_one()
+    expected = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    assert raw == expected and raw.tzinfo is UTC
+    assert store.oracle(iris.id).created_at == expected
+
+
+def test_applications_in_bulk(store: PlatformStore) -> None:
+    admin = store.create_organization("zoo", is_admin=True)
+    acme = store.create_organization("acme")
+    iris = store.create_oracle("iris", admin.id, is_model_zoo=True)
+    v1 = store.add_version(iris.id, status=s.ACTIVE, artifact="legacy:x", version_id="v1fixed")
+    assert v1.id == "v1fixed" and store.version("v1fixed").artifact == "legacy:x"
+    assert store.create_applications([]) == []
+    apps = store.create_applications(
+        [ApplicationSpec(f"iris-app-{i}", acme.id, v1.id) for i in range(3)]
+    )
+    assert store.count_proxying(v1.id) == 3
+    assert [store.application(a.oracle_id) for a in apps] == apps

@@ -164,6 +164,9 @@ def test_wait_ready_waits_for_the_deployment_to_become_ready(
     # Ready 3 s after creation: long enough that a loaded machine's deploy call cannot
     # outlast it before the 0.1 s wait below.
     serving = serving_of(k8s_env, extra_annotations={"zoo-ops.test/ready-after-seconds": "3"})
+    # Warm up first: the first call in a process imports the Kubernetes client and reads the
+    # kubeconfig, which on a loaded machine (xdist workers) can take longer than the 3 s.
+    _ = serving.apps, serving.core
     artifact = serving.deploy("v1slow", truss.path, truss.config, model="iris")
 
     with pytest.raises(StepFailed, match=r"not ready after 0\.1s \(0 of 1 replicas ready\)"):

@@ -18,14 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from zoo_ops.adapters.settings import (
-    ConditionalStore,
-    SettingsSnapshot,
-    WriteConflict,
-    settings_store_for,
-)
+from zoo_ops.adapters.settings import ConditionalStore, SettingsSnapshot, WriteConflict
 from zoo_ops.adapters.settings.kubernetes import KubernetesConfigMap
 from zoo_ops.adapters.settings.local_file import LocalConfigMapFile
+from zoo_ops.adapters.wiring import settings_store_for
 from zoo_ops.domain.whitelist import AUTOMATION_KEY, WHITELIST_KEY, parse_whitelist
 from zoo_ops.environment import Environment
 from zoo_ops.errors import ConfigError, ConflictError, NotFound, SettingsError, StepFailed

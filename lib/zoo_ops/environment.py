@@ -1,22 +1,29 @@
 """Environment: one configured environment and its adapters, built on first use.
 
 Procedures take an ``Environment`` and plain values. Which adapter serves a role is
-the configuration's choice (DESIGN §1, layer 4); each adapter family keeps its own
-registry of implementations keyed by the configured scheme, as papermill's iorw does.
+the configuration's choice (DESIGN §1, layer 4), made in one place,
+:mod:`zoo_ops.adapters.wiring`; each adapter is exposed here as its Protocol, so that
+procedures (and mypy) see only what the Protocol promises.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from zoo_ops.config import LOCAL, EnvironmentConfig, load_environment
 
 if TYPE_CHECKING:
+    from zoo_ops.adapters.cluster import Cluster
     from zoo_ops.adapters.platform.deploys import DeployLog
     from zoo_ops.adapters.platform.runs import RunStore
     from zoo_ops.adapters.platform.store import PlatformStore
+    from zoo_ops.adapters.secrets import SecretStore
+    from zoo_ops.adapters.serving import Serving
+    from zoo_ops.adapters.settings import SettingsStore
+    from zoo_ops.adapters.truss_files import HashCache
+    from zoo_ops.migration.store import MigrationStore
 
 
 class Environment:
@@ -52,34 +59,45 @@ class Environment:
         """The automation's deploy log and version claims."""
         from zoo_ops.adapters.platform.deploys import DeployLog
 
-        return DeployLog(self.platform.engine)
+        return DeployLog(self.platform.engine, platform=self.platform)
 
     @cached_property
-    def settings(self) -> Any:
-        from zoo_ops.adapters.settings import settings_store_for
+    def migrations(self) -> MigrationStore:
+        """The migration engine's records, journal, locks and batches (``zoo_ops_migration*``)."""
+        from zoo_ops.migration.store import MigrationStore
+
+        return MigrationStore(self.platform.engine)
+
+    @cached_property
+    def settings(self) -> SettingsStore:
+        """The dynamic-settings ConfigMap (``settings``: ``file:PATH`` or ``kubernetes``)."""
+        from zoo_ops.adapters.wiring import settings_store_for
 
         return settings_store_for(self.config)
 
     @cached_property
-    def serving(self) -> Any:
-        from zoo_ops.adapters.serving import serving_for
+    def serving(self) -> Serving:
+        """Deploy, wait for, predict with and delete versions (``serving``)."""
+        from zoo_ops.adapters.wiring import serving_for
 
-        return serving_for(self)
+        return serving_for(self.config, secrets=lambda: self.secrets)
 
     @cached_property
-    def cluster(self) -> Any:
-        from zoo_ops.adapters.cluster import cluster_for
+    def cluster(self) -> Cluster:
+        """Room for a new version: this machine or the Kubernetes nodes (``serving``)."""
+        from zoo_ops.adapters.wiring import cluster_for
 
         return cluster_for(self.config)
 
     @cached_property
-    def secrets(self) -> Any:
-        from zoo_ops.adapters.secrets import secret_store_for
+    def secrets(self) -> SecretStore:
+        """The admin organization's secrets, where the models are served (``serving``)."""
+        from zoo_ops.adapters.wiring import secret_store_for
 
-        return secret_store_for(self)
+        return secret_store_for(self.config, platform=lambda: self.platform)
 
     @cached_property
-    def hash_cache(self) -> Any:
+    def hash_cache(self) -> HashCache:
         from zoo_ops.adapters.truss_files import HashCache
 
         return HashCache(self.config.state_path / "hash-cache.sqlite")

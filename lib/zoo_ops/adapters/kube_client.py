@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Collection
+from decimal import Decimal
 from typing import Any
 
-from zoo_ops.errors import ConfigError, NotFound, StepFailed, ZooOpsError
+from zoo_ops.errors import BadInput, ConfigError, NotFound, StepFailed, ZooOpsError
 
 # (connect, read) seconds: a hung apiserver must not hang a runbook cell forever.
 REQUEST_TIMEOUT = (10, 30)
@@ -120,3 +121,20 @@ def api_error(where: str, verb: str, exc: Any) -> ZooOpsError:
     if status in (401, 403):
         return ConfigError(f"{text}; check kube_context and your RBAC permissions")
     return StepFailed(f"{text}; retry, or check the apiserver's health")
+
+
+def parse_quantity(value: object) -> Decimal:
+    """A Kubernetes quantity (``"500m"``, ``"2Gi"``, ``"1e3"``, ``4``) as an exact Decimal
+    of base units, parsed by the official client's ``kubernetes.utils.quantity``. The
+    value goes in as text, so a YAML float ``0.1`` is ``Decimal("0.1")``; anything it
+    cannot parse, and a non-finite result, is BadInput."""
+    from kubernetes.utils.quantity import parse_quantity as parse_k8s_quantity
+
+    raw = str(value).strip()
+    try:
+        number: Decimal = parse_k8s_quantity(raw)
+    except ValueError:
+        number = Decimal("NaN")
+    if not number.is_finite():
+        raise BadInput(f"{raw!r} is not a Kubernetes quantity (e.g. 500m, 2Gi, 4)")
+    return number

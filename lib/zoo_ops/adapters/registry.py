@@ -1,34 +1,38 @@
-"""A registry of adapter factories keyed by a configured name, as papermill's iorw
-keeps its handlers. Serving, cluster and secret stores are chosen by an environment's
-``serving`` value; each family keeps one :class:`ServingKeyed` registry.
+"""The one registry type of adapter factories, keyed by a configured name.
+
+Each adapter family (settings store, serving, cluster, secret store) has one
+:class:`Registry` in :mod:`zoo_ops.adapters.wiring`, as papermill's iorw keeps its
+handlers. The factory type ``F`` is the family's own: every factory of a family takes the
+same configuration and collaborators and returns the family's Protocol, so mypy checks
+each registered factory against it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from zoo_ops.errors import ConfigError
-
-A = TypeVar("A")
-T = TypeVar("T")
+F = TypeVar("F")
 
 
-class ServingKeyed(Generic[A, T]):
-    """Factories ``factory(arg) -> T`` by ``serving`` name; ``what`` names the family."""
+class Registry(Generic[F]):
+    """Factories of one adapter family by name; ``what`` names the family in messages."""
 
     def __init__(self, what: str) -> None:
         self.what = what
-        self._factories: dict[str, Callable[[A], T]] = {}
+        self._factories: dict[str, F] = {}
 
-    def register(self, serving: str, factory: Callable[[A], T]) -> None:
-        self._factories[serving] = factory
+    def register(self, name: str, factory: F) -> None:
+        """Register ``factory`` under ``name``; a later registration replaces an earlier one."""
+        self._factories[name] = factory
 
-    def create(self, env_name: str, serving: str, arg: A) -> T:
-        factory = self._factories.get(serving)
-        if factory is None:
-            known = ", ".join(sorted(self._factories))
-            raise ConfigError(
-                f"[env.{env_name}] serving = {serving!r} has no {self.what}; use one of {known}"
-            )
-        return factory(arg)
+    def get(self, name: str) -> F | None:
+        return self._factories.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._factories
+
+    def __repr__(self) -> str:
+        return f"Registry({self.what!r}, {self.names()})"

@@ -17,10 +17,9 @@ from typing import Any
 
 import pandas as pd
 import yaml
-from sqlalchemy import insert
 
-from zoo_ops.adapters.platform import schema as s
-from zoo_ops.adapters.platform.store import utcnow
+from zoo_ops.adapters.platform.schema import ACTIVE
+from zoo_ops.adapters.platform.store import ApplicationSpec
 from zoo_ops.domain.ids import new_id
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput
@@ -108,7 +107,7 @@ def build_demo(env: Environment, *, apps: int = DEFAULT_APPS, reset: bool = Fals
         )
     catalog = load_catalog()
     if reset:
-        s.drop_schema(store.engine)
+        store.drop_schema()
         shutil.rmtree(cfg.state_path / "artifacts", ignore_errors=True)
         # The trail of a rebuilt demo describes a database that no longer exists.
         shutil.rmtree(cfg.executed_root_path / cfg.name, ignore_errors=True)
@@ -136,18 +135,9 @@ def build_demo(env: Environment, *, apps: int = DEFAULT_APPS, reset: bool = Fals
         version_id = new_id()
         target = cfg.state_path / "artifacts" / version_id
         shutil.copytree(demo_data_dir() / "legacy" / model.legacy, target)
-        with store.begin() as conn:
-            conn.execute(
-                insert(s.oracle_versions).values(
-                    id=version_id,
-                    oracle_id=oracle.id,
-                    proxy_model_version_id=None,
-                    truss_hash=None,
-                    status=s.ACTIVE,
-                    artifact=legacy_artifact(version_id),
-                    created_at=utcnow(),
-                )
-            )
+        store.add_version(
+            oracle.id, status=ACTIVE, artifact=legacy_artifact(version_id), version_id=version_id
+        )
         store.set_current_version(oracle.id, version_id)
         zoo_versions.append((model, version_id))
 
@@ -168,36 +158,16 @@ def _insert_applications(
     """N user applications, round-robin over zoo models and organizations, in bulk."""
     if apps == 0 or not zoo_versions:
         return
-    now = utcnow()
-    oracle_rows, version_rows, current = [], [], []
-    for i in range(apps):
-        model, zoo_version_id = zoo_versions[i % len(zoo_versions)]
-        oracle_id, version_id = new_id(), new_id()
-        oracle_rows.append(
-            {
-                "id": oracle_id,
-                "name": f"{model.name}-app-{i:05d}",
-                "organization_id": org_ids[i % len(org_ids)],
-                "is_model_zoo": False,
-                "current_version_id": version_id,
-                "created_at": now,
-            }
-        )
-        version_rows.append(
-            {
-                "id": version_id,
-                "oracle_id": oracle_id,
-                "proxy_model_version_id": zoo_version_id,
-                "truss_hash": None,
-                "status": s.ACTIVE,
-                "artifact": None,
-                "created_at": now,
-            }
-        )
-        current.append(version_id)
-    with env.platform.begin() as conn:
-        conn.execute(insert(s.oracles), oracle_rows)
-        conn.execute(insert(s.oracle_versions), version_rows)
+    env.platform.create_applications(
+        [
+            ApplicationSpec(
+                name=f"{zoo_versions[i % len(zoo_versions)][0].name}-app-{i:05d}",
+                organization_id=org_ids[i % len(org_ids)],
+                proxy_model_version_id=zoo_versions[i % len(zoo_versions)][1],
+            )
+            for i in range(apps)
+        ]
+    )
 
 
 def summarize(env: Environment) -> DemoSummary:

@@ -23,16 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Engine
-
 from zoo_ops.commands.status import format_at, parse_time
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound
-from zoo_ops.migration import store as sql
 from zoo_ops.trail_index import IndexedNotebook, TrailIndex
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from zoo_ops.migration.store import MigrationStore
 
 VERIFY_STEP = "02_verify"
 COLUMNS = (
@@ -99,19 +98,12 @@ class HistoryTable:
         return str(self.to_frame().to_html(index=False))
 
 
-def _aware(at: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything zoo-ops writes is UTC.
-    if at is None:
-        return None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def journal_events(
-    engine: Engine, oracle_version_id: str, notebook_of_migration: dict[str, Path]
+    migrations: MigrationStore, oracle_version_id: str, notebook_of_migration: dict[str, Path]
 ) -> list[HistoryEvent]:
     """The version's journal rows, one per migration that moved it (see module doc)."""
     events = []
-    for row in sql.version_journal(engine, oracle_version_id):
+    for row in migrations.version_journal(oracle_version_id):
         notebook = (
             Path(row["notebook_path"])
             if row["notebook_path"]
@@ -120,7 +112,7 @@ def journal_events(
         direction = row["direction"]
         events.append(
             HistoryEvent(
-                at=_aware(row["started_at"]),
+                at=row["started_at"],
                 step=row["step"] or _STEP_OF_DIRECTION.get(direction, direction),
                 action=f"{'revert' if direction == 'backwards' else 'forward'} migration",
                 from_version_id=row["previous_proxy"],
@@ -179,7 +171,6 @@ def history(env: Environment, oracle_version_id: str) -> HistoryTable:
     if not isinstance(oracle_version_id, str) or not oracle_version_id.strip():
         raise BadInput("an oracle version id is required; pass ORACLE_VERSION_ID")
     version_id = oracle_version_id.strip()
-    engine = env.platform.engine
     if not env.platform.has_schema():
         raise NotFound(
             f"environment {env.name!r} has no platform tables; for the local environment "
@@ -192,8 +183,9 @@ def history(env: Environment, oracle_version_id: str) -> HistoryTable:
         str(e.scraps["migration_id"]): e.path for e in trail if e.scraps.get("migration_id")
     }
     # Read-only: a database where zoo-ops never migrated may lack its own tables.
-    has_journal = sql.has_journal(engine)
-    events = journal_events(engine, version_id, notebook_of_migration) if has_journal else []
+    migrations = env.migrations
+    has_journal = migrations.has_journal()
+    events = journal_events(migrations, version_id, notebook_of_migration) if has_journal else []
     if oracle_id is None and not events:
         raise NotFound(
             f"no oracle version {version_id!r} in environment {env.name!r}; "

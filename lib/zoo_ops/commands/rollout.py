@@ -16,7 +16,6 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from zoo_ops.adapters.platform.runs import RunStore
 from zoo_ops.domain.rollout_plan import RETIRE, RolloutPlan, parse_plan, retire_due
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound
@@ -69,7 +68,7 @@ def _real_runs(env: Environment, model: str) -> list[TrailEntry]:
     entries = [
         read_entry(p) for p in trail_notebooks(env.config.executed_root_path, env.name, model)
     ]
-    known = {r.id for r in RunStore(env.platform.engine).find(model=model, env=env.name)}
+    known = {r.id for r in env.runs.find(model=model, env=env.name)}
     return [
         e
         for e in entries

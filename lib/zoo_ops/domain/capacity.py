@@ -2,6 +2,8 @@
 
 Pure: the cluster adapters turn nodes and pods into :class:`NodeRoom` values (what each
 node can allocate and what its running pods already request); this module decides.
+Kubernetes quantity strings (``"500m"``, ``"2Gi"``) are parsed by the adapters (with the
+official client's parser) and arrive here as Decimals (:meth:`Amounts.from_decimals`).
 
 The rule is the scheduler's: a pod fits on a node when, for every resource it requests
 (cpu, memory, ``nvidia.com/gpu``), the node's allocatable amount minus the requests of
@@ -13,13 +15,11 @@ candidate node, and what the old version holds, so that a refusal shows its numb
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal
 
 from zoo_ops.domain.truss_config import Resources, format_cpu
-from zoo_ops.errors import BadInput
 
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -38,41 +38,6 @@ ACCELERATOR_NODE_LABELS: Mapping[str, str] = {
     "H200": "nvidia-h200-141gb",
 }
 _TYPE_BY_LABEL = {label: gpu_type for gpu_type, label in ACCELERATOR_NODE_LABELS.items()}
-
-_QUANTITY_RE = re.compile(r"^([+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
-_SUFFIXES: Mapping[str, Decimal] = {
-    "": Decimal(1),
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
-
-
-# --- quantities --------------------------------------------------------------------------
-
-
-def parse_quantity(text: object) -> Decimal:
-    """A Kubernetes quantity (``"500m"``, ``"2Gi"``, ``"1e3"``, ``4``) as an exact Decimal."""
-    raw = str(text).strip()
-    match = _QUANTITY_RE.match(raw)
-    if not match or match.group(2) not in _SUFFIXES:
-        raise BadInput(f"{raw!r} is not a Kubernetes quantity (e.g. 500m, 2Gi, 4)")
-    try:
-        return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
-    except InvalidOperation:  # pragma: no cover - the regex admits only decimals
-        raise BadInput(f"{raw!r} is not a Kubernetes quantity") from None
 
 
 def accelerator_type_of_label(label: str) -> str:
@@ -123,17 +88,15 @@ class Amounts:
         )
 
     @classmethod
-    def from_quantities(cls, quantities: Mapping[str, object]) -> Amounts:
-        """From a Kubernetes ``requests``/``allocatable`` map; other resources ignored.
-        Fractions round up: a request of 0.5 millicores still takes one."""
-        cpu = parse_quantity(quantities.get("cpu", 0)) * 1000
-        memory = parse_quantity(quantities.get("memory", 0))
-        gpus = parse_quantity(quantities.get(GPU_RESOURCE, 0))
-        return cls(_ceil(cpu), _ceil(memory), _ceil(gpus))
+    def from_decimals(cls, *, cpu: Decimal, memory: Decimal, gpus: Decimal) -> Amounts:
+        """From exact amounts in base units (cpu in cores, memory in bytes), as parsed
+        from a Kubernetes ``requests``/``allocatable`` map. Fractions round up: a request
+        of 0.5 millicores still takes one."""
+        return cls(_ceil(cpu * 1000), _ceil(memory), _ceil(gpus))
 
 
 def _ceil(value: Decimal) -> int:
-    return int(value.to_integral_value(rounding="ROUND_CEILING"))
+    return int(value.to_integral_value(rounding=ROUND_CEILING))
 
 
 def sum_amounts(items: Iterable[Amounts]) -> Amounts:

@@ -1,20 +1,27 @@
 """Forward migration and its revert: one mechanism, :func:`run_migration`, two directions.
 
-``forward_migrate`` moves every user version on the old zoo version to the new one;
-``revert_migration`` builds the forward plan's :meth:`~MigrationPlan.reversed` plan and
-runs the same loop. The loop:
+A :class:`~zoo_ops.migration.plan.MigrationRequest` says what is wanted: forwards (every
+user version on the old zoo version goes to the new one) or backwards (undo a forward
+migration, ``scope`` all or recorded). :func:`forward_migrate` and
+:func:`revert_migration` only build the request; :func:`run_migration` runs either,
+straight through, in three phases:
 
-1. validate the plan against the platform (same zoo model or its copy, target ACTIVE,
-   versions differ and exist);
-2. take the per-(environment, model) lock;
-3. resume the open migration of the same plan if a crash left one, else open a record;
-4. move batches (one transaction each: pick, repoint, journal, commit) until a batch
-   moves nothing; a tqdm bar counts rows;
-5. read back: nothing the plan covers may be left on the source. If something is (a
-   row locked by a user the whole time, a row that arrived meanwhile), the record stays
-   open and the step fails: rerunning resumes it. Otherwise the record is closed
-   ``done`` and, for a revert, the forward migration gets ``reverted_by``;
-6. release the lock.
+1. **facts** -- ``env.migrations.facts(request)``: one read of everything a decision
+   needs (the versions named, the forward migration and its revert, open migrations);
+2. **decide** -- :func:`~zoo_ops.migration.plan.check_request` (the plan and its rules;
+   before any lock, so a refused request touches nothing) and, under the per-(environment,
+   model) lock, on facts read again there, :func:`~zoo_ops.migration.plan.decide`
+   (resume the open record of this plan, abandon the interrupted forward migration a
+   revert replaces, or open a new record; refuse another open plan);
+3. **act** -- the store opens or resumes the record, moves batches (one transaction each:
+   pick, repoint, journal, commit) until a batch moves nothing, reads back (rows still
+   on the source -- locked by a user, or added meanwhile -- get a few more sweep rounds,
+   then the step fails with the record left open: rerunning resumes it), and closes the
+   record ``done`` (a revert also sets ``reverted_by`` on its forward migration).
+
+The engine reports progress through a callback (Django's executor ``progress_callback``
+is the model): :class:`MigrationProgress` events ``start``, ``batch``, ``end``. It
+draws nothing; the runbook steps render the events as a tqdm bar.
 
 A crash anywhere leaves committed batches journaled and the record open; the lock dies
 with the process (PostgreSQL) or is taken over from a dead pid (SQLite).
@@ -28,41 +35,93 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
-from sqlalchemy.engine import Engine
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from zoo_ops.environment import Environment
 from zoo_ops.errors import NotFound, StepFailed
-from zoo_ops.migration import store as sql
 from zoo_ops.migration.plan import (
-    ABANDONED,
-    BACKWARDS,
     DONE,
     FORWARDS,
-    MigrationFacts,
     MigrationPlan,
+    MigrationRecord,
+    MigrationRequest,
     check_batch_size,
-    check_plan,
-    check_resumable,
-    check_revertible,
+    check_request,
     check_scope,
-    forward_plan,
+    decide,
+    forward_request,
+    revert_request,
 )
-from zoo_ops.migration.store import MigrationRecord
+from zoo_ops.migration.store import (
+    AFFECTED_COLUMNS,
+    JOURNAL_COLUMNS,
+    MigrationLock,
+    MigrationStore,
+)
+
+__all__ = [
+    "MigrationProgress",
+    "MigrationRecord",
+    "MigrationResult",
+    "ProgressCallback",
+    "forward_migrate",
+    "latest_migration",
+    "revert_migration",
+    "run_migration",
+]
 
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_LOCK_WAIT_S = 2.0
 AFFECTED_CHUNK_ROWS = 50_000
 DRY_RUN_SAMPLE_ROWS = 20
 # Read-back rounds before giving up on rows still on the source (rows a user held
-# locked past our batches); each round sleeps a little and moves what it can.
+# locked past our batches); between rounds a short pause, then move what it can.
 SWEEP_ROUNDS = 3
 SWEEP_PAUSE_S = 0.2
 
+
+@dataclass(frozen=True)
+class MigrationProgress:
+    """One progress event of a run.
+
+    ``start``: the record is open, ``total`` rows are pending. ``batch``: batch number
+    ``batch`` committed ``moved`` rows. ``end``: the batches are over (also when the run
+    fails: a renderer closes its bar on it).
+    """
+
+    kind: Literal["start", "batch", "end"]
+    plan: MigrationPlan
+    migration_id: str
+    total: int = 0
+    batch: int = 0
+    moved: int = 0
+
+
+ProgressCallback = Callable[[MigrationProgress], None]
+
 BatchHook = Callable[[int, int], None]
-"""Called after each committed batch with (batch number, rows moved). Tests use it to
-interrupt a run; a notebook could use it to report."""
+"""``on_batch(batch number, rows moved)`` after each committed batch: a shorthand for a
+progress callback that only looks at ``batch`` events (tests use it to interrupt a run)."""
+
+
+def _callback(
+    progress: ProgressCallback | Literal[False] | None, on_batch: BatchHook | None
+) -> ProgressCallback | None:
+    """One callback from ``progress`` (False, the old spelling, is None) and ``on_batch``."""
+    render = progress if callable(progress) else None
+    if on_batch is None:
+        return render
+
+    def both(event: MigrationProgress) -> None:
+        if render is not None:
+            render(event)
+        if event.kind == "batch":
+            on_batch(event.batch, event.moved)
+
+    return both
 
 
 @dataclass
@@ -81,7 +140,7 @@ class MigrationResult:
     would_move: int  # dry run: rows that would move; otherwise rows on the source at start
     seconds: float
     batch_lock_seconds: list[float] = field(default_factory=list, repr=False)
-    engine: Engine | None = field(default=None, repr=False)
+    store: MigrationStore | None = field(default=None, repr=False)
 
     @property
     def mapping(self) -> dict[str, str]:
@@ -96,10 +155,10 @@ class MigrationResult:
     def target_version_id(self) -> str:
         return self.plan.target_version_id
 
-    def _engine(self) -> Engine:
-        if self.engine is None:
+    def _store(self) -> MigrationStore:
+        if self.store is None:
             raise StepFailed("this MigrationResult has no database attached; reload it")
-        return self.engine
+        return self.store
 
     def iter_affected_frames(self, chunk_rows: int = AFFECTED_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         """The affected rows in DataFrames of at most ``chunk_rows`` (memory stays flat).
@@ -107,13 +166,13 @@ class MigrationResult:
         After a run: every row the migration journaled (with the platform's oracle and
         organization ids). After a dry run: the rows that would move.
         """
-        engine = self._engine()
+        store = self._store()
         if self.dry_run or self.migration_id is None:
-            chunks = sql.iter_pending_affected(engine, self.plan, chunk_rows)
+            chunks = store.iter_pending_affected(self.plan, chunk_rows)
         else:
-            chunks = sql.iter_affected(engine, self.migration_id, chunk_rows)
+            chunks = store.iter_affected(self.migration_id, chunk_rows)
         for rows in chunks:
-            yield pd.DataFrame.from_records(rows, columns=list(sql.AFFECTED_COLUMNS))
+            yield pd.DataFrame.from_records(rows, columns=list(AFFECTED_COLUMNS))
 
     def affected_frame(self) -> pd.DataFrame:
         """Every affected row: oracle_version_id, oracle_id, organization_id,
@@ -121,18 +180,18 @@ class MigrationResult:
         prefer :meth:`write_affected_parquet`."""
         frames = list(self.iter_affected_frames())
         if not frames:
-            return pd.DataFrame(columns=list(sql.AFFECTED_COLUMNS))
+            return pd.DataFrame(columns=list(AFFECTED_COLUMNS))
         return pd.concat(frames, ignore_index=True)
 
     def sample_frame(self, rows: int = DRY_RUN_SAMPLE_ROWS) -> pd.DataFrame:
         """The first ``rows`` affected rows (the dry run's "show")."""
-        engine = self._engine()
+        store = self._store()
         if self.dry_run or self.migration_id is None:
-            parts = sql.iter_pending_affected(engine, self.plan, rows, limit=rows)
+            parts = store.iter_pending_affected(self.plan, rows, limit=rows)
         else:
-            parts = sql.iter_affected(engine, self.migration_id, rows)
+            parts = store.iter_affected(self.migration_id, rows)
         first = next(iter(parts), [])
-        return pd.DataFrame.from_records(first[:rows], columns=list(sql.AFFECTED_COLUMNS))
+        return pd.DataFrame.from_records(first[:rows], columns=list(AFFECTED_COLUMNS))
 
     def write_affected_parquet(
         self, path: str | Path, chunk_rows: int = AFFECTED_CHUNK_ROWS
@@ -171,7 +230,7 @@ def write_affected_parquet(frames: Iterator[pd.DataFrame], path: Path) -> tuple[
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([(name, pa.string()) for name in sql.AFFECTED_COLUMNS])
+    schema = pa.schema([(name, pa.string()) for name in AFFECTED_COLUMNS])
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     with pq.ParquetWriter(str(path), schema) as writer:
@@ -187,41 +246,29 @@ def write_affected_parquet(frames: Iterator[pd.DataFrame], path: Path) -> tuple[
     return rows, digest.hexdigest()
 
 
-# --- the mechanism ----------------------------------------------------------------------
-
-
-def validate_plan(env: Environment, plan: MigrationPlan) -> None:
-    """The plan rules over facts read from the platform (BadInput when they fail)."""
-    engine = env.platform.engine
-    check_plan(
-        plan,
-        sql.zoo_version_facts(engine, plan.source_version_id),
-        sql.zoo_version_facts(engine, plan.target_version_id),
-    )
+# --- the mechanism: facts, decide, act ------------------------------------------------------
 
 
 def run_migration(
     env: Environment,
-    plan: MigrationPlan,
+    request: MigrationRequest,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     dry_run: bool = False,
     operator: str = "",
     run_id: str | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | None = None,
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
-    on_batch: BatchHook | None = None,
 ) -> MigrationResult:
-    """Run ``plan`` (either direction) to completion, resuming its open record if any."""
+    """Run ``request`` (either direction) to completion, resuming its open record if any."""
     started = time.perf_counter()
+    store = env.migrations
+    check_scope(request.scope)
     batch_size = check_batch_size(batch_size)
-    check_scope(plan.scope)
-    validate_plan(env, plan)
-    engine = env.platform.engine
-    if plan.direction == BACKWARDS and plan.forward_migration_id is not None:
-        _check_forward(env, plan.model, plan.forward_migration_id)
+    # Decide before the lock: a refused request takes no lock and writes nothing.
+    plan = check_request(request, store.facts(request))
     if dry_run:
-        would = sql.count_pending(engine, plan)
+        would = store.count_pending(plan)
         return MigrationResult(
             env=env.name,
             plan=plan,
@@ -234,43 +281,25 @@ def run_migration(
             resumed=False,
             would_move=would,
             seconds=time.perf_counter() - started,
-            engine=engine,
+            store=store,
         )
-
     who = operator or _os_user()
-    lock = sql.acquire_lock(engine, env.name, plan.model, holder=who, wait_s=lock_wait_s)
-    try:
-        if plan.direction == BACKWARDS and plan.forward_migration_id is not None:
-            # Again under the lock: a revert that finished meanwhile must not run twice.
-            _check_forward(env, plan.model, plan.forward_migration_id)
-        record, resumed = _open_or_resume(env, plan, who, run_id)
-        total = sql.count_pending(engine, plan) if progress else 0
-        lock_seconds: list[float] = []
-        batch = record.batch_count
-        for _round in range(SWEEP_ROUNDS):
-            batch = _move_until_empty(
-                _Loop(engine, plan, record.id, batch_size, lock, lock_seconds, on_batch),
-                batch,
-                total,
-                progress,
-            )
-            remaining = sql.count_pending(engine, plan)
-            if remaining == 0:
-                break
-            time.sleep(SWEEP_PAUSE_S)
+    with store.acquire_lock(env.name, request.model, holder=who, wait_s=lock_wait_s) as lock:
+        # Again under the lock, on fresh facts: a migration that finished or opened
+        # meanwhile (a revert that ran, a crashed run to resume) changes the decision.
+        decision = decide(request, store.facts(request))
+        record, resumed = store.begin(decision, env=env.name, operator=who, run_id=run_id)
+        run = _Run(store, lock, decision.plan, record, batch_size, progress)
+        remaining = run.sweep()
         if remaining:
             raise StepFailed(
-                f"{remaining} user versions still proxy {plan.source_version_id} after "
-                f"migration {record.id} (locked or added while it ran); rerun to resume it"
+                f"{remaining} user versions still proxy {decision.plan.source_version_id} "
+                f"after migration {record.id} (locked or added while it ran); rerun to resume it"
             )
-        closed = sql.set_migration_status(engine, record.id, DONE)
-        if plan.direction == BACKWARDS and plan.forward_migration_id is not None:
-            sql.set_reverted_by(engine, plan.forward_migration_id, record.id)
-    finally:
-        lock.release()
+        closed = store.finish(record.id, reverts=decision.reverts)
     return MigrationResult(
         env=env.name,
-        plan=plan,
+        plan=decision.plan,
         migration_id=closed.id,
         moved_count=closed.moved_count,
         batch_count=closed.batch_count,
@@ -278,114 +307,80 @@ def run_migration(
         status=DONE,
         dry_run=False,
         resumed=resumed,
-        would_move=total,
+        would_move=run.total,
         seconds=time.perf_counter() - started,
-        batch_lock_seconds=lock_seconds,
-        engine=engine,
+        batch_lock_seconds=run.lock_seconds,
+        store=store,
     )
 
 
-@dataclass(frozen=True)
-class _Loop:
-    """What every batch of one run shares."""
+class _Run:
+    """The act phase of one run: batches until nothing moves, then read back."""
 
-    engine: Engine
-    plan: MigrationPlan
-    migration_id: str
-    batch_size: int
-    lock: sql.MigrationLock
-    lock_seconds: list[float]
-    on_batch: BatchHook | None
+    def __init__(
+        self,
+        store: MigrationStore,
+        lock: MigrationLock,
+        plan: MigrationPlan,
+        record: MigrationRecord,
+        batch_size: int,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.store = store
+        self.lock = lock
+        self.plan = plan
+        self.migration_id = record.id
+        self.batch = record.batch_count  # a resumed run numbers on from its last batch
+        self.batch_size = batch_size
+        self.progress = progress
+        self.total = 0
+        self.lock_seconds: list[float] = []
 
+    def _emit(self, kind: Literal["start", "batch", "end"], moved: int = 0) -> None:
+        if self.progress is not None:
+            self.progress(
+                MigrationProgress(kind, self.plan, self.migration_id, self.total, self.batch, moved)
+            )
 
-def _move_until_empty(loop: _Loop, batch: int, total: int, progress: bool) -> int:
-    """Move batches until one moves nothing; return the last batch number used.
+    def sweep(self) -> int:
+        """Move until empty, read back, and again (up to SWEEP_ROUNDS, paced) while rows
+        remain on the source; return how many remain."""
+        self.total = self.store.count_pending(self.plan)
+        self._emit("start")
+        rounds = Retrying(
+            stop=stop_after_attempt(SWEEP_ROUNDS),
+            wait=wait_fixed(SWEEP_PAUSE_S),
+            retry=retry_if_result(lambda remaining: remaining > 0),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else -1,
+        )
+        try:
+            return int(rounds(self._round))
+        finally:
+            self._emit("end")
 
-    The recorded scope walks the forward journal with a cursor (the last id moved) so a
-    batch never rescans rows it already passed; when the cursor reaches the end, one
-    more pass from the start picks up rows that were locked when the cursor went by.
-    """
-    import warnings
+    def _round(self) -> int:
+        """Move batches until one moves nothing; return the rows still pending.
 
-    from tqdm import TqdmWarning
-
-    with warnings.catch_warnings():
-        # Without ipywidgets tqdm.auto falls back to its text bar, which is what the
-        # executed notebook should keep; its warning about that is noise in the trail.
-        warnings.simplefilter("ignore", TqdmWarning)
-        from tqdm.auto import tqdm
-
-    after = ""
-    plan = loop.plan
-    bar = tqdm(
-        total=total or None,
-        unit="rows",
-        desc=f"{plan.direction} {plan.source_version_id}->{plan.target_version_id}",
-        disable=not progress,
-    )
-    try:
-        with sql.BatchMover(loop.engine, plan, loop.migration_id) as mover:
+        The recorded scope walks the forward journal with a cursor (the last id moved)
+        so a batch never rescans rows it already passed; when the cursor reaches the
+        end, one more pass from the start picks up rows that were locked when the
+        cursor went by.
+        """
+        after = ""
+        with self.store.mover(self.plan, self.migration_id) as mover:
             while True:
-                loop.lock.check()
-                outcome = mover.move(batch + 1, loop.batch_size, after)
+                self.lock.check()
+                outcome = mover.move(self.batch + 1, self.batch_size, after)
                 if outcome.moved == 0:
                     if after == "":
-                        return batch
+                        break
                     after = ""
                     continue
-                batch += 1
-                loop.lock_seconds.append(outcome.lock_seconds)
-                bar.update(outcome.moved)
+                self.batch += 1
+                self.lock_seconds.append(outcome.lock_seconds)
                 after = outcome.last_id or ""
-                if loop.on_batch is not None:
-                    loop.on_batch(batch, outcome.moved)
-    finally:
-        bar.close()
-
-
-def _open_or_resume(
-    env: Environment, plan: MigrationPlan, operator: str, run_id: str | None
-) -> tuple[MigrationRecord, bool]:
-    """The open record of this plan (resume), else a new one.
-
-    An open record of another plan is refused -- except the interrupted forward
-    migration this plan reverts: it becomes ``abandoned`` so that it is never resumed
-    on top of its revert.
-    """
-    engine = env.platform.engine
-    open_record = sql.find_open_migration(engine, env.name, plan.model)
-    reverting = plan.direction == BACKWARDS and plan.forward_migration_id is not None
-    if open_record is not None and reverting and open_record.id == plan.forward_migration_id:
-        sql.set_migration_status(engine, open_record.id, ABANDONED)
-        open_record = sql.find_open_migration(engine, env.name, plan.model)
-    if open_record is not None and check_resumable(plan, open_record.plan, open_record.id):
-        return open_record, True
-    return sql.insert_migration(engine, plan, env=env.name, operator=operator, run_id=run_id), False
-
-
-def _facts(engine: Engine, record: MigrationRecord | None) -> MigrationFacts | None:
-    if record is None:
-        return None
-    revert = sql.get_migration(engine, record.reverted_by) if record.reverted_by else None
-    return MigrationFacts(
-        id=record.id,
-        env=record.env,
-        model=record.model,
-        direction=record.direction,
-        status=record.status,
-        source_version_id=record.source_version_id,
-        target_version_id=record.target_version_id,
-        reverted_by=record.reverted_by,
-        reverted_by_status=None if revert is None else revert.status,
-    )
-
-
-def _check_forward(env: Environment, model: str, forward_id: str) -> MigrationRecord:
-    engine = env.platform.engine
-    forward = sql.get_migration(engine, forward_id)
-    check_revertible(_facts(engine, forward), forward_id, env.name, model)
-    assert forward is not None  # check_revertible refused None
-    return forward
+                self._emit("batch", outcome.moved)
+        return self.store.count_pending(self.plan)
 
 
 def _os_user() -> str:
@@ -408,21 +403,20 @@ def forward_migrate(
     dry_run: bool = False,
     operator: str = "",
     run_id: str | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | Literal[False] | None = None,
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
     on_batch: BatchHook | None = None,
 ) -> MigrationResult:
     """Point every user version on ``old_version_id`` at ``new_version_id``."""
     return run_migration(
         env,
-        forward_plan(model, old_version_id, new_version_id),
+        forward_request(env.name, model, old_version_id, new_version_id),
         batch_size=batch_size,
         dry_run=dry_run,
         operator=operator,
         run_id=run_id,
-        progress=progress,
+        progress=_callback(progress, on_batch),
         lock_wait_s=lock_wait_s,
-        on_batch=on_batch,
     )
 
 
@@ -436,7 +430,7 @@ def revert_migration(
     dry_run: bool = False,
     operator: str = "",
     run_id: str | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | Literal[False] | None = None,
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
     on_batch: BatchHook | None = None,
 ) -> MigrationResult:
@@ -447,20 +441,15 @@ def revert_migration(
     only the rows the forward run journaled that are still on the new version, each
     back to its recorded previous proxy.
     """
-    checked_scope = check_scope(scope)
-    check_batch_size(batch_size)
-    forward = _check_forward(env, model, forward_migration_id)
-    plan = forward.plan.reversed(forward_migration_id=forward.id, scope=checked_scope)
     return run_migration(
         env,
-        plan,
+        revert_request(env.name, model, forward_migration_id, scope),
         batch_size=batch_size,
         dry_run=dry_run,
         operator=operator,
         run_id=run_id,
-        progress=progress,
+        progress=_callback(progress, on_batch),
         lock_wait_s=lock_wait_s,
-        on_batch=on_batch,
     )
 
 
@@ -468,7 +457,7 @@ def revert_migration(
 
 
 def migration_record(env: Environment, migration_id: str) -> MigrationRecord:
-    record = sql.get_migration(env.platform.engine, migration_id)
+    record = env.migrations.get(migration_id)
     if record is None:
         raise NotFound(f"no migration with id {migration_id!r}; check the migration_id")
     return record
@@ -478,18 +467,18 @@ def latest_migration(
     env: Environment, model: str, direction: str = FORWARDS, status: str | None = DONE
 ) -> MigrationRecord | None:
     """The latest migration of ``model`` in ``env`` in ``direction`` (``status=None``: any)."""
-    return sql.latest_migration(env.platform.engine, env.name, model, direction, status)
+    return env.migrations.latest(env.name, model, direction, status)
 
 
 def journal_for(env: Environment, migration_id: str) -> pd.DataFrame:
     """The migration's journal: migration_id, oracle_version_id, previous_proxy,
     new_proxy, batch (ordered by oracle_version_id)."""
     frames = [
-        pd.DataFrame.from_records(rows, columns=list(sql.JOURNAL_COLUMNS))
-        for rows in sql.iter_journal(env.platform.engine, migration_id, AFFECTED_CHUNK_ROWS)
+        pd.DataFrame.from_records(rows, columns=list(JOURNAL_COLUMNS))
+        for rows in env.migrations.iter_journal(migration_id, AFFECTED_CHUNK_ROWS)
     ]
     if not frames:
-        return pd.DataFrame(columns=list(sql.JOURNAL_COLUMNS))
+        return pd.DataFrame(columns=list(JOURNAL_COLUMNS))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -498,7 +487,7 @@ def journal_digest(env: Environment, migration_id: str) -> tuple[int, str]:
     key order: a cheap cross-check of a recorded ``affected`` table against the database."""
     digest = hashlib.sha256()
     rows = 0
-    for chunk in sql.iter_journal(env.platform.engine, migration_id, AFFECTED_CHUNK_ROWS):
+    for chunk in env.migrations.iter_journal(migration_id, AFFECTED_CHUNK_ROWS):
         for _mid, ovid, previous, new, _batch in chunk:
             digest.update(f"{ovid}\t{previous or ''}\t{new or ''}\n".encode())
         rows += len(chunk)
@@ -521,7 +510,7 @@ def mark_reverted(env: Environment, forward_migration_id: str, revert_migration_
     when a revert completes; this is for repairs)."""
     migration_record(env, forward_migration_id)
     migration_record(env, revert_migration_id)
-    sql.set_reverted_by(env.platform.engine, forward_migration_id, revert_migration_id)
+    env.migrations.set_reverted_by(forward_migration_id, revert_migration_id)
 
 
 def release_lock(env: Environment, model: str) -> str:
@@ -530,14 +519,14 @@ def release_lock(env: Environment, model: str) -> str:
     SQLite: deletes the lock row. PostgreSQL: terminates the session holding the
     advisory lock. Only for a holder whose process is gone; returns what it did.
     """
-    return sql.force_release_lock(env.platform.engine, env.name, model)
+    return env.migrations.force_release_lock(env.name, model)
 
 
 def result_for(env: Environment, migration_id: str) -> MigrationResult:
     """A MigrationResult for a migration recorded earlier (e.g. to re-read its journal)."""
     record = migration_record(env, migration_id)
-    engine = env.platform.engine
-    remaining = sql.count_pending(engine, record.plan) if record.status == DONE else -1
+    store = env.migrations
+    remaining = store.count_pending(record.plan) if record.status == DONE else -1
     return MigrationResult(
         env=env.name,
         plan=record.plan,
@@ -550,5 +539,5 @@ def result_for(env: Environment, migration_id: str) -> MigrationResult:
         resumed=False,
         would_move=record.moved_count,
         seconds=0.0,
-        engine=engine,
+        store=store,
     )

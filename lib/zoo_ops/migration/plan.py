@@ -15,7 +15,8 @@ what to do. Nothing here touches a database.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Literal
 
 from zoo_ops.errors import BadInput, GateClosed, NotFound
@@ -197,25 +198,55 @@ def check_plan(
 
 
 @dataclass(frozen=True)
-class MigrationFacts:
-    """What the revert rules need to know about the forward migration's record."""
+class MigrationRecord:
+    """One row of ``zoo_ops_migration``: a migration as recorded."""
 
     id: str
     env: str
     model: str
     direction: str
-    status: str
     source_version_id: str
     target_version_id: str
+    forward_migration_id: str | None
+    scope: str
+    status: str
+    run_id: str | None
+    operator: str
+    moved_count: int
+    batch_count: int
+    started_at: datetime
+    finished_at: datetime | None
     reverted_by: str | None
-    reverted_by_status: str | None
+
+    @property
+    def plan(self) -> MigrationPlan:
+        direction = BACKWARDS if self.direction == BACKWARDS else FORWARDS
+        return MigrationPlan(
+            self.model,
+            direction,
+            self.source_version_id,
+            self.target_version_id,
+            check_scope(self.scope),
+            self.forward_migration_id,
+        )
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        return {self.source_version_id: self.target_version_id}
 
 
-def check_revertible(forward: MigrationFacts | None, forward_id: str, env: str, model: str) -> None:
+def check_revertible(
+    forward: MigrationRecord | None,
+    reverted_by_status: str | None,
+    forward_id: str,
+    env: str,
+    model: str,
+) -> None:
     """Refuse to revert something that is not a forward migration of ``model`` in ``env``.
 
     An interrupted (open) forward migration may be reverted: that is the way back after
-    a crash. A forward migration already reverted by a finished revert is refused.
+    a crash. A forward migration already reverted by a finished revert
+    (``reverted_by_status`` is that revert's status) is refused.
     """
     if forward is None:
         raise NotFound(f"no migration with id {forward_id!r}; pass the forward run's migration_id")
@@ -233,7 +264,7 @@ def check_revertible(forward: MigrationFacts | None, forward_id: str, env: str, 
         raise BadInput(
             f"migration {forward.id!r} has status {forward.status!r}; it cannot be reverted"
         )
-    if forward.reverted_by is not None and forward.reverted_by_status == DONE:
+    if forward.reverted_by is not None and reverted_by_status == DONE:
         raise GateClosed(
             f"migration {forward.id!r} was already reverted by {forward.reverted_by!r}; "
             "nothing to do"
@@ -273,3 +304,123 @@ def reverse_mapping(mapping: Mapping[str, str]) -> dict[str, str]:
     if len(flipped) != len(mapping):
         raise BadInput(f"mapping {dict(mapping)!r} is not one-to-one; it cannot be reversed")
     return flipped
+
+
+# -- facts, decide ------------------------------------------------------------------------
+#
+# The engine gathers its facts (one MigrationStore.facts call), the functions below
+# decide (pure), and the store acts on the decision. Nothing here reads or writes.
+
+
+@dataclass(frozen=True)
+class MigrationRequest:
+    """What the caller asks for, before any fact is known.
+
+    Forwards: move the users on ``old_version_id`` to ``new_version_id``. Backwards:
+    undo forward migration ``forward_migration_id`` (its versions, read from its
+    record, decide the plan) with ``scope``.
+    """
+
+    env: str
+    model: str
+    direction: Direction
+    old_version_id: str = ""
+    new_version_id: str = ""
+    forward_migration_id: str = ""
+    scope: str = SCOPE_ALL
+
+    @property
+    def version_ids(self) -> tuple[str, ...]:
+        """The versions the request names itself (a revert names them through its forward)."""
+        return tuple(v for v in (self.old_version_id, self.new_version_id) if v)
+
+
+def forward_request(
+    env: str, model: str, old_version_id: str, new_version_id: str
+) -> MigrationRequest:
+    return MigrationRequest(env, model, FORWARDS, old_version_id, new_version_id)
+
+
+def revert_request(
+    env: str, model: str, forward_migration_id: str, scope: str = SCOPE_ALL
+) -> MigrationRequest:
+    return MigrationRequest(
+        env, model, BACKWARDS, forward_migration_id=forward_migration_id, scope=scope
+    )
+
+
+@dataclass(frozen=True)
+class MigrationFacts:
+    """Everything a decision needs, read in one go by ``MigrationStore.facts``."""
+
+    versions: dict[str, ZooVersionFacts] = field(default_factory=dict)
+    # Backwards: the forward migration named, and the status of the revert recorded on it.
+    forward: MigrationRecord | None = None
+    forward_reverted_by_status: str | None = None
+    # The model's open (running or interrupted) migrations in the environment, newest first.
+    open_migrations: tuple[MigrationRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do: run ``plan``, resuming ``resume`` or opening a new record.
+
+    ``abandon_id``: the interrupted forward migration this revert replaces (it becomes
+    ``abandoned`` so that it is never resumed on top of its revert). ``reverts``: the
+    forward migration that gets ``reverted_by`` when this one is done.
+    """
+
+    plan: MigrationPlan
+    resume: MigrationRecord | None = None
+    abandon_id: str | None = None
+
+    @property
+    def reverts(self) -> str | None:
+        return self.plan.forward_migration_id if self.plan.direction == BACKWARDS else None
+
+
+def check_request(request: MigrationRequest, facts: MigrationFacts) -> MigrationPlan:
+    """The plan the request means, or a refusal (the plan rules; no lock needed).
+
+    Backwards, the plan is the forward migration's plan reversed, once the forward
+    migration is found revertible.
+    """
+    scope = check_scope(request.scope)
+    if request.direction == BACKWARDS:
+        check_revertible(
+            facts.forward,
+            facts.forward_reverted_by_status,
+            request.forward_migration_id,
+            request.env,
+            request.model,
+        )
+        assert facts.forward is not None  # check_revertible refused None
+        plan = facts.forward.plan.reversed(forward_migration_id=facts.forward.id, scope=scope)
+    else:
+        plan = forward_plan(request.model, request.old_version_id, request.new_version_id)
+    check_plan(
+        plan,
+        facts.versions.get(plan.source_version_id),
+        facts.versions.get(plan.target_version_id),
+    )
+    return plan
+
+
+def decide(request: MigrationRequest, facts: MigrationFacts) -> Decision:
+    """Under the lock: the plan, and whether to resume an open record or open a new one.
+
+    The open record of the same plan is resumed; an open record of another plan is
+    refused -- except the interrupted forward migration this plan reverts, which is
+    abandoned.
+    """
+    plan = check_request(request, facts)
+    open_migrations = facts.open_migrations
+    abandon_id = None
+    if plan.direction == BACKWARDS and plan.forward_migration_id is not None:
+        if any(r.id == plan.forward_migration_id for r in open_migrations):
+            abandon_id = plan.forward_migration_id
+            open_migrations = tuple(r for r in open_migrations if r.id != abandon_id)
+    current = open_migrations[0] if open_migrations else None
+    if current is not None and check_resumable(plan, current.plan, current.id):
+        return Decision(plan, resume=current, abandon_id=abandon_id)
+    return Decision(plan, resume=None, abandon_id=abandon_id)

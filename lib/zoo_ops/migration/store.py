@@ -1,4 +1,9 @@
-"""The migration engine's SQL: the per-(environment, model) lock, migration records, batches.
+"""The migration engine's SQL, bound to one database: :class:`MigrationStore`.
+
+``MigrationStore(engine)`` reads the facts a decision needs in one call
+(:meth:`MigrationStore.facts`), and acts on a decision: the per-(environment, model)
+lock, migration records, batches, the journal. It never decides: the rules are in
+:mod:`zoo_ops.migration.plan`, and the loop in :mod:`zoo_ops.migration.engine`.
 
 A batch is one transaction that picks up to ``batch_size`` user versions still on the
 source, points them at the target and writes one journal row each (migration id, user
@@ -33,24 +38,29 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from sqlalchemy import Connection, and_, delete, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.engine import is_postgres
 from zoo_ops.domain.ids import new_id
 from zoo_ops.errors import LockHeld, StepFailed
 from zoo_ops.migration.plan import (
+    ABANDONED,
     BACKWARDS,
     DONE,
     OPEN,
     SCOPE_RECORDED,
+    Decision,
+    MigrationFacts,
     MigrationPlan,
+    MigrationRecord,
+    MigrationRequest,
     ZooVersionFacts,
-    check_scope,
     lock_name,
 )
 
@@ -69,176 +79,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-# --- facts for the plan rules -------------------------------------------------------------
-
-
-def zoo_version_facts(engine: Engine, version_id: str) -> ZooVersionFacts | None:
-    """The version's status and owner, as :func:`check_plan` needs them; None if absent."""
-    v, o, org = s.oracle_versions, s.oracles, s.organizations
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(v.c.id, v.c.status, o.c.name, o.c.is_model_zoo, org.c.is_admin)
-            .join(o, o.c.id == v.c.oracle_id)
-            .join(org, org.c.id == o.c.organization_id)
-            .where(v.c.id == version_id)
-        ).first()
-    if row is None:
-        return None
-    return ZooVersionFacts(row.id, row.status, row.name, bool(row.is_model_zoo and row.is_admin))
-
-
-# --- migration records --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MigrationRecord:
-    """One row of ``zoo_ops_migration``."""
-
-    id: str
-    env: str
-    model: str
-    direction: str
-    source_version_id: str
-    target_version_id: str
-    forward_migration_id: str | None
-    scope: str
-    status: str
-    run_id: str | None
-    operator: str
-    moved_count: int
-    batch_count: int
-    started_at: datetime
-    finished_at: datetime | None
-    reverted_by: str | None
-
-    @property
-    def plan(self) -> MigrationPlan:
-        direction = BACKWARDS if self.direction == BACKWARDS else "forwards"
-        return MigrationPlan(
-            self.model,
-            direction,
-            self.source_version_id,
-            self.target_version_id,
-            check_scope(self.scope),
-            self.forward_migration_id,
-        )
-
-    @property
-    def mapping(self) -> dict[str, str]:
-        return {self.source_version_id: self.target_version_id}
-
-
-def _record(row: Any) -> MigrationRecord:
-    m = row._mapping
-    return MigrationRecord(
-        id=m["id"],
-        env=m["env"],
-        model=m["model"],
-        direction=m["direction"],
-        source_version_id=m["source_version_id"],
-        target_version_id=m["target_version_id"],
-        forward_migration_id=m["forward_migration_id"],
-        scope=m["scope"],
-        status=m["status"],
-        run_id=m["run_id"],
-        operator=m["operator"],
-        moved_count=int(m["moved_count"]),
-        batch_count=int(m["batch_count"]),
-        started_at=m["started_at"],
-        finished_at=m["finished_at"],
-        reverted_by=m["reverted_by"],
-    )
-
-
-def get_migration(engine: Engine, migration_id: str) -> MigrationRecord | None:
-    with engine.connect() as conn:
-        row = conn.execute(select(s.migrations).where(s.migrations.c.id == migration_id)).first()
-    return None if row is None else _record(row)
-
-
-def find_open_migration(engine: Engine, env: str, model: str) -> MigrationRecord | None:
-    """The open (running or interrupted) migration of ``model`` in ``env``, if any."""
-    m = s.migrations.c
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(s.migrations)
-            .where(m.env == env, m.model == model, m.status == OPEN)
-            .order_by(m.started_at.desc(), m.id)
-        ).first()
-    return None if row is None else _record(row)
-
-
-def latest_migration(
-    engine: Engine, env: str, model: str, direction: str, status: str | None = DONE
-) -> MigrationRecord | None:
-    """The most recently started migration of ``model`` in ``env`` in ``direction``."""
-    m = s.migrations.c
-    query = select(s.migrations).where(m.env == env, m.model == model, m.direction == direction)
-    if status is not None:
-        query = query.where(m.status == status)
-    with engine.connect() as conn:
-        row = conn.execute(query.order_by(m.started_at.desc(), m.id.desc())).first()
-    return None if row is None else _record(row)
-
-
-def insert_migration(
-    engine: Engine, plan: MigrationPlan, *, env: str, operator: str, run_id: str | None
-) -> MigrationRecord:
-    migration_id = new_id()
-    with engine.begin() as conn:
-        conn.execute(
-            insert(s.migrations).values(
-                id=migration_id,
-                env=env,
-                model=plan.model,
-                direction=plan.direction,
-                source_version_id=plan.source_version_id,
-                target_version_id=plan.target_version_id,
-                forward_migration_id=plan.forward_migration_id,
-                scope=plan.scope,
-                status=OPEN,
-                run_id=run_id,
-                operator=operator,
-                moved_count=0,
-                batch_count=0,
-                started_at=utcnow(),
-                finished_at=None,
-                reverted_by=None,
-            )
-        )
-    record = get_migration(engine, migration_id)
-    if record is None:
-        raise StepFailed(f"migration record {migration_id} was not written; check the database")
-    return record
-
-
-def set_migration_status(engine: Engine, migration_id: str, status: str) -> MigrationRecord:
-    """Close (or reopen) a migration record; reads it back."""
-    finished = None if status == OPEN else utcnow()
-    with engine.begin() as conn:
-        conn.execute(
-            update(s.migrations)
-            .where(s.migrations.c.id == migration_id)
-            .values(status=status, finished_at=finished)
-        )
-    record = get_migration(engine, migration_id)
-    if record is None or record.status != status:
-        raise StepFailed(f"migration {migration_id} did not become {status}; check the database")
-    return record
-
-
-def set_reverted_by(engine: Engine, forward_id: str, revert_id: str | None) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            update(s.migrations)
-            .where(s.migrations.c.id == forward_id)
-            .values(reverted_by=revert_id)
-        )
-    record = get_migration(engine, forward_id)
-    if record is None or record.reverted_by != revert_id:
-        raise StepFailed(f"migration {forward_id} reverted_by was not set; check the database")
-
-
 # --- the lock -----------------------------------------------------------------------------
 
 
@@ -248,25 +88,22 @@ class MigrationLock(Protocol):
 
     def release(self) -> None: ...
 
+    def __enter__(self) -> Self: ...
 
-def acquire_lock(
-    engine: Engine, env: str, model: str, *, holder: str, wait_s: float = 0.0
-) -> MigrationLock:
-    """Take the (env, model) migration lock, polling up to ``wait_s`` seconds; else LockHeld.
+    def __exit__(self, *exc: object) -> None: ...
 
-    The short wait covers a holder that is dying right now (its session's rollback and
-    exit take a moment after SIGKILL); a live holder keeps it and we refuse.
-    """
-    deadline = time.monotonic() + max(wait_s, 0.0)
-    while True:
-        try:
-            if is_postgres(engine):
-                return _acquire_advisory(engine, env, model, holder)
-            return _acquire_lock_row(engine, env, model, holder)
-        except LockHeld:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(LOCK_POLL_S)
+
+class _Held:
+    """``with lock:`` releases it on the way out, whatever happened inside."""
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def advisory_key(database: str, schema: str, env: str, model: str) -> int:
@@ -300,7 +137,7 @@ def _advisory_holders(conn: Connection, key: int) -> list[Any]:
     )
 
 
-class _AdvisoryLock:
+class _AdvisoryLock(_Held):
     def __init__(self, conn: Connection, key: int) -> None:
         self.conn = conn
         self.key = key
@@ -327,38 +164,6 @@ class _AdvisoryLock:
             self.conn.close()
 
 
-def _acquire_advisory(engine: Engine, env: str, model: str, holder: str) -> MigrationLock:
-    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        key = _advisory_key_for(conn, env, model)
-        conn.execute(
-            text("SELECT set_config('application_name', :n, false)"),
-            {"n": f"zoo-ops migrate {env}/{model} {holder}"[:63]},
-        )
-        if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
-            return _AdvisoryLock(conn, key)
-        holders = _advisory_holders(conn, key)
-    except BaseException:
-        conn.invalidate()
-        conn.close()
-        raise
-    conn.invalidate()
-    conn.close()
-    who = (
-        ", ".join(
-            f"backend pid {h.pid} ({h.application_name!r} since {h.backend_start:%Y-%m-%d %H:%M:%S})"
-            for h in holders
-        )
-        or "a session that just ended"
-    )
-    pid_hint = holders[0].pid if holders else "PID"
-    raise LockHeld(
-        f"another migration of {model!r} in {env!r} holds the lock ({who}); wait for it to "
-        f"finish, or if its process is gone run SELECT pg_terminate_backend({pid_hint}) "
-        "(zoo_ops.migration.engine.release_lock does this)"
-    )
-
-
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists on this host and is not a zombie."""
     if pid <= 0:
@@ -377,7 +182,7 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-class _LockRow:
+class _LockRow(_Held):
     def __init__(self, engine: Engine, name: str, holder: str) -> None:
         self.engine = engine
         self.name = name
@@ -403,55 +208,6 @@ class _LockRow:
                     and_(s.locks.c.name == self.name, s.locks.c.holder == self.holder)
                 )
             )
-
-
-def _acquire_lock_row(engine: Engine, env: str, model: str, holder: str) -> MigrationLock:
-    name = lock_name(env, model)
-    host, pid = socket.gethostname(), os.getpid()
-    # A token makes the holder string unique, so release deletes only our own row.
-    ours = f"{holder} #{new_id(6)}"
-    values = {"holder": ours, "host": host, "pid": pid, "acquired_at": utcnow()}
-    with engine.begin() as conn:
-        row = conn.execute(select(s.locks).where(s.locks.c.name == name)).first()
-        if row is None:
-            conn.execute(insert(s.locks).values(name=name, **values))
-        elif row.host == host and not pid_alive(int(row.pid)):
-            # The holder crashed on this host: its lock must not block forever.
-            conn.execute(update(s.locks).where(s.locks.c.name == name).values(**values))
-        else:
-            raise LockHeld(
-                f"another migration of {model!r} in {env!r} holds the lock ({row.holder!r}, "
-                f"pid {row.pid} on {row.host}, since {row.acquired_at}); wait for it, or if "
-                f"that process is gone run: DELETE FROM zoo_ops_lock WHERE name = '{name}' "
-                "(zoo_ops.migration.engine.release_lock does this)"
-            )
-    return _LockRow(engine, name, ours)
-
-
-def force_release_lock(engine: Engine, env: str, model: str) -> str:
-    """Recovery: release the (env, model) lock whoever holds it; says what it did.
-
-    SQLite: deletes the lock row. PostgreSQL: an advisory lock belongs to a session, so
-    this terminates the holding session (its open transaction rolls back; a running
-    migration stops at its next batch and resumes when rerun).
-    """
-    if is_postgres(engine):
-        with engine.connect() as conn:
-            key = _advisory_key_for(conn, env, model)
-            holders = _advisory_holders(conn, key)
-            for h in holders:
-                conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": h.pid})
-            conn.commit()
-        if not holders:
-            return f"no session holds the migration lock of {model!r} in {env!r}"
-        return "terminated backend " + ", ".join(str(h.pid) for h in holders)
-    name = lock_name(env, model)
-    with engine.begin() as conn:
-        row = conn.execute(select(s.locks).where(s.locks.c.name == name)).first()
-        conn.execute(delete(s.locks).where(s.locks.c.name == name))
-    if row is None:
-        return f"no lock row {name!r}"
-    return f"deleted lock row {name!r} held by {row.holder!r} (pid {row.pid} on {row.host})"
 
 
 # --- batches --------------------------------------------------------------------------------
@@ -653,6 +409,20 @@ class BatchMover:
         return BatchOutcome(int(moved), last_id, time.perf_counter() - started)
 
 
+_AFFECTED_SQL = """
+SELECT j.oracle_version_id, v.oracle_id, o.organization_id, j.previous_proxy, j.new_proxy
+FROM zoo_ops_migration_journal AS j
+LEFT JOIN oracles_oracleversion AS v ON v.id = j.oracle_version_id
+LEFT JOIN oracles_oracle AS o ON o.id = v.oracle_id
+WHERE j.migration_id = :mid
+ORDER BY j.oracle_version_id
+"""
+
+_JOURNAL_SQL = (
+    "SELECT migration_id, oracle_version_id, previous_proxy, new_proxy, batch "
+    "FROM zoo_ops_migration_journal WHERE migration_id = :mid ORDER BY oracle_version_id"
+)
+
 # --- counts and reads ---------------------------------------------------------------------
 
 _PENDING_ALL = """
@@ -675,58 +445,6 @@ def _pending_params(plan: MigrationPlan) -> dict[str, Any]:
     }
 
 
-def count_pending(engine: Engine, plan: MigrationPlan) -> int:
-    """How many user versions the plan would still move."""
-    body = _PENDING_RECORDED if plan.scope == SCOPE_RECORDED else _PENDING_ALL
-    with engine.connect() as conn:
-        return int(
-            conn.execute(text("SELECT count(*) " + body), _pending_params(plan)).scalar_one()
-        )
-
-
-def iter_pending_affected(
-    engine: Engine, plan: MigrationPlan, chunk_rows: int, limit: int | None = None
-) -> Iterator[list[tuple[Any, ...]]]:
-    """Rows the plan would move, as ``AFFECTED_COLUMNS`` tuples in chunks (dry runs)."""
-    body = _PENDING_RECORDED if plan.scope == SCOPE_RECORDED else _PENDING_ALL
-    to = "j.previous_proxy" if plan.scope == SCOPE_RECORDED else ":target"
-    sql = (
-        f"SELECT v.id, v.oracle_id, o.organization_id, v.proxy_model_version_id, {to} "
-        + body.replace("WHERE", "JOIN oracles_oracle AS o ON o.id = v.oracle_id WHERE", 1)
-        + " ORDER BY v.id"
-        + ("" if limit is None else f" LIMIT {int(limit)}")
-    )
-    yield from _stream(engine, sql, _pending_params(plan), chunk_rows)
-
-
-_AFFECTED_SQL = """
-SELECT j.oracle_version_id, v.oracle_id, o.organization_id, j.previous_proxy, j.new_proxy
-FROM zoo_ops_migration_journal AS j
-LEFT JOIN oracles_oracleversion AS v ON v.id = j.oracle_version_id
-LEFT JOIN oracles_oracle AS o ON o.id = v.oracle_id
-WHERE j.migration_id = :mid
-ORDER BY j.oracle_version_id
-"""
-
-
-def iter_affected(
-    engine: Engine, migration_id: str, chunk_rows: int
-) -> Iterator[list[tuple[Any, ...]]]:
-    """The migration's journal joined to the platform, ``AFFECTED_COLUMNS`` tuples, chunked."""
-    yield from _stream(engine, _AFFECTED_SQL, {"mid": migration_id}, chunk_rows)
-
-
-def iter_journal(
-    engine: Engine, migration_id: str, chunk_rows: int
-) -> Iterator[list[tuple[Any, ...]]]:
-    """The migration's raw journal rows (``JOURNAL_COLUMNS``), in key order, chunked."""
-    sql = (
-        "SELECT migration_id, oracle_version_id, previous_proxy, new_proxy, batch "
-        "FROM zoo_ops_migration_journal WHERE migration_id = :mid ORDER BY oracle_version_id"
-    )
-    yield from _stream(engine, sql, {"mid": migration_id}, chunk_rows)
-
-
 def _stream(
     engine: Engine, sql: str, params: dict[str, Any], chunk_rows: int
 ) -> Iterator[list[tuple[Any, ...]]]:
@@ -739,36 +457,362 @@ def _stream(
             yield [tuple(r) for r in part]
 
 
-# --- history: the journal as seen from one user version --------------------------------
+# --- the store ------------------------------------------------------------------------------
 
 
-def has_journal(engine: Engine) -> bool:
-    """Whether zoo-ops's journal exists here (a database it never migrated may lack it)."""
-    from sqlalchemy import inspect
-
-    return bool(inspect(engine).has_table(s.migration_journal.name))
-
-
-def version_journal(engine: Engine, oracle_version_id: str) -> list[dict[str, Any]]:
-    """Every journal row of one user version, with its migration and run, oldest first."""
-    j, m, r = s.migration_journal.c, s.migrations.c, s.runs.c
-    query = (
-        select(
-            j.migration_id,
-            j.previous_proxy,
-            j.new_proxy,
-            m.direction,
-            m.operator,
-            m.started_at,
-            m.run_id,
-            r.operator.label("run_operator"),
-            r.step,
-            r.notebook_path,
-        )
-        .join(s.migrations, m.id == j.migration_id)
-        .outerjoin(s.runs, r.id == m.run_id)
-        .where(j.oracle_version_id == oracle_version_id)
-        .order_by(m.started_at, m.id)
+def _record(row: Any) -> MigrationRecord:
+    m = row._mapping
+    return MigrationRecord(
+        id=m["id"],
+        env=m["env"],
+        model=m["model"],
+        direction=m["direction"],
+        source_version_id=m["source_version_id"],
+        target_version_id=m["target_version_id"],
+        forward_migration_id=m["forward_migration_id"],
+        scope=m["scope"],
+        status=m["status"],
+        run_id=m["run_id"],
+        operator=m["operator"],
+        moved_count=int(m["moved_count"]),
+        batch_count=int(m["batch_count"]),
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        reverted_by=m["reverted_by"],
     )
-    with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query).all()]
+
+
+class MigrationStore:
+    """Migration records, journal, locks and batches on one database (``Environment.migrations``).
+
+    Reads: :meth:`facts` (everything a decision needs, one connection), records, counts,
+    the journal. Acts: :meth:`acquire_lock`, :meth:`begin` and :meth:`finish` (a
+    :class:`~zoo_ops.migration.plan.Decision`'s record writes, each one transaction,
+    read back), :meth:`mover` (the batches).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.postgres = is_postgres(engine)
+
+    def __repr__(self) -> str:
+        return f"MigrationStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    # --- facts --------------------------------------------------------------------------------
+
+    def facts(self, request: MigrationRequest) -> MigrationFacts:
+        """What :func:`~zoo_ops.migration.plan.decide` needs for ``request``: the versions it
+        names (a revert: its forward migration's), the forward migration and the status of
+        the revert recorded on it, the model's open migrations."""
+        with self.engine.connect() as conn:
+            forward, reverted_by_status = None, None
+            ids = list(request.version_ids)
+            if request.direction == BACKWARDS:
+                forward = self._get(conn, request.forward_migration_id)
+                if forward is not None:
+                    ids += [forward.source_version_id, forward.target_version_id]
+                    if forward.reverted_by:
+                        revert = self._get(conn, forward.reverted_by)
+                        reverted_by_status = None if revert is None else revert.status
+            versions = self._versions(conn, ids)
+            open_migrations = self._open_migrations(conn, request.env, request.model)
+        return MigrationFacts(versions, forward, reverted_by_status, open_migrations)
+
+    @staticmethod
+    def _versions(conn: Connection, ids: list[str]) -> dict[str, ZooVersionFacts]:
+        """Status and owner of each version (absent ids are left out)."""
+        wanted = sorted({i for i in ids if isinstance(i, str) and i})
+        if not wanted:
+            return {}
+        v, o, org = s.oracle_versions, s.oracles, s.organizations
+        rows = conn.execute(
+            select(v.c.id, v.c.status, o.c.name, o.c.is_model_zoo, org.c.is_admin)
+            .join(o, o.c.id == v.c.oracle_id)
+            .join(org, org.c.id == o.c.organization_id)
+            .where(v.c.id.in_(wanted))
+        ).all()
+        return {
+            r.id: ZooVersionFacts(r.id, r.status, r.name, bool(r.is_model_zoo and r.is_admin))
+            for r in rows
+        }
+
+    @staticmethod
+    def _get(conn: Connection, migration_id: str) -> MigrationRecord | None:
+        row = conn.execute(select(s.migrations).where(s.migrations.c.id == migration_id)).first()
+        return None if row is None else _record(row)
+
+    @staticmethod
+    def _open_migrations(conn: Connection, env: str, model: str) -> tuple[MigrationRecord, ...]:
+        m = s.migrations.c
+        rows = conn.execute(
+            select(s.migrations)
+            .where(m.env == env, m.model == model, m.status == OPEN)
+            .order_by(m.started_at.desc(), m.id)
+        ).all()
+        return tuple(_record(r) for r in rows)
+
+    # --- records ------------------------------------------------------------------------------
+
+    def get(self, migration_id: str) -> MigrationRecord | None:
+        with self.engine.connect() as conn:
+            return self._get(conn, migration_id)
+
+    def latest(
+        self, env: str, model: str, direction: str, status: str | None = DONE
+    ) -> MigrationRecord | None:
+        """The most recently started migration of ``model`` in ``env`` in ``direction``."""
+        m = s.migrations.c
+        query = select(s.migrations).where(m.env == env, m.model == model, m.direction == direction)
+        if status is not None:
+            query = query.where(m.status == status)
+        with self.engine.connect() as conn:
+            row = conn.execute(query.order_by(m.started_at.desc(), m.id.desc())).first()
+        return None if row is None else _record(row)
+
+    def begin(
+        self, decision: Decision, *, env: str, operator: str, run_id: str | None
+    ) -> tuple[MigrationRecord, bool]:
+        """Start what ``decision`` says, in one transaction: abandon the forward migration
+        it replaces, then resume its open record or open a new one. Reads both back;
+        returns (the record, whether it was resumed)."""
+        plan = decision.plan
+        migration_id = decision.resume.id if decision.resume is not None else new_id()
+        with self.engine.begin() as conn:
+            if decision.abandon_id is not None:
+                conn.execute(
+                    update(s.migrations)
+                    .where(s.migrations.c.id == decision.abandon_id)
+                    .values(status=ABANDONED, finished_at=utcnow())
+                )
+            if decision.resume is None:
+                conn.execute(
+                    insert(s.migrations).values(
+                        id=migration_id,
+                        env=env,
+                        model=plan.model,
+                        direction=plan.direction,
+                        source_version_id=plan.source_version_id,
+                        target_version_id=plan.target_version_id,
+                        forward_migration_id=plan.forward_migration_id,
+                        scope=plan.scope,
+                        status=OPEN,
+                        run_id=run_id,
+                        operator=operator,
+                        moved_count=0,
+                        batch_count=0,
+                        started_at=utcnow(),
+                        finished_at=None,
+                        reverted_by=None,
+                    )
+                )
+        if decision.abandon_id is not None:
+            self._expect(decision.abandon_id, status=ABANDONED)
+        record = self.get(migration_id)
+        if record is None or record.status != OPEN:
+            raise StepFailed(f"migration record {migration_id} was not written; check the database")
+        return record, decision.resume is not None
+
+    def finish(self, migration_id: str, *, reverts: str | None) -> MigrationRecord:
+        """Close the record ``done`` and, for a revert, set ``reverted_by`` on the forward
+        migration it undid (one transaction); reads both back."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(s.migrations)
+                .where(s.migrations.c.id == migration_id)
+                .values(status=DONE, finished_at=utcnow())
+            )
+            if reverts is not None:
+                conn.execute(
+                    update(s.migrations)
+                    .where(s.migrations.c.id == reverts)
+                    .values(reverted_by=migration_id)
+                )
+        if reverts is not None:
+            self._expect(reverts, reverted_by=migration_id)
+        return self._expect(migration_id, status=DONE)
+
+    def set_reverted_by(self, forward_id: str, revert_id: str | None) -> None:
+        """Repair: record on ``forward_id`` which revert undid it; read back."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(s.migrations)
+                .where(s.migrations.c.id == forward_id)
+                .values(reverted_by=revert_id)
+            )
+        self._expect(forward_id, reverted_by=revert_id)
+
+    def _expect(self, migration_id: str, **wanted: str | None) -> MigrationRecord:
+        """The record, read back; StepFailed if it lacks a value just written."""
+        record = self.get(migration_id)
+        for name, value in wanted.items():
+            if record is None or getattr(record, name) != value:
+                what = f"did not become {value}" if name == "status" else f"{name} was not set"
+                raise StepFailed(f"migration {migration_id} {what}; check the database")
+        assert record is not None
+        return record
+
+    # --- the lock -----------------------------------------------------------------------------
+
+    def acquire_lock(
+        self, env: str, model: str, *, holder: str, wait_s: float = 0.0
+    ) -> MigrationLock:
+        """Take the (env, model) migration lock, polling up to ``wait_s`` seconds; else LockHeld.
+
+        The short wait covers a holder that is dying right now (its session's rollback
+        and exit take a moment after SIGKILL); a live holder keeps it and we refuse.
+        ``with`` the returned lock releases it.
+        """
+        take = self._acquire_advisory if self.postgres else self._acquire_lock_row
+        poll = Retrying(
+            retry=retry_if_exception_type(LockHeld),
+            stop=stop_after_delay(max(wait_s, 0.0)),
+            wait=wait_fixed(LOCK_POLL_S),
+            reraise=True,
+        )
+        return poll(take, env, model, holder)
+
+    def _acquire_advisory(self, env: str, model: str, holder: str) -> MigrationLock:
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            key = _advisory_key_for(conn, env, model)
+            conn.execute(
+                text("SELECT set_config('application_name', :n, false)"),
+                {"n": f"zoo-ops migrate {env}/{model} {holder}"[:63]},
+            )
+            if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                return _AdvisoryLock(conn, key)
+            holders = _advisory_holders(conn, key)
+        except BaseException:
+            conn.invalidate()
+            conn.close()
+            raise
+        conn.invalidate()
+        conn.close()
+        who = (
+            ", ".join(
+                f"backend pid {h.pid} ({h.application_name!r} since {h.backend_start:%Y-%m-%d %H:%M:%S})"
+                for h in holders
+            )
+            or "a session that just ended"
+        )
+        pid_hint = holders[0].pid if holders else "PID"
+        raise LockHeld(
+            f"another migration of {model!r} in {env!r} holds the lock ({who}); wait for it to "
+            f"finish, or if its process is gone run SELECT pg_terminate_backend({pid_hint}) "
+            "(zoo_ops.migration.engine.release_lock does this)"
+        )
+
+    def _acquire_lock_row(self, env: str, model: str, holder: str) -> MigrationLock:
+        name = lock_name(env, model)
+        host, pid = socket.gethostname(), os.getpid()
+        # A token makes the holder string unique, so release deletes only our own row.
+        ours = f"{holder} #{new_id(6)}"
+        values = {"holder": ours, "host": host, "pid": pid, "acquired_at": utcnow()}
+        with self.engine.begin() as conn:
+            row = conn.execute(select(s.locks).where(s.locks.c.name == name)).first()
+            if row is None:
+                conn.execute(insert(s.locks).values(name=name, **values))
+            elif row.host == host and not pid_alive(int(row.pid)):
+                # The holder crashed on this host: its lock must not block forever.
+                conn.execute(update(s.locks).where(s.locks.c.name == name).values(**values))
+            else:
+                raise LockHeld(
+                    f"another migration of {model!r} in {env!r} holds the lock ({row.holder!r}, "
+                    f"pid {row.pid} on {row.host}, since {row.acquired_at}); wait for it, or if "
+                    f"that process is gone run: DELETE FROM zoo_ops_lock WHERE name = '{name}' "
+                    "(zoo_ops.migration.engine.release_lock does this)"
+                )
+        return _LockRow(self.engine, name, ours)
+
+    def force_release_lock(self, env: str, model: str) -> str:
+        """Recovery: release the (env, model) lock whoever holds it; says what it did.
+
+        SQLite: deletes the lock row. PostgreSQL: an advisory lock belongs to a session,
+        so this terminates the holding session (its open transaction rolls back; a
+        running migration stops at its next batch and resumes when rerun).
+        """
+        if self.postgres:
+            with self.engine.connect() as conn:
+                key = _advisory_key_for(conn, env, model)
+                holders = _advisory_holders(conn, key)
+                for h in holders:
+                    conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": h.pid})
+                conn.commit()
+            if not holders:
+                return f"no session holds the migration lock of {model!r} in {env!r}"
+            return "terminated backend " + ", ".join(str(h.pid) for h in holders)
+        name = lock_name(env, model)
+        with self.engine.begin() as conn:
+            row = conn.execute(select(s.locks).where(s.locks.c.name == name)).first()
+            conn.execute(delete(s.locks).where(s.locks.c.name == name))
+        if row is None:
+            return f"no lock row {name!r}"
+        return f"deleted lock row {name!r} held by {row.holder!r} (pid {row.pid} on {row.host})"
+
+    # --- batches, counts, journal -------------------------------------------------------------
+
+    def mover(self, plan: MigrationPlan, migration_id: str) -> BatchMover:
+        """The batch mover of one run (``with`` it: it holds one connection)."""
+        return BatchMover(self.engine, plan, migration_id)
+
+    def count_pending(self, plan: MigrationPlan) -> int:
+        """How many user versions the plan would still move."""
+        body = _PENDING_RECORDED if plan.scope == SCOPE_RECORDED else _PENDING_ALL
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(text("SELECT count(*) " + body), _pending_params(plan)).scalar_one()
+            )
+
+    def iter_pending_affected(
+        self, plan: MigrationPlan, chunk_rows: int, limit: int | None = None
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Rows the plan would move, as ``AFFECTED_COLUMNS`` tuples in chunks (dry runs)."""
+        body = _PENDING_RECORDED if plan.scope == SCOPE_RECORDED else _PENDING_ALL
+        to = "j.previous_proxy" if plan.scope == SCOPE_RECORDED else ":target"
+        sql = (
+            f"SELECT v.id, v.oracle_id, o.organization_id, v.proxy_model_version_id, {to} "
+            + body.replace("WHERE", "JOIN oracles_oracle AS o ON o.id = v.oracle_id WHERE", 1)
+            + " ORDER BY v.id"
+            + ("" if limit is None else f" LIMIT {int(limit)}")
+        )
+        yield from _stream(self.engine, sql, _pending_params(plan), chunk_rows)
+
+    def iter_affected(self, migration_id: str, chunk_rows: int) -> Iterator[list[tuple[Any, ...]]]:
+        """The migration's journal joined to the platform, ``AFFECTED_COLUMNS`` tuples, chunked."""
+        yield from _stream(self.engine, _AFFECTED_SQL, {"mid": migration_id}, chunk_rows)
+
+    def iter_journal(self, migration_id: str, chunk_rows: int) -> Iterator[list[tuple[Any, ...]]]:
+        """The migration's raw journal rows (``JOURNAL_COLUMNS``), in key order, chunked."""
+        yield from _stream(self.engine, _JOURNAL_SQL, {"mid": migration_id}, chunk_rows)
+
+    # --- history: the journal as seen from one user version -----------------------------------
+
+    def has_journal(self) -> bool:
+        """Whether zoo-ops's journal exists here (a database it never migrated may lack it)."""
+        from sqlalchemy import inspect
+
+        return bool(inspect(self.engine).has_table(s.migration_journal.name))
+
+    def version_journal(self, oracle_version_id: str) -> list[dict[str, Any]]:
+        """Every journal row of one user version, with its migration and run, oldest first."""
+        j, m, r = s.migration_journal.c, s.migrations.c, s.runs.c
+        query = (
+            select(
+                j.migration_id,
+                j.previous_proxy,
+                j.new_proxy,
+                m.direction,
+                m.operator,
+                m.started_at,
+                m.run_id,
+                r.operator.label("run_operator"),
+                r.step,
+                r.notebook_path,
+            )
+            .join(s.migrations, m.id == j.migration_id)
+            .outerjoin(s.runs, r.id == m.run_id)
+            .where(j.oracle_version_id == oracle_version_id)
+            .order_by(m.started_at, m.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query).all()]

@@ -25,15 +25,14 @@ The preflights of a deploy (capacity, secrets) are in :mod:`zoo_ops.services.pre
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from zoo_ops.adapters.platform import schema as s
-from zoo_ops.adapters.platform.deploys import DeployLog
 from zoo_ops.adapters.platform.store import OracleVersion
+from zoo_ops.adapters.polling import poll
 from zoo_ops.adapters.truss_files import truss_content_hash
 from zoo_ops.adapters.truss_runtime import TrussPackage, read_truss
 from zoo_ops.domain.whitelist import DynamicSettings, WhitelistEntry, target_zoo_model
@@ -41,6 +40,7 @@ from zoo_ops.errors import BadInput, StepFailed, ZooOpsError
 from zoo_ops.services.preflight import capacity_verdict
 
 if TYPE_CHECKING:
+    from zoo_ops.adapters.platform.deploys import DeployLog
     from zoo_ops.environment import Environment
 
 DEPLOYED = "deployed"
@@ -159,7 +159,7 @@ def _reconcile_one(
         creates = "" if existing_model is not None else f"; would create zoo model {target}"
         return row(WOULD_DEPLOY, f"no version of {target} has this hash{creates}", truss_hash)
 
-    deploys = DeployLog(env.platform.engine)
+    deploys = env.deploys
     oracle, created = deploys.find_or_create_zoo_model(target)
     claim = deploys.claim(oracle, truss_name=entry.model, truss_hash=truss_hash)
     if claim.existing is not None:
@@ -250,33 +250,35 @@ def wait_for_active(
     StepFailed at once when that version is FAILED (with the deploy log's reason), and
     when ``timeout_s`` passes first.
     """
-    deadline = time.monotonic() + max(timeout_s, 0.0)
-    delay = _POLL_FIRST_S
     seen = "no such model yet"
-    while True:
+
+    def probe() -> OracleVersion | None:
+        nonlocal seen
         oracle = env.platform.find_zoo_model(zoo_model_name)
-        if oracle is not None:
-            version = version_with_hash(env, oracle.id, truss_hash)
-            if version is None:
-                seen = "no version with this hash yet"
-            elif version.status == s.ACTIVE:
-                return version
-            elif version.status == s.FAILED:
-                record = DeployLog(env.platform.engine).record(version.id)
-                reason = record.reason if record and record.reason else "no reason recorded"
-                raise StepFailed(
-                    f"{zoo_model_name} version {version.id} ({truss_hash[:12]}) FAILED: {reason}"
-                )
-            else:
-                seen = f"version {version.id} is {version.status}"
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if oracle is None:
+            return None
+        version = version_with_hash(env, oracle.id, truss_hash)
+        if version is None:
+            seen = "no version with this hash yet"
+        elif version.status == s.ACTIVE:
+            return version
+        elif version.status == s.FAILED:
+            record = env.deploys.record(version.id)
+            reason = record.reason if record and record.reason else "no reason recorded"
             raise StepFailed(
-                f"{zoo_model_name} has no ACTIVE version with hash {truss_hash[:12]} after "
-                f"{timeout_s:g}s ({seen}); check `zoo-ops automation reconcile`"
+                f"{zoo_model_name} version {version.id} ({truss_hash[:12]}) FAILED: {reason}"
             )
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 2, _POLL_CAP_S)
+        else:
+            seen = f"version {version.id} is {version.status}"
+        return None
+
+    active = poll(probe, timeout_s=timeout_s, first_s=_POLL_FIRST_S, cap_s=_POLL_CAP_S)
+    if active is None:
+        raise StepFailed(
+            f"{zoo_model_name} has no ACTIVE version with hash {truss_hash[:12]} after "
+            f"{timeout_s:g}s ({seen}); check `zoo-ops automation reconcile`"
+        )
+    return active
 
 
 # --- capacity preflight ------------------------------------------------------------------

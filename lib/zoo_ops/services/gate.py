@@ -7,7 +7,6 @@ from typing import Any
 
 import pandas as pd
 
-from zoo_ops.adapters.platform.runs import RunStore
 from zoo_ops.domain.gates import GateVerdict, staging_gate
 from zoo_ops.environment import Environment
 from zoo_ops.errors import GateClosed, ZooOpsError
@@ -56,7 +55,7 @@ def succeeded_hashes(required: Environment, step: str, model: str) -> tuple[set[
     hashes: set[str] = set()
     evidence: list[str] = []
     try:
-        for record in RunStore(required.platform.engine).find(
+        for record in required.runs.find(
             step=step, model=model, env=required.name, outcome="succeeded"
         ):
             if record.truss_hash:

@@ -21,14 +21,50 @@ import pandas as pd
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, StepFailed
 from zoo_ops.migration.engine import (
+    MigrationProgress,
     MigrationResult,
     forward_migrate,
-    latest_migration,
     revert_migration,
 )
 from zoo_ops.migration.plan import FORWARDS, OPEN
 from zoo_ops.services.applications import previous_active_version
 from zoo_ops.services.results import StepResult
+
+
+class TqdmProgress:
+    """Renders the engine's progress events as a tqdm bar of rows, one bar per run: what
+    the executed notebook shows while a migration runs (text bar, as before)."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __call__(self, event: MigrationProgress) -> None:
+        if event.kind == "start":
+            plan = event.plan
+            self.bar = _tqdm()(
+                total=event.total or None,
+                unit="rows",
+                desc=f"{plan.direction} {plan.source_version_id}->{plan.target_version_id}",
+            )
+        elif self.bar is not None and event.kind == "batch":
+            self.bar.update(event.moved)
+        elif self.bar is not None and event.kind == "end":
+            self.bar.close()
+            self.bar = None
+
+
+def _tqdm() -> Any:
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        # Without ipywidgets tqdm.auto falls back to its text bar, which is what the
+        # executed notebook should keep; its warning about that is noise in the trail.
+        warnings.simplefilter("ignore", TqdmWarning)
+        from tqdm.auto import tqdm
+
+    return tqdm
 
 
 @dataclass
@@ -73,9 +109,9 @@ def note_old_version(env: Environment, model: str) -> OldVersionNote:
     if not already:
         old_id = current.id
     else:
-        pending = latest_migration(env, model, FORWARDS, status=OPEN) or latest_migration(
-            env, model, FORWARDS
-        )
+        pending = env.migrations.latest(
+            env.name, model, FORWARDS, status=OPEN
+        ) or env.migrations.latest(env.name, model, FORWARDS)
         if pending is not None and pending.target_version_id == current.id:
             old_id = pending.source_version_id
         else:
@@ -183,6 +219,7 @@ def forward(
             dry_run=dry_run,
             operator=operator,
             run_id=run_id,
+            progress=TqdmProgress(),
         )
     except StepFailed:
         if auto_revert and not dry_run:
@@ -256,6 +293,7 @@ def _revert_recorded(
         batch_size=batch_size,
         operator=operator,
         run_id=run_id,
+        progress=TqdmProgress(),
     )
 
 
@@ -269,7 +307,7 @@ def _auto_revert(
     run_id: str | None,
 ) -> None:
     """Revert what an interrupted forward migration moved (its open record), if anything."""
-    record = latest_migration(env, model, FORWARDS, status=None)
+    record = env.migrations.latest(env.name, model, FORWARDS, status=None)
     if (
         record is not None
         and record.source_version_id == old_version_id

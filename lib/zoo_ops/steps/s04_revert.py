@@ -27,7 +27,7 @@ from zoo_ops.migration.engine import (
 )
 from zoo_ops.migration.plan import FORWARDS
 from zoo_ops.services.results import StepResult
-from zoo_ops.steps.s03_migrate import affected_record
+from zoo_ops.steps.s03_migrate import TqdmProgress, affected_record
 from zoo_ops.trail import read_entry, read_scraps, trail_notebooks
 
 FORWARD_STEP = "03_migrate"
@@ -211,6 +211,7 @@ def revert(
         dry_run=dry_run,
         operator=operator,
         run_id=run_id,
+        progress=TqdmProgress(),
     )
     reverted, count = affected_record(
         result, inline_limit=affected_inline_limit, beside=executed_path

@@ -22,13 +22,6 @@ from zoo_ops.migration.plan import FORWARDS
 from zoo_ops.services.results import StepResult
 
 
-def _aware(at: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes; zoo-ops writes UTC everywhere.
-    if at is None or at.tzinfo is not None:
-        return at
-    return at.replace(tzinfo=UTC)
-
-
 @dataclass
 class RetirePlan(StepResult):
     """The guards' verdicts and what would be deleted."""
@@ -85,7 +78,7 @@ def check_retire(
         new_version_id=new_id,
         migration_id=migration.id if migration else None,
         migration_status=migration.status if migration else None,
-        migration_finished_at=_aware(migration.finished_at) if migration else None,
+        migration_finished_at=migration.finished_at if migration else None,
         reverted_by=migration.reverted_by if migration else None,
         references_to_old=references,
         new_status=new.status if new else None,

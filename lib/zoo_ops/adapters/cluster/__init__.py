@@ -1,6 +1,7 @@
 """Clusters: how much room there is for a new model version (the capacity preflight).
 
-Two implementations behind one protocol, chosen by the environment's ``serving`` value:
+Two implementations behind one protocol, chosen by the environment's ``serving`` value
+(see :mod:`zoo_ops.adapters.wiring`):
 
 - ``local``      -> :class:`~zoo_ops.adapters.cluster.local.LocalMachine`: this machine's
   CPUs and memory as one node; nothing is reserved, so shortfalls are warnings, and a
@@ -14,13 +15,9 @@ The decision itself is pure: :func:`zoo_ops.domain.capacity.assess_capacity`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-from zoo_ops.adapters.registry import ServingKeyed
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from zoo_ops.config import EnvironmentConfig
     from zoo_ops.domain.capacity import CapacityRequest, NodeRoom
 
 
@@ -48,33 +45,3 @@ class Cluster(Protocol):
     def version_footprint(self, version_id: str) -> CapacityRequest | None:
         """What a deployed version holds, or None when unknown (e.g. a legacy version)."""
         ...
-
-
-ClusterFactory = Callable[["EnvironmentConfig"], Cluster]
-_REGISTRY: ServingKeyed[Any, Cluster] = ServingKeyed("cluster adapter")
-
-
-def register_cluster(serving: str, factory: ClusterFactory) -> None:
-    """Register the cluster of environments whose ``serving`` is ``serving``."""
-    _REGISTRY.register(serving, factory)
-
-
-def _local(config: EnvironmentConfig) -> Cluster:
-    from zoo_ops.adapters.cluster.local import LocalMachine
-
-    return LocalMachine(config.state_path / "artifacts")
-
-
-def _kubernetes(config: EnvironmentConfig) -> Cluster:
-    from zoo_ops.adapters.cluster.kubernetes import KubernetesCluster
-
-    return KubernetesCluster(context=config.kube_context, namespace=config.namespace)
-
-
-register_cluster("local", _local)
-register_cluster("kubernetes", _kubernetes)
-
-
-def cluster_for(config: EnvironmentConfig) -> Cluster:
-    """The cluster for the environment's ``serving`` value."""
-    return _REGISTRY.create(config.name, config.serving, config)

@@ -9,9 +9,10 @@ neither Succeeded nor Failed, with the scheduler's rule for init containers.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
-from zoo_ops.adapters.kube_client import api_client, call_api
+from zoo_ops.adapters.kube_client import api_client, call_api, parse_quantity
 from zoo_ops.domain.capacity import (
     GPU_RESOURCE,
     Amounts,
@@ -26,6 +27,16 @@ ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 VERSION_LABEL = "zoo-ops/version"
 LIST_PAGE = 500
 _NON_TERMINAL = "status.phase!=Succeeded,status.phase!=Failed"
+
+
+def amounts_of(quantities: Mapping[str, object]) -> Amounts:
+    """The cpu, memory and GPU amounts of a ``requests``/``allocatable`` map (other
+    resources ignored); BadInput for a value that is not a Kubernetes quantity."""
+    return Amounts.from_decimals(
+        cpu=parse_quantity(quantities.get("cpu", 0)),
+        memory=parse_quantity(quantities.get("memory", 0)),
+        gpus=parse_quantity(quantities.get(GPU_RESOURCE, 0)),
+    )
 
 
 def pod_request_amounts(pod: Any) -> Amounts:
@@ -52,7 +63,7 @@ def _container_requests(container: Any) -> Amounts:
         # A resource with only a limit is requested at the limit (the apiserver defaults it).
         for name, value in resources.limits.items():
             requests.setdefault(name, value)
-    return Amounts.from_quantities(requests)
+    return amounts_of(requests)
 
 
 def node_room(node: Any, pods: list[Any]) -> NodeRoom:
@@ -77,7 +88,7 @@ def node_room(node: Any, pods: list[Any]) -> NodeRoom:
     return NodeRoom(
         name=node.metadata.name,
         accelerator=accelerator_type_of_label(labels.get(ACCELERATOR_LABEL, "")),
-        allocatable=Amounts.from_quantities((status.allocatable if status else None) or {}),
+        allocatable=amounts_of((status.allocatable if status else None) or {}),
         requested=requested,
         schedulable=ready and not cordoned and not blocked,
         gpu_only=gpu_only,

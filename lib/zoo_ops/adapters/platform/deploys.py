@@ -18,13 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from zoo_ops.adapters.platform import schema as s
-from zoo_ops.adapters.platform.store import (
-    Oracle,
-    OracleVersion,
-    PlatformStore,
-    _version,
-    utcnow,
-)
+from zoo_ops.adapters.platform.schema import utcnow
+from zoo_ops.adapters.platform.store import Oracle, OracleVersion, PlatformStore, _version
 from zoo_ops.errors import NotFound, StepFailed
 
 
@@ -51,9 +46,9 @@ class Claim:
 
 
 class DeployLog:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, platform: PlatformStore | None = None) -> None:
         self.engine = engine
-        self.platform = PlatformStore(engine)
+        self.platform = platform if platform is not None else PlatformStore(engine)
 
     def find_or_create_zoo_model(self, name: str) -> tuple[Oracle, bool]:
         """The admin organization's zoo model ``name``, created when missing; (model, created).

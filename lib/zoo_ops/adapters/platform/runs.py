@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
 from zoo_ops.adapters.platform import schema as s
-from zoo_ops.adapters.platform.store import utcnow
+from zoo_ops.adapters.platform.schema import utcnow
 from zoo_ops.domain.ids import new_id
 from zoo_ops.errors import StepFailed
 

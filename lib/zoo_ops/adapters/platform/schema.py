@@ -3,9 +3,16 @@
 This module is the one place that knows table and column names. The platform's
 tables are named as Django names them; zoo-ops's own carry the ``zoo_ops_`` prefix
 so that they can live in the platform's database without colliding.
+
+Every timestamp column is :class:`UTCDateTime`: written as UTC, read back as an aware
+UTC ``datetime`` on SQLite (which stores no offset) and on PostgreSQL (``timestamptz``,
+which answers in the session's time zone) alike, so no caller repairs naive values.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -21,9 +28,46 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData()
+
+
+def utcnow() -> datetime:
+    """Now, as the aware UTC datetime every timestamp column stores."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and read back as an aware UTC datetime.
+
+    The column is ``DateTime(timezone=True)`` as before (``TIMESTAMP WITH TIME ZONE`` on
+    PostgreSQL, ``DATETIME`` text on SQLite), so existing databases read unchanged.
+    Writing: an aware value is converted to UTC; a naive one is taken to be UTC already
+    (zoo-ops has only ever written UTC). SQLite keeps no offset, so the UTC wall time is
+    stored without one, exactly as earlier versions stored it. Reading: a naive value
+    (SQLite) is marked UTC; an aware one (PostgreSQL) is converted to UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"UTCDateTime takes a datetime, not {type(value).__name__}")
+        at = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return at.replace(tzinfo=None) if dialect.name == "sqlite" else at
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
 
 ID = String(32)
 
@@ -59,7 +103,7 @@ oracles = Table(
     Column("is_model_zoo", Boolean, nullable=False, default=False),
     # No FK to versions: the two tables point at each other, as the platform's do.
     Column("current_version_id", ID, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("organization_id", "name", name="oracles_oracle_org_name_uniq"),
 )
 
@@ -72,7 +116,7 @@ oracle_versions = Table(
     Column("truss_hash", String(64), nullable=True),
     Column("status", String(16), nullable=False),
     Column("artifact", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
     Index("oracles_oracleversion_proxy_idx", "proxy_model_version_id"),
     Index("oracles_oracleversion_oracle_idx", "oracle_id"),
 )
@@ -99,8 +143,8 @@ runs = Table(
     Column("parameters", JSON, nullable=False),
     Column("truss_hash", String(64), nullable=True),
     Column("gate_override_reason", Text, nullable=True),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
     Column("outcome", String(16), nullable=True),  # succeeded | failed | dry_run; NULL: running
     Column("error", Text, nullable=True),
     Column("notebook_path", Text, nullable=True),
@@ -116,8 +160,8 @@ deploy_log = Table(
     Column("truss_hash", String(64), nullable=False),
     Column("status", String(16), nullable=False),
     Column("reason", Text, nullable=True),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
 )
 
 migrations = Table(
@@ -136,8 +180,8 @@ migrations = Table(
     Column("operator", String(200), nullable=False),
     Column("moved_count", Integer, nullable=False, default=0),
     Column("batch_count", Integer, nullable=False, default=0),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
     Column("reverted_by", ID, nullable=True),
     Index("zoo_ops_migration_model_idx", "env", "model", "status"),
 )
@@ -160,7 +204,7 @@ locks = Table(
     Column("holder", String(300), nullable=False),
     Column("host", String(300), nullable=False),
     Column("pid", Integer, nullable=False),
-    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
 )
 
 

@@ -7,21 +7,29 @@ SQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from zoo_ops.adapters.platform import schema as s
+from zoo_ops.adapters.platform.schema import utcnow
 from zoo_ops.domain.ids import new_id
 from zoo_ops.errors import NotFound, StepFailed
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = [
+    "Application",
+    "ApplicationSpec",
+    "Oracle",
+    "OracleVersion",
+    "Organization",
+    "PlatformStore",
+    "User",
+    "utcnow",
+]
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,15 @@ class Application:
     proxy_model_version_id: str
 
 
+@dataclass(frozen=True)
+class ApplicationSpec:
+    """A user application to create in bulk: its name, owner and the zoo version it proxies."""
+
+    name: str
+    organization_id: str
+    proxy_model_version_id: str
+
+
 class PlatformStore:
     """Queries over the platform tables of one database."""
 
@@ -83,6 +100,10 @@ class PlatformStore:
 
     def create_schema(self) -> None:
         s.create_schema(self.engine)
+
+    def drop_schema(self) -> None:
+        """Drop every table zoo-ops knows, platform's and its own (the demo's ``--reset``)."""
+        s.drop_schema(self.engine)
 
     # --- organizations and users ----------------------------------------------------
 
@@ -214,11 +235,20 @@ class PlatformStore:
         artifact: str | None = None,
         proxy_model_version_id: str | None = None,
         conn: Connection | None = None,
+        version_id: str | None = None,
     ) -> OracleVersion:
+        """A new version of the oracle. ``version_id``: one chosen beforehand (e.g. when
+        the artifact is named after it); a new id otherwise."""
         if status not in s.VERSION_STATUSES:
             raise ValueError(f"unknown version status {status!r}")
         version = OracleVersion(
-            new_id(), oracle_id, proxy_model_version_id, truss_hash, status, artifact, utcnow()
+            version_id or new_id(),
+            oracle_id,
+            proxy_model_version_id,
+            truss_hash,
+            status,
+            artifact,
+            utcnow(),
         )
         stmt = insert(s.oracle_versions).values(
             id=version.id,
@@ -328,6 +358,43 @@ class PlatformStore:
         if self.version(version.id).proxy_model_version_id != zoo_current.id:
             raise StepFailed(f"application {oracle.id} was not created proxying {zoo_current.id}")
         return app
+
+    def create_applications(self, specs: Sequence[ApplicationSpec]) -> list[Application]:
+        """Many user applications in one transaction (bulk inserts): each a new user oracle
+        whose current, ACTIVE version proxies the given zoo version. For building
+        environments (the demo); nothing is read back row by row."""
+        if not specs:
+            return []
+        now = utcnow()
+        oracle_rows, version_rows, apps = [], [], []
+        for spec in specs:
+            oracle_id, version_id = new_id(), new_id()
+            oracle_rows.append(
+                {
+                    "id": oracle_id,
+                    "name": spec.name,
+                    "organization_id": spec.organization_id,
+                    "is_model_zoo": False,
+                    "current_version_id": version_id,
+                    "created_at": now,
+                }
+            )
+            version_rows.append(
+                {
+                    "id": version_id,
+                    "oracle_id": oracle_id,
+                    "proxy_model_version_id": spec.proxy_model_version_id,
+                    "truss_hash": None,
+                    "status": s.ACTIVE,
+                    "artifact": None,
+                    "created_at": now,
+                }
+            )
+            apps.append(Application(oracle_id, version_id, spec.proxy_model_version_id))
+        with self.begin() as conn:
+            conn.execute(insert(s.oracles), oracle_rows)
+            conn.execute(insert(s.oracle_versions), version_rows)
+        return apps
 
     def application(self, oracle_id: str) -> Application:
         oracle = self.oracle(oracle_id)

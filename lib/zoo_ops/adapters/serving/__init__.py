@@ -1,7 +1,7 @@
 """Serving: deploy a version's truss, wait until it serves, predict with it, delete it.
 
 Two implementations behind one protocol, chosen by the environment's ``serving`` value
-through a registry (as papermill's iorw picks a handler):
+(the choice is made in :mod:`zoo_ops.adapters.wiring`):
 
 - ``local``      -> :class:`~zoo_ops.adapters.serving.local.LocalServing`: the truss is
   copied (honouring its ignore patterns) into ``state_path/artifacts/<version_id>`` and
@@ -16,16 +16,12 @@ state directory) locally, ``kubernetes:<namespace>/<name>`` on a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-from zoo_ops.adapters.registry import ServingKeyed
 
 if TYPE_CHECKING:
     from zoo_ops.adapters.platform.store import OracleVersion
     from zoo_ops.domain.truss_config import TrussConfig
-    from zoo_ops.environment import Environment
 
 
 @runtime_checkable
@@ -57,39 +53,3 @@ class Serving(Protocol):
     def delete(self, version: OracleVersion) -> None:
         """Stop serving the version and remove what deploy created; idempotent."""
         ...
-
-
-ServingFactory = Callable[["Environment"], Serving]
-_REGISTRY: ServingKeyed[Any, Serving] = ServingKeyed("serving adapter")
-
-
-def register_serving(name: str, factory: ServingFactory) -> None:
-    """Register ``factory(env)`` for environments whose ``serving`` is ``name``."""
-    _REGISTRY.register(name, factory)
-
-
-def _local(env: Environment) -> Serving:
-    from zoo_ops.adapters.serving.local import LocalServing
-
-    return LocalServing(env.config.state_path, secrets=lambda: env.secrets.values())
-
-
-def _kubernetes(env: Environment) -> Serving:
-    from zoo_ops.adapters.serving.kubernetes import KubernetesServing
-
-    cfg = env.config
-    return KubernetesServing(
-        namespace=cfg.namespace,
-        context=cfg.kube_context,
-        predict_url_template=cfg.predict_url_template,
-        secret_name=cfg.secret_name,
-    )
-
-
-register_serving("local", _local)
-register_serving("kubernetes", _kubernetes)
-
-
-def serving_for(env: Environment) -> Serving:
-    """The serving adapter the environment's ``serving`` value names."""
-    return _REGISTRY.create(env.name, env.config.serving, env)

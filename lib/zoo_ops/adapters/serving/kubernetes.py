@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo_ops.adapters.kube_client import api_client, call_api
+from zoo_ops.adapters.polling import poll
 from zoo_ops.domain.capacity import GPU_RESOURCE, node_label_for_accelerator
 from zoo_ops.errors import StepFailed
 
@@ -311,22 +311,22 @@ class KubernetesServing:
     def wait_ready(self, version_id: str, artifact: str, timeout_s: float) -> None:
         name = object_name(version_id)
         where = self._where("Deployment", name)
-        deadline = time.monotonic() + max(timeout_s, 0.0)
-        delay = min(0.05, self.poll_interval_s)
-        while True:
-            deployment = call_api(
+        last: Any = None
+
+        def probe() -> bool | None:
+            nonlocal last
+            last = call_api(
                 where, "read", self.apps.read_namespaced_deployment_status, name, self.namespace
             )
-            ready, failure = readiness(deployment)
-            if ready:
-                return
+            ready, failure = readiness(last)
             if failure:
                 raise StepFailed(f"{where} failed to roll out: {failure}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, self.poll_interval_s)
+            return True if ready else None
+
+        first_s = min(0.05, self.poll_interval_s)
+        if poll(probe, timeout_s=timeout_s, first_s=first_s, cap_s=self.poll_interval_s):
+            return
+        deployment = last
         pods = call_api(
             where,
             "list pods of",

@@ -1,7 +1,7 @@
 """Settings stores: where the dynamic-settings ConfigMap's ``data`` lives (DESIGN §4).
 
-Two implementations behind one protocol, chosen by the environment's ``settings`` value
-through a scheme registry (as papermill's iorw picks a handler by path prefix):
+Two implementations behind one protocol, chosen by the scheme of the environment's
+``settings`` value (the choice is made in :mod:`zoo_ops.adapters.wiring`):
 
 - ``file:PATH``  -> :class:`~zoo_ops.adapters.settings.local_file.LocalConfigMapFile`
 - ``kubernetes`` -> :class:`~zoo_ops.adapters.settings.kubernetes.KubernetesConfigMap`
@@ -13,17 +13,15 @@ conflict, never touching keys the change did not touch, and read back after writ
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
+
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import wait_random_exponential as full_jitter
 
 from zoo_ops.errors import ConfigError, ConflictError, StepFailed, ZooOpsError
-
-if TYPE_CHECKING:
-    from zoo_ops.config import EnvironmentConfig
 
 Change = Callable[[dict[str, str]], dict[str, str]]
 
@@ -119,41 +117,42 @@ class ConditionalStore:
         Exceptions raised by ``change`` (e.g. a malformed value) propagate; nothing is
         written.
         """
-        delay = _BACKOFF_FIRST_S
-        for attempt in range(1, self.max_attempts + 1):
-            with self._attempt_guard():
-                snapshot, token = self._read_state()
-                base = dict(snapshot.data)
-                new = change(dict(base))
-                _check_data(new)
-                if new == base:
-                    return replace(
-                        snapshot,
-                        previous_resource_version=snapshot.resource_version,
-                        previous_data=dict(base),
-                    )
-                try:
-                    written_rv: str | None = self._replace(token, snapshot, new)
-                except WriteConflict:
-                    written_rv = None
-            if written_rv is None:
-                if attempt == self.max_attempts:
-                    break
-                time.sleep(random.uniform(0, delay))
-                delay = min(delay * 2, _BACKOFF_CAP_S)
-                continue
-            written = SettingsSnapshot(
-                data=dict(new),
-                resource_version=written_rv,
-                previous_resource_version=snapshot.resource_version,
-                previous_data=base,
-            )
-            self._verify(written, change)
-            return written
-        raise ConflictError(
-            f"{self.location}: gave up after {self.max_attempts} conflicting writes "
-            "(other writers kept changing the ConfigMap); retry the command"
+        # Full jitter: before attempt n+1 sleep uniform(0, min(first * 2**(n-1), cap)).
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=full_jitter(multiplier=_BACKOFF_FIRST_S, max=_BACKOFF_CAP_S),
+            retry=retry_if_exception_type(WriteConflict),
         )
+        try:
+            return retrying(self._apply_once, change)
+        except RetryError:
+            raise ConflictError(
+                f"{self.location}: gave up after {self.max_attempts} conflicting writes "
+                "(other writers kept changing the ConfigMap); retry the command"
+            ) from None
+
+    def _apply_once(self, change: Change) -> SettingsSnapshot:
+        """One read -> change -> conditional write -> read back; WriteConflict to retry."""
+        with self._attempt_guard():
+            snapshot, token = self._read_state()
+            base = dict(snapshot.data)
+            new = change(dict(base))
+            _check_data(new)
+            if new == base:
+                return replace(
+                    snapshot,
+                    previous_resource_version=snapshot.resource_version,
+                    previous_data=dict(base),
+                )
+            written_rv = self._replace(token, snapshot, new)
+        written = SettingsSnapshot(
+            data=dict(new),
+            resource_version=written_rv,
+            previous_resource_version=snapshot.resource_version,
+            previous_data=base,
+        )
+        self._verify(written, change)
+        return written
 
     def _verify(self, written: SettingsSnapshot, change: Change) -> None:
         """Read back after a write and check the change's effect is there."""
@@ -185,55 +184,3 @@ def _check_data(data: object) -> None:
         isinstance(k, str) and isinstance(v, str) for k, v in data.items()
     ):
         raise TypeError("a settings change must return a dict[str, str]")
-
-
-# -- the registry ------------------------------------------------------------------------
-
-StoreFactory = Callable[["EnvironmentConfig", str], SettingsStore]
-_FACTORIES: dict[str, StoreFactory] = {}
-
-
-def register_store(scheme: str, factory: StoreFactory) -> None:
-    """Register ``factory(config, rest)`` for settings values starting with ``scheme``.
-
-    ``rest`` is the value after the scheme (the path for ``file:``; empty for
-    ``kubernetes``). Later registrations of the same scheme replace earlier ones.
-    """
-    _FACTORIES[scheme] = factory
-
-
-def _local_file(config: EnvironmentConfig, rest: str) -> SettingsStore:
-    from zoo_ops.adapters.settings.local_file import LocalConfigMapFile
-
-    if not rest:
-        raise ConfigError(f"[env.{config.name}] settings = 'file:' needs a path after 'file:'")
-    return LocalConfigMapFile(config.path(rest), name=config.configmap, namespace=config.namespace)
-
-
-def _kubernetes(config: EnvironmentConfig, rest: str) -> SettingsStore:
-    from zoo_ops.adapters.settings.kubernetes import KubernetesConfigMap
-
-    if rest:
-        raise ConfigError(
-            f"[env.{config.name}] settings = 'kubernetes' takes no argument; "
-            "set kube_context, namespace and configmap instead"
-        )
-    return KubernetesConfigMap(
-        namespace=config.namespace, name=config.configmap, context=config.kube_context
-    )
-
-
-register_store("file:", _local_file)
-register_store("kubernetes", _kubernetes)
-
-
-def settings_store_for(config: EnvironmentConfig) -> SettingsStore:
-    """The store the environment's ``settings`` value names (longest matching scheme)."""
-    value = config.settings.strip()
-    for scheme in sorted(_FACTORIES, key=len, reverse=True):
-        if value.startswith(scheme):
-            return _FACTORIES[scheme](config, value[len(scheme) :])
-    known = ", ".join(f"'{s}PATH'" if s.endswith(":") else f"'{s}'" for s in sorted(_FACTORIES))
-    raise ConfigError(
-        f"[env.{config.name}] settings = {config.settings!r} is not a known store; use one of {known}"
-    )
