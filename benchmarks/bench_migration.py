@@ -59,7 +59,7 @@ except ImportError:  # run from a checkout without an install
 from zoo_ops.adapters.platform.engine import normalize_url
 from zoo_ops.environment import Environment
 from zoo_ops.migration import engine as m
-from zoo_ops.steps.s03_migrate import TqdmProgress
+from zoo_ops.services.migration_output import TqdmProgress
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 OLD, NEW = "irisold1", "irisnew1"

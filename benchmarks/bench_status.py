@@ -162,7 +162,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from zoo_ops.commands.status import status
-    from zoo_ops.trail_index import INDEX_FILE_NAME, TrailIndex
+    from zoo_ops.trail import INDEX_FILE_NAME, TrailIndex
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)

@@ -9,42 +9,21 @@ the variable is unset the PostgreSQL half is skipped -- except under CI (or
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from sqlalchemy import create_engine, text
+from support.postgres import POSTGRES_ENV_VAR, postgres_base_url, with_search_path
 
-from zoo_ops.adapters.platform.engine import normalize_url
-
-pytest_plugins = ["zoo_ops.testing.kube_fixtures", "zoo_ops.testing.secret_scan"]
+pytest_plugins = [
+    "zoo_ops.testing.kube_fixtures",
+    "zoo_ops.testing.secret_scan",
+    "support.kube",  # the k8s_env fixture
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_ENV_VAR = "ZOO_OPS_TEST_DATABASE_URL"
-
-
-def postgres_required() -> bool:
-    return (
-        os.environ.get("CI", "").lower() == "true"
-        or os.environ.get("ZOO_OPS_REQUIRE_POSTGRES") == "1"
-    )
-
-
-def postgres_base_url() -> str:
-    url = os.environ.get(POSTGRES_ENV_VAR, "")
-    if not url:
-        if postgres_required():
-            pytest.fail(f"{POSTGRES_ENV_VAR} is not set; CI must run the PostgreSQL tests")
-        pytest.skip(f"{POSTGRES_ENV_VAR} not set (set it to run the PostgreSQL half)")
-    return normalize_url(url)
-
-
-def with_search_path(url: str, schema: str) -> str:
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 from sqlalchemy import select
-from test_runbooks_migrate_revert import tamper
+from support.notebooks import tamper
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.cli import main

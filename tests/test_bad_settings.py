@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_settings_stores import SEED_DATA, Harness, KubeHarness, make_harness
+from support.settings import SEED_DATA, Harness, KubeHarness, make_harness
 
 from zoo_ops.cli import main
 

@@ -11,8 +11,8 @@ import zoo_ops.cli as cli_module
 from zoo_ops.cli import build_parser, main
 from zoo_ops.cli.options import env_name, env_names
 from zoo_ops.cli.output import format_frame, format_table
-from zoo_ops.domain.parameters import parameters_of
 from zoo_ops.errors import BadInput
+from zoo_ops.steps.parameters import parameters_of
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from support.migration import Platform, build_platform, poll_until, table_checksum
-from test_rbac import k8s_env  # noqa: F401 - the fixture, shared
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.environment import Environment

@@ -11,7 +11,7 @@ from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.runs import RunStore
 from zoo_ops.commands.history import history, verify_events
 from zoo_ops.errors import NotFound
-from zoo_ops.trail_index import IndexedNotebook
+from zoo_ops.trail import TrailEntry
 
 
 def first_user_version_on(env: Any, zoo_version_id: str) -> str:
@@ -120,8 +120,8 @@ def test_verify_repoint_and_restore_come_from_the_trail(
 def test_verify_without_restore_or_comparison(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    def entry(parameters: dict[str, Any], names: tuple[str, ...]) -> IndexedNotebook:
-        return IndexedNotebook(
+    def entry(parameters: dict[str, Any], names: tuple[str, ...]) -> TrailEntry:
+        return TrailEntry(
             path=tmp_path / "x.ipynb",
             env="local",
             model="iris",

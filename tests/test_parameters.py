@@ -1,4 +1,4 @@
-"""One parameter schema per step (zoo_ops.domain.parameters) and the runbooks that follow it.
+"""One parameter schema per step (zoo_ops.steps.parameters) and the runbooks that follow it.
 
 The runbooks' ``parameters`` cells are read with ``ast`` (no kernel): each declares
 exactly its step's schema -- the same names, in the same order, with the same types and
@@ -17,7 +17,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from zoo_ops.domain.parameters import (
+from zoo_ops.errors import BadInput
+from zoo_ops.steps.parameters import (
     SCHEMAS,
     CommonParameters,
     MigrateParameters,
@@ -25,7 +26,6 @@ from zoo_ops.domain.parameters import (
     parameters_of,
     validate_step,
 )
-from zoo_ops.errors import BadInput
 from zoo_ops.trail import STEPS
 
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
@@ -171,7 +171,7 @@ def test_start_reads_exactly_the_schemas_names_from_the_namespace(monkeypatch) -
 
 def test_the_schema_module_stays_light() -> None:
     code = (
-        "import sys, zoo_ops.domain.parameters; "
+        "import sys, zoo_ops.steps.parameters; "
         "print(sorted(m for m in ('pandas', 'sqlalchemy', 'papermill') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

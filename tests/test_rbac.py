@@ -18,16 +18,16 @@ Two checks:
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from support.kube import SECRET_NAME
 
 from zoo_ops.adapters.kube_client import user_agent
 from zoo_ops.adapters.serving.kubernetes import KubernetesServing
 from zoo_ops.adapters.truss_runtime import read_truss
-from zoo_ops.commands.demo import build_demo
 from zoo_ops.environment import Environment
 from zoo_ops.errors import StepFailed
 from zoo_ops.services.automation import reconcile
@@ -46,61 +46,10 @@ from zoo_ops.testing.test_secrets import KUBE_SECRET_VALUE
 
 REPO = Path(__file__).resolve().parent.parent
 RBAC = REPO / "deploy" / "rbac.yaml"
-SECRET_NAME = "model-zoo-admin-secrets"
 
 
 def zoo_ops_calls(api: KubeApiStandIn) -> list[KubeRequest]:
     return [r for r in api.request_log if r.user_agent == user_agent()]
-
-
-@pytest.fixture
-def k8s_env(
-    kubeconfig: Path,
-    kube_api: KubeApiStandIn,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    write_config: Callable[[str], Path],
-) -> Iterator[Environment]:
-    """Settings, serving, capacity and secrets all in the stand-in; SQLite platform."""
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    kube_api.seed(
-        [
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": SECRET_NAME, "namespace": BASETEN_NAMESPACE},
-                "data": {"hf_access_token": base64.b64encode(KUBE_SECRET_VALUE.encode()).decode()},
-            }
-        ]
-    )
-    write_config(
-        f"""
-[env.build]
-database_url = "sqlite:///{tmp_path / "platform.db"}"
-settings = "file:{tmp_path / "state" / "dynamic-settings.yaml"}"
-state_dir = "{tmp_path / "state"}"
-
-[env.k8s]
-database_url = "sqlite:///{tmp_path / "platform.db"}"
-settings = "kubernetes"
-state_dir = "{tmp_path / "state"}"
-truss_root = "{REPO / "truss_models"}"
-executed_root = "{tmp_path / "executed"}"
-serving = "kubernetes"
-kube_context = "standin"
-namespace = "{BASETEN_NAMESPACE}"
-configmap = "{SETTINGS_CONFIGMAP}"
-secret_name = "{SECRET_NAME}"
-predict_url_template = "http://127.0.0.1:9/{{service}}/v1/models/model:predict"
-"""
-    )
-    builder = Environment.load("build")  # the demo builds only with a settings file
-    build_demo(builder, apps=2)
-    builder.dispose()
-    env = Environment.load("k8s")
-    yield env
-    env.dispose()
 
 
 def run_every_adapter(env: Environment, kubectl: Kubectl) -> None:

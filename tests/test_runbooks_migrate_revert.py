@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from sqlalchemy import select
+from support.notebooks import scrap_payloads, tamper
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.execute import execute_runbook
@@ -102,26 +103,6 @@ def test_revert_all_also_moves_applications_created_after(demo_env) -> None:
     assert env.platform.count_proxying(new) == 0
     assert env.platform.application(late.oracle_id).proxy_model_version_id == old
     assert late.version_id in set(r["reverted"]["oracle_version_id"])
-
-
-def scrap_payloads(nb: dict, scrap: str):
-    """The stored payloads of one scrap (any encoder's mimetype) in a notebook's JSON."""
-    for cell in nb["cells"]:
-        for output in cell.get("outputs", []):
-            for mimetype, payload in output.get("data", {}).items():
-                if (
-                    mimetype.startswith("application/scrapbook.scrap.")
-                    and payload.get("name") == scrap
-                ):
-                    yield payload
-
-
-def tamper(path: Path, out: Path, scrap: str, value) -> Path:
-    nb = json.loads(path.read_text())
-    for payload in scrap_payloads(nb, scrap):
-        payload["data"] = value
-    out.write_text(json.dumps(nb))
-    return out
 
 
 def test_revert_refuses_a_bad_forward_run_and_changes_nothing(demo_env, tmp_path) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_settings_stores import CONFIGMAP, NAMESPACE, SEED_DATA, Harness, make_harness
+from support.settings import CONFIGMAP, NAMESPACE, SEED_DATA, Harness, make_harness
 
 from zoo_ops.domain.whitelist import WHITELIST_KEY, parse_whitelist
 from zoo_ops.environment import Environment

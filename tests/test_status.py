@@ -17,8 +17,7 @@ import pytest
 
 from zoo_ops.commands.status import NOT_RUN, status
 from zoo_ops.errors import BadInput
-from zoo_ops.trail import read_entry, read_scraps
-from zoo_ops.trail_index import INDEX_FILE_NAME, TrailIndex
+from zoo_ops.trail import INDEX_FILE_NAME, TrailIndex, read_entry, read_scraps
 
 OLD = time.time() - 3600  # an mtime old enough for the index to keep the row
 

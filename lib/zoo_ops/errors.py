@@ -57,3 +57,13 @@ class LockHeld(ConflictError):
     """Another run holds the per-(environment, model) lock."""
 
     exit_code = 2
+
+
+class Interrupted(StepFailed):
+    """The operator (or the death of ``zoo-ops run``) stopped the run at a safe point.
+
+    Raised between batches, never inside one: everything committed is journaled, and a
+    rerun resumes. The CLI exits 128 + the signal's number (130 for SIGINT).
+    """
+
+    exit_code = 130

@@ -1,7 +1,7 @@
 """Execute a runbook with papermill into the audit trail (`zoo-ops run`).
 
 Parameters given as text (``-p NAME VALUE``) are converted to the type the step's
-parameter schema declares (:mod:`zoo_ops.domain.parameters`, which the runbook's
+parameter schema declares (:mod:`zoo_ops.steps.parameters`, which the runbook's
 ``parameters`` cell follows); an unknown name or an unconvertible value is refused
 before anything runs. The values' rules are checked in the runbook's first cell. The kernel is the ``zoo-ops`` kernelspec, whose ``python`` is
 the interpreter running this code, so a user's own ``python3`` kernelspec pointing at
@@ -18,10 +18,10 @@ from typing import Any
 
 from zoo_ops import errors
 from zoo_ops.config import load_environment
-from zoo_ops.domain.parameters import convert_texts
 from zoo_ops.errors import BadInput, NotFound
 from zoo_ops.kernel import ensure_kernel
 from zoo_ops.runbook import EXECUTED_PATH_ENV
+from zoo_ops.steps.parameters import convert_texts
 from zoo_ops.trail import canonical_step, executed_path, read_scraps
 
 RUNBOOKS_ENV = "ZOO_OPS_RUNBOOKS"

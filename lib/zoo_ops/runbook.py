@@ -2,7 +2,7 @@
 
 A runbook's cells stay one library call each; this module carries what every runbook
 shares (DESIGN §5): validating the parameters against the step's schema
-(:mod:`zoo_ops.domain.parameters`, so no cell lists them again), the protected-environment
+(:mod:`zoo_ops.steps.parameters`, so no cell lists them again), the protected-environment
 confirmation, recording the run in the database and as the ``run`` scrap, and marking
 the run failed when any cell raises -- through an IPython ``post_run_cell`` hook, so
 no cell needs a ``try``.
@@ -22,10 +22,10 @@ import pandas as pd
 
 from zoo_ops import __version__
 from zoo_ops.adapters.platform.runs import RunRecord
-from zoo_ops.domain.parameters import CommonParameters, parameters_of, validate_step
 from zoo_ops.domain.redaction import redact_parameters, redact_text
 from zoo_ops.environment import Environment
 from zoo_ops.errors import GateClosed, NotFound, ZooOpsError
+from zoo_ops.steps.parameters import CommonParameters, parameters_of, validate_step
 from zoo_ops.trail import canonical_step
 
 EXECUTED_PATH_ENV = "ZOO_OPS_EXECUTED_PATH"
@@ -41,7 +41,7 @@ class Run:
     """One execution of one runbook step for one model in one environment.
 
     ``params`` holds the step's validated parameters (an instance of its schema in
-    :mod:`zoo_ops.domain.parameters`, e.g. ``run.params.batch_size``). Shown in a
+    :mod:`zoo_ops.steps.parameters`, e.g. ``run.params.batch_size``). Shown in a
     notebook, a run is the table of its parameters.
     """
 
@@ -204,7 +204,7 @@ def start(step: str, namespace: Mapping[str, Any] | None = None, /, **values: An
 
     The values are read from ``namespace`` -- the notebook's ``globals()``, by default the
     IPython user namespace -- for exactly the names of the step's schema
-    (:mod:`zoo_ops.domain.parameters`); keyword arguments override them. The run carries
+    (:mod:`zoo_ops.steps.parameters`); keyword arguments override them. The run carries
     them validated and typed as ``run.params``, so no cell lists them again.
 
     Raises before anything is written when a parameter is wrong, the environment is

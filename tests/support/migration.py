@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from conftest import postgres_base_url
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from support.postgres import postgres_base_url
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.environment import Environment
 

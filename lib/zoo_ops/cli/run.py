@@ -1,7 +1,7 @@
 """`zoo-ops run STEP -m MODEL [-e ENV] [-p NAME VALUE]...`: papermill into the trail.
 
 ``zoo-ops run STEP --help`` lists STEP's parameters (type, default, meaning) from the
-step's schema in :mod:`zoo_ops.domain.parameters` -- the same schema that converts
+step's schema in :mod:`zoo_ops.steps.parameters` -- the same schema that converts
 ``-p`` values here and validates them in the runbook.
 """
 
@@ -65,8 +65,8 @@ class _StepHelp(argparse.Action):
 def step_parameters_help(step: str) -> str:
     """STEP's parameters as a table: name, type, default, option (-m, -e or -p NAME VALUE), meaning."""
     from zoo_ops.cli.output import format_table
-    from zoo_ops.domain.parameters import parameters_of
     from zoo_ops.errors import ZooOpsError
+    from zoo_ops.steps.parameters import parameters_of
     from zoo_ops.trail import canonical_step
 
     try:

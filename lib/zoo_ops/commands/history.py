@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from zoo_ops.commands.status import format_at, parse_time
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound
-from zoo_ops.trail_index import IndexedNotebook, TrailIndex
+from zoo_ops.trail import TrailEntry, TrailIndex
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,7 +127,7 @@ def journal_events(
     return events
 
 
-def verify_events(entry: IndexedNotebook) -> list[HistoryEvent]:
+def verify_events(entry: TrailEntry) -> list[HistoryEvent]:
     """What one 02_verify run did to its application's version (see module doc)."""
     run = entry.run or {}
     original = _text(entry.scraps.get("original_version_id"))

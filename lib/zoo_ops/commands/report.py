@@ -45,8 +45,7 @@ from zoo_ops.commands.status import (
     run_truss_hash,
     status,
 )
-from zoo_ops.trail import STEPS
-from zoo_ops.trail_index import IndexedNotebook
+from zoo_ops.trail import STEPS, TrailEntry
 
 INDEX_NAME = "index.html"
 NOTEBOOK_CSS_NAME = "notebook.css"
@@ -126,7 +125,7 @@ def outcome_label(outcome: str) -> str:
     return _LABELS.get(outcome, outcome)
 
 
-def page_relpath(entry: IndexedNotebook) -> str:
+def page_relpath(entry: TrailEntry) -> str:
     """``ENV/MODEL/STAMP-STEP.html``: the trail's layout, mirrored."""
     return f"{entry.env}/{entry.model}/{entry.path.stem}.html"
 
@@ -151,7 +150,7 @@ def _write_atomic(path: Path, text: str) -> None:
 # --- one notebook's page ----------------------------------------------------------------
 
 
-def page_header(entry: IndexedNotebook) -> str:
+def page_header(entry: TrailEntry) -> str:
     """The band on top of a notebook's page: back link, what ran, how it ended."""
     run = entry.run or {}
     outcome = entry.outcome
@@ -206,7 +205,7 @@ class PageRenderer:
         html, _ = self.css_exporter.from_notebook_node(nbformat.v4.new_notebook())
         return "\n".join(_STYLE.findall(str(html)))
 
-    def render(self, entry: IndexedNotebook) -> str:
+    def render(self, entry: TrailEntry) -> str:
         import nbformat
 
         try:
@@ -226,7 +225,7 @@ class PageRenderer:
         return str(body)
 
 
-def _unreadable_page(entry: IndexedNotebook, exc: Exception) -> str:
+def _unreadable_page(entry: TrailEntry, exc: Exception) -> str:
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{escape(entry.path.stem)}</title><style>{_CSS}</style></head>"

@@ -23,8 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo_ops.trail import STEPS
-from zoo_ops.trail_index import IndexedNotebook, TrailIndex
+from zoo_ops.trail import STEPS, TrailEntry, TrailIndex
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,7 +93,7 @@ class StatusTable:
     """The status of every (env, model, step) asked for, plus every notebook read."""
 
     rows: list[StepStatus] = field(default_factory=list)
-    notebooks: list[IndexedNotebook] = field(default_factory=list, repr=False)
+    notebooks: list[TrailEntry] = field(default_factory=list, repr=False)
 
     def envs(self) -> list[str]:
         return sorted({r.env for r in self.rows})
@@ -143,18 +142,18 @@ def parse_time(value: Any) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def run_time(entry: IndexedNotebook) -> datetime:
+def run_time(entry: TrailEntry) -> datetime:
     """When the run ended (else started; else the stamp in its file name)."""
     run = entry.run or {}
     return parse_time(run.get("finished_at")) or parse_time(run.get("started_at")) or entry.stamp
 
 
-def run_truss_hash(entry: IndexedNotebook) -> str | None:
+def run_truss_hash(entry: TrailEntry) -> str | None:
     value = (entry.run or {}).get("truss_hash") or entry.scraps.get("truss_hash")
     return str(value) if value else None
 
 
-def step_status(env: str, model: str, step: str, runs: Sequence[IndexedNotebook]) -> StepStatus:
+def step_status(env: str, model: str, step: str, runs: Sequence[TrailEntry]) -> StepStatus:
     """The matrix cell of ``runs`` (one env/model/step, oldest first); see module doc."""
     if not runs:
         return StepStatus(env, model, step, NOT_RUN, None, None, None)
@@ -180,13 +179,13 @@ def step_status(env: str, model: str, step: str, runs: Sequence[IndexedNotebook]
     )
 
 
-def _order(entry: IndexedNotebook) -> tuple[datetime, str]:
+def _order(entry: TrailEntry) -> tuple[datetime, str]:
     return entry.stamp, entry.path.name
 
 
-def status_rows(notebooks: Iterable[IndexedNotebook]) -> list[StepStatus]:
+def status_rows(notebooks: Iterable[TrailEntry]) -> list[StepStatus]:
     """Every (env, model, step) of the models present, sorted; see :func:`step_status`."""
-    groups: dict[tuple[str, str, str], list[IndexedNotebook]] = {}
+    groups: dict[tuple[str, str, str], list[TrailEntry]] = {}
     models: set[tuple[str, str]] = set()
     for nb in notebooks:
         groups.setdefault((nb.env, nb.model, nb.step), []).append(nb)
@@ -219,7 +218,7 @@ def status(
     its folder.
     """
     roots = [Path(executed_root)] if isinstance(executed_root, str | Path) else executed_root
-    notebooks: list[IndexedNotebook] = []
+    notebooks: list[TrailEntry] = []
     taken: set[str] = set()
     for root in map(Path, roots):
         present = trail_envs(root)

@@ -35,12 +35,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import pandas as pd
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
-from zoo_ops.environment import Environment
 from zoo_ops.errors import NotFound, StepFailed
 from zoo_ops.migration.plan import (
     DONE,
@@ -61,6 +60,19 @@ from zoo_ops.migration.store import (
     MigrationLock,
     MigrationStore,
 )
+
+
+class Environment(Protocol):
+    """What the engine needs of an environment (:class:`zoo_ops.environment.Environment`
+    has it): its name, which keys locks and records, and its migration store. The engine
+    depends on this, not on the wiring, so the wiring can hand the engine its store."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def migrations(self) -> MigrationStore: ...
+
 
 __all__ = [
     "MigrationProgress",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
+from zoo_ops.domain.whitelist import COPY_SUFFIX
 from zoo_ops.errors import BadInput, GateClosed, NotFound
 
 Direction = Literal["forwards", "backwards"]
@@ -36,8 +37,6 @@ SCOPES: tuple[Scope, ...] = (SCOPE_ALL, SCOPE_RECORDED)
 OPEN = "open"  # running, or interrupted: a rerun resumes it
 DONE = "done"  # every row moved and read back
 ABANDONED = "abandoned"  # an interrupted forward migration that was reverted, not resumed
-
-COPY_SUFFIX = "_copy"
 ACTIVE = "ACTIVE"
 MAX_BATCH_SIZE = 1_000_000
 

@@ -21,50 +21,14 @@ import pandas as pd
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, StepFailed
 from zoo_ops.migration.engine import (
-    MigrationProgress,
     MigrationResult,
     forward_migrate,
     revert_migration,
 )
 from zoo_ops.migration.plan import FORWARDS, OPEN
 from zoo_ops.services.applications import previous_active_version
+from zoo_ops.services.migration_output import TqdmProgress, affected_record
 from zoo_ops.services.results import StepResult
-
-
-class TqdmProgress:
-    """Renders the engine's progress events as a tqdm bar of rows, one bar per run: what
-    the executed notebook shows while a migration runs (text bar, as before)."""
-
-    def __init__(self) -> None:
-        self.bar: Any = None
-
-    def __call__(self, event: MigrationProgress) -> None:
-        if event.kind == "start":
-            plan = event.plan
-            self.bar = _tqdm()(
-                total=event.total or None,
-                unit="rows",
-                desc=f"{plan.direction} {plan.source_version_id}->{plan.target_version_id}",
-            )
-        elif self.bar is not None and event.kind == "batch":
-            self.bar.update(event.moved)
-        elif self.bar is not None and event.kind == "end":
-            self.bar.close()
-            self.bar = None
-
-
-def _tqdm() -> Any:
-    import warnings
-
-    from tqdm import TqdmWarning
-
-    with warnings.catch_warnings():
-        # Without ipywidgets tqdm.auto falls back to its text bar, which is what the
-        # executed notebook should keep; its warning about that is noise in the trail.
-        warnings.simplefilter("ignore", TqdmWarning)
-        from tqdm.auto import tqdm
-
-    return tqdm
 
 
 @dataclass
@@ -158,26 +122,6 @@ class ForwardMigration(StepResult):
             f"{self.remaining_on_old} user versions are still on the old version "
             f"{self.old_version_id}{reverted}; rerun 03_migrate to resume"
         )
-
-
-def affected_record(
-    result: MigrationResult, *, inline_limit: int, beside: Path | None
-) -> tuple[Any, int]:
-    """The moved rows for the ``affected`` scrap: inline up to ``inline_limit`` rows, else
-    a parquet file beside the executed notebook, recorded by path, row count and sha256."""
-    count = result.would_move if result.dry_run else result.moved_count
-    if result.dry_run:
-        return result.sample_frame(), count
-    if count <= inline_limit:
-        return result.affected_frame(), count
-    if beside is None:
-        raise BadInput(
-            f"{count} affected rows exceed affected_inline_limit={inline_limit} and this run has "
-            "no executed notebook path to write the parquet file beside; use `zoo-ops run`"
-        )
-    path = beside.with_name(beside.stem + "-affected.parquet")
-    rows, sha256 = result.write_affected_parquet(path)
-    return {"path": str(path), "rows": rows, "sha256": sha256}, rows
 
 
 def forward(

@@ -26,8 +26,8 @@ from zoo_ops.migration.engine import (
     revert_migration,
 )
 from zoo_ops.migration.plan import FORWARDS
+from zoo_ops.services.migration_output import TqdmProgress, affected_record
 from zoo_ops.services.results import StepResult
-from zoo_ops.steps.s03_migrate import TqdmProgress, affected_record
 from zoo_ops.trail import read_entry, read_scraps, trail_notebooks
 
 FORWARD_STEP = "03_migrate"

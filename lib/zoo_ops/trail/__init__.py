@@ -13,12 +13,11 @@ from zoo_ops.trail.names import (
     parse_trail_name,
     trail_notebooks,
 )
-from zoo_ops.trail.notebook import IndexedNotebook, TrailEntry, read_entry, read_scraps
+from zoo_ops.trail.notebook import TrailEntry, read_entry, read_scraps
 
 __all__ = [
     "INDEX_FILE_NAME",
     "STEPS",
-    "IndexedNotebook",
     "TrailEntry",
     "TrailIndex",
     "canonical_step",

@@ -262,7 +262,3 @@ def read_entry(path: Path) -> TrailEntry:
     if parse_trail_name(path) is None:
         raise BadInput(f"{path}: not a trail name (YYYYmmddTHHMMSSZ-STEP.ipynb)")
     return read_indexed(path)
-
-
-# The name the index and its readers used before there was one entry type.
-IndexedNotebook = TrailEntry
