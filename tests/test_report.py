@@ -12,6 +12,7 @@ from urllib.parse import unquote, urljoin, urlparse
 import pytest
 
 from zoo_ops.commands.report import NOTEBOOK_CSS_NAME, build_report, render_report
+from zoo_ops.commands.status import database_runs
 
 CHROMIUM_INSTALL = "apt-get update && apt-get install -y chromium"
 
@@ -104,10 +105,13 @@ def test_report_in_headless_chromium(demo_env: Any, tmp_path: Path) -> None:
     copied = execute_runbook("01_copy", model="iris")
     assert copied.exit_code == 0, copied.error
     failed = execute_runbook("02_verify", model="iris", parameters={"oracle_id": "nosuch"})
-    assert failed.outcome == "failed"
+    # Bad input changes nothing: since issue 13 such a run is `refused`, noted beside the
+    # step, never its outcome (it was FAILED before).
+    assert failed.outcome == "refused"
 
     out = tmp_path / "report"
-    index = build_report(None, root, out)
+    with database_runs(["local"]) as runs:
+        index = build_report(None, root, out, runs)
     assert index == out / "index.html"
     profile = tmp_path / "chromium-profile"
     dom = Dom(rendered_dom(index, profile))
@@ -115,11 +119,12 @@ def test_report_in_headless_chromium(demo_env: Any, tmp_path: Path) -> None:
     rows = dom.find("tr", class_="model-row")
     assert [(r["attrs"]["data-env"], r["attrs"]["data-model"]) for r in rows] == [("local", "iris")]
     verify_cell = dom.find("td", **{"data-step": "02_verify"})[0]
-    assert "failed" in verify_cell["attrs"]["class"].split() and "FAILED" in verify_cell["text"]
+    assert "not-run" in verify_cell["attrs"]["class"].split()
+    assert "refused x1" in verify_cell["text"] and "FAILED" not in verify_cell["text"]
     copy_cell = dom.find("td", **{"data-step": "01_copy"})[0]
     assert "succeeded" in copy_cell["text"] and "FAILED" not in copy_cell["text"]
     assert [r["attrs"]["data-outcome"] for r in dom.find("tr", class_="run")] == [
-        "failed",
+        "refused",
         "succeeded",
     ]
 
@@ -131,7 +136,7 @@ def test_report_in_headless_chromium(demo_env: Any, tmp_path: Path) -> None:
 
     page = Dom(rendered_dom(failed_page, profile))
     header = page.find("nav", class_="zoo-ops-page")[0]
-    assert "FAILED" in header["text"] and "no oracle with id" in header["text"]
+    assert "refused" in header["text"] and "no oracle with id" in header["text"]
     back = page.find("a", class_="back")[0]["attrs"]["href"]
     assert resolve(failed_page, back) == index
     assert page.find("div", class_="jp-Cell"), "the notebook's cells are rendered"

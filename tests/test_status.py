@@ -137,7 +137,10 @@ def test_status_follows_real_runs_and_is_never_stale(demo_env: Any) -> None:
 
     broken = execute_runbook("02_verify", model="iris", parameters={"oracle_id": "nosuch"})
     assert broken.exit_code == 2
-    assert cell(status(["local"], "iris", root), "02_verify").outcome == "failed"
+    # Bad input changes nothing: the run is `refused` (issue 13), noted beside the cell,
+    # never the step's outcome.
+    refused = cell(status(["local"], "iris", root), "02_verify")
+    assert (refused.outcome, refused.refused) == (NOT_RUN, 1)
 
     verified = execute_runbook("02_verify", model="iris")
     assert verified.exit_code == 0, verified.error

@@ -67,3 +67,8 @@ class Interrupted(StepFailed):
     """
 
     exit_code = 130
+
+
+class TrailUnwritable(BadInput):
+    """The audit trail's folder cannot take the executed notebook (permissions, free
+    space): the run is refused before anything changes."""

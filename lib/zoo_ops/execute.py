@@ -10,21 +10,49 @@ another interpreter does not matter.
 
 from __future__ import annotations
 
+import errno
+import getpass
 import os
-from contextlib import contextmanager
+import signal
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from zoo_ops import errors
+from zoo_ops import errors, lifecycle
+from zoo_ops.adapters.platform.runs import (
+    CRASHED,
+    FAILED,
+    INTERRUPTED,
+    REFUSED,
+    SUCCEEDED,
+    NotebookPathTaken,
+    RunRecord,
+    RunStore,
+)
+from zoo_ops.adapters.processes import pid_alive
 from zoo_ops.config import load_environment
-from zoo_ops.errors import BadInput, NotFound
+from zoo_ops.domain.redaction import redact_parameters, redact_text
+from zoo_ops.environment import Environment
+from zoo_ops.errors import BadInput, NotFound, TrailUnwritable
 from zoo_ops.kernel import ensure_kernel
-from zoo_ops.runbook import EXECUTED_PATH_ENV
+from zoo_ops.runbook import EXECUTED_PATH_ENV, check_trail_writable
 from zoo_ops.steps.parameters import convert_texts
-from zoo_ops.trail import canonical_step, executed_path, read_scraps
+from zoo_ops.trail import canonical_step
+from zoo_ops.trail.names import STAMP_FORMAT
+from zoo_ops.trail.notebook import read_notebook_scraps
 
 RUNBOOKS_ENV = "ZOO_OPS_RUNBOOKS"
+PARTIAL_SUFFIX = ".partial"
+RESERVE_ATTEMPTS = 600  # one a second: ten minutes of runs of one step started at once
+# `zoo-ops run` ends 128 + the signal's number when a signal stopped the run.
+SIGNAL_EXIT: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
 
 
 @dataclass(frozen=True)
@@ -32,9 +60,10 @@ class Execution:
     """What came of running one runbook: where it is kept, and how it ended."""
 
     path: Path
-    outcome: str  # succeeded | failed | dry_run
+    outcome: str  # succeeded | failed | dry_run | refused | interrupted | crashed | trail-unsaved
     exit_code: int
     error: str | None
+    run_id: str | None = None
 
 
 def runbooks_dir(root: Path | None = None) -> Path:
@@ -83,6 +112,22 @@ def exit_code_for(ename: str | None) -> int:
     return 1
 
 
+@contextmanager
+def _environs(values: dict[str, str]) -> Iterator[None]:
+    with _environ_all(list(values.items())):
+        yield
+
+
+@contextmanager
+def _environ_all(items: list[tuple[str, str]]) -> Iterator[None]:
+    if not items:
+        yield
+        return
+    (name, value), rest = items[0], items[1:]
+    with _environ(name, value), _environ_all(rest):
+        yield
+
+
 def execute_runbook(
     step: str,
     *,
@@ -91,11 +136,20 @@ def execute_runbook(
     parameters: dict[str, Any] | None = None,
     progress: bool = False,
     cwd: Path | None = None,
+    handle_signals: bool = False,
 ) -> Execution:
-    """Run STEP for MODEL in ENV into `executed/ENV/MODEL/STAMP-STEP.ipynb`."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
+    """Run STEP for MODEL in ENV into `executed/ENV/MODEL/STAMP-STEP.ipynb`.
 
+    Before a kernel starts, the run's row is reserved in the runs table with the
+    notebook's path (unique: a second run in the same second takes the next second's
+    name) and the trail folder is proved writable; a trail that is not is refused (exit 2,
+    the row ``refused``, nothing else changed). papermill writes the notebook to a hidden
+    ``.NAME.partial`` beside it, renamed into place at the end, also after a failure.
+
+    ``handle_signals`` (the CLI): SIGINT, SIGTERM and SIGHUP ask the kernel to stop at a
+    safe point, the notebook is saved with the run ``interrupted`` and the exit code is
+    130, 143 or 129; the same signal again kills the kernel.
+    """
     step = canonical_step(step)
     if not isinstance(model, str) or not model.strip():
         raise BadInput("a model is required; pass -m MODEL")
@@ -106,35 +160,310 @@ def execute_runbook(
         if reserved in given:
             raise BadInput(f"pass {reserved} with its own option, not -p {reserved}")
     params = {"model": model, "env": env, **convert_parameters(step, given)}
-    out = executed_path(cfg.executed_root_path, env, model, step)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    environment = Environment(cfg)
+    try:
+        return _execute(
+            environment,
+            notebook,
+            step,
+            params,
+            progress=progress,
+            cwd=cwd,
+            handle_signals=handle_signals,
+        )
+    finally:
+        environment.dispose()
+
+
+def _execute(
+    environment: Environment,
+    notebook: Path,
+    step: str,
+    params: dict[str, Any],
+    *,
+    progress: bool,
+    cwd: Path | None,
+    handle_signals: bool,
+) -> Execution:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    store = environment.platform
+    if not store.has_schema():
+        raise NotFound(
+            f"environment {environment.name!r} ({environment.config.database_url_redacted}) "
+            "has no platform tables; for the local environment run `zoo-ops demo`"
+        )
+    store.create_schema()  # zoo-ops's own tables (and new columns), where missing
     kernel = ensure_kernel()
+    runs = environment.runs
+    record, out, partial = _reserve(runs, environment.config.executed_root_path, step, params)
+
+    stop_file = Path(tempfile.gettempdir()) / f"zoo-ops-stop-{record.id}"
+    stopper = _Stopper(record.id, stop_file)
+    variables = {
+        EXECUTED_PATH_ENV: str(out),
+        lifecycle.RUN_ID_ENV: record.id,
+        lifecycle.STOP_FILE_ENV: str(stop_file),
+    }
     error: str | None = None
+    ename: str | None = None
     code = 0
-    with _environ(EXECUTED_PATH_ENV, str(out)):
-        try:
-            papermill.execute_notebook(
-                str(notebook),
-                str(out),
-                parameters=params,
-                kernel_name=kernel,
-                progress_bar=progress,
-                cwd=str(cwd or Path.cwd()),
-            )
-        except PapermillExecutionError as exc:
-            error = f"{exc.ename}: {exc.evalue}"
-            code = exit_code_for(exc.ename)
+    write_error: OSError | None = None
+    failure: BaseException | None = None
+    try:
+        with _environs(variables), stopper.signals(handle_signals), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"The specified file .* does not end in")
+            try:
+                papermill.execute_notebook(
+                    str(notebook),
+                    str(partial),
+                    parameters=params,
+                    kernel_name=kernel,
+                    progress_bar=progress,
+                    cwd=str(cwd or Path.cwd()),
+                )
+            except PapermillExecutionError as exc:
+                ename = exc.ename
+                error = f"{exc.ename}: {exc.evalue}"
+                code = exit_code_for(exc.ename)
+            except OSError as exc:
+                if exc.errno not in _WRITE_ERRNOS:
+                    raise
+                write_error = exc
+    except Exception as exc:  # noqa: BLE001 - the kernel died, or papermill broke
+        failure = exc
+    except BaseException:
+        # KeyboardInterrupt (a library caller without handle_signals): keep the record.
+        _save(partial, out, keep_unreadable=False)
+        runs.close_if_open(record.id, outcome=INTERRUPTED, error="interrupted in zoo-ops run")
+        raise
+    finally:
+        stop_file.unlink(missing_ok=True)
+        stopper.cleanup()
+
+    save_error = _save(partial, out, keep_unreadable=write_error is not None)
     run = _run_scrap(out)
-    outcome = str(run.get("outcome") or ("failed" if error else "succeeded"))
-    if error is None and outcome == "failed":
-        code = int(run.get("exit_code") or 1)
-        error = str(run.get("error"))
-    return Execution(path=out, outcome=outcome, exit_code=code, error=error)
+    unsaved = write_error or save_error
+    if unsaved is not None:
+        reason = f"the notebook {out} could not be written ({unsaved.strerror or unsaved})"
+        runs.mark_trail_unsaved(record.id, redact_text(reason))
+        return Execution(
+            path=out, outcome="trail-unsaved", exit_code=1, error=reason, run_id=record.id
+        )
+
+    current = runs.get(record.id)
+    if current.outcome is None:
+        fallback, why = _fallback_outcome(stopper, failure, ename, error, code)
+        runs.close_if_open(record.id, outcome=fallback, error=redact_text(why or "") or None)
+        current = runs.get(record.id)
+    outcome = str(current.outcome or run.get("outcome") or FAILED)
+    if failure is not None:
+        error = current.error or f"{type(failure).__name__}: {failure}"
+        code = 1
+    elif error is None and outcome in (FAILED, REFUSED):
+        code = int(run.get("exit_code") or (2 if outcome == REFUSED else 1))
+        error = str(run.get("error") or current.error)
+    if stopper.signum is not None and outcome != SUCCEEDED:
+        code = SIGNAL_EXIT[stopper.signum]
+        error = error or current.error or f"stopped by {signal.Signals(stopper.signum).name}"
+    elif outcome == INTERRUPTED and code == 0:
+        code = errors.Interrupted.exit_code
+    return Execution(path=out, outcome=outcome, exit_code=code, error=error, run_id=record.id)
+
+
+def _fallback_outcome(
+    stopper: _Stopper,
+    failure: BaseException | None,
+    ename: str | None,
+    error: str | None,
+    code: int,
+) -> tuple[str, str | None]:
+    """The outcome of a run its kernel did not close (it died, or refused before adopting)."""
+    if stopper.signum is not None:
+        name = signal.Signals(stopper.signum).name
+        return INTERRUPTED, error or f"stopped by {name} to zoo-ops run"
+    if ename in ("Interrupted", "KeyboardInterrupt"):
+        return INTERRUPTED, error
+    if failure is not None:
+        return CRASHED, f"kernel died ({type(failure).__name__}: {failure})"
+    if error is not None:
+        return (REFUSED if code == BadInput.exit_code else FAILED), error
+    return FAILED, "the runbook recorded no outcome (did it call zoo_ops.runbook.start?)"
+
+
+def _reserve(
+    runs: RunStore, root: Path, step: str, params: dict[str, Any]
+) -> tuple[RunRecord, Path, Path]:
+    """Reserve a run row and its notebook name (atomically: a unique path in the runs
+    table, and an exclusive create of its partial file); prove the trail writable."""
+    from zoo_ops.trail import executed_path
+
+    env, model = str(params["env"]), str(params["model"])
+    operator = str(params.get("operator") or "") or getpass.getuser()
+    values = redact_parameters({**params, "operator": operator})
+    at = datetime.now(UTC).replace(microsecond=0)
+    for _ in range(RESERVE_ATTEMPTS):
+        out = executed_path(root, env, model, step, at)
+        at = _stamp_of(out, at) + timedelta(seconds=1)  # the next name, if this is taken
+        try:
+            record = runs.reserve(
+                step=step,
+                model=model,
+                env=env,
+                operator=operator,
+                dry_run=params.get("dry_run") is True,
+                parameters=values,
+                gate_override_reason=str(params.get("gate_override_reason") or ""),
+                notebook_path=str(out),
+            )
+        except NotebookPathTaken:
+            continue
+        partial = partial_path(out)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            runs.release(record.id)  # another database's run holds this name on disk
+            continue
+        except OSError as exc:
+            _refuse(
+                runs,
+                record,
+                TrailUnwritable(
+                    f"the trail folder {out.parent} is not writable ({exc.strerror or exc}); "
+                    "fix its permissions or space, then rerun"
+                ),
+            )
+        if out.exists():  # finished under this name meanwhile, by a run of another database
+            partial.unlink(missing_ok=True)
+            runs.release(record.id)
+            continue
+        try:
+            check_trail_writable(out.parent)
+        except TrailUnwritable as err:
+            partial.unlink(missing_ok=True)
+            _refuse(runs, record, err)
+        return record, out, partial
+    raise errors.ConflictError(
+        f"no free notebook name under {root / env / model} for {step}; retry in a minute"
+    )
+
+
+def partial_path(out: Path) -> Path:
+    """Where papermill writes ``out`` while the run lasts: hidden, not a trail name."""
+    return out.with_name(f".{out.name}{PARTIAL_SUFFIX}")
+
+
+def _stamp_of(path: Path, default: datetime) -> datetime:
+    try:
+        return datetime.strptime(path.name.split("-", 1)[0], STAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return default
+
+
+def _refuse(runs: RunStore, record: RunRecord, err: errors.ZooOpsError) -> None:
+    runs.finish(record.id, outcome=REFUSED, truss_hash=None, error=redact_text(str(err)))
+    raise err
+
+
+def _save(partial: Path, out: Path, *, keep_unreadable: bool) -> OSError | None:
+    """Rename the partial notebook into place; an empty one (the kernel never started)
+    is removed, and with ``keep_unreadable`` a truncated one stays hidden as evidence."""
+    try:
+        if not partial.exists():
+            return None
+        if partial.stat().st_size == 0:
+            partial.unlink()
+            return None
+        if keep_unreadable:
+            try:
+                read_notebook_scraps(partial.read_bytes(), ())
+            except Exception:  # noqa: BLE001 - unreadable: leave it beside, hidden
+                return None
+        os.replace(partial, out)
+    except OSError as exc:
+        return exc
+    return None
+
+
+class _Stopper:
+    """SIGINT, SIGTERM, SIGHUP in `zoo-ops run`: ask the kernel to stop; again: kill it."""
+
+    def __init__(self, run_id: str, stop_file: Path) -> None:
+        self.run_id = run_id
+        self.stop_file = stop_file
+        self.signum: int | None = None
+        self.killed: list[int] = []
+
+    @contextmanager
+    def signals(self, enabled: bool) -> Iterator[None]:
+        import threading
+
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in SIGNAL_EXIT}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+            self.request_stop(f"{signal.Signals(signum).name} to zoo-ops run")
+        elif signum == self.signum:
+            self.kill_kernel()
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the kernel to stop at its next safe point (it polls this file)."""
+        with suppress(OSError):
+            staging = self.stop_file.with_name(self.stop_file.name + ".tmp")
+            staging.write_text(reason + "\n", encoding="utf-8")
+            os.replace(staging, self.stop_file)
+
+    def kill_kernel(self) -> None:
+        for pid in kernel_pids(self.run_id, parent=os.getpid()):
+            with suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                self.killed.append(pid)
+
+    def cleanup(self) -> None:
+        with suppress(OSError):
+            self.stop_file.with_name(self.stop_file.name + ".tmp").unlink(missing_ok=True)
+
+
+def kernel_pids(run_id: str, *, parent: int | None = None) -> list[int]:
+    """Live processes whose environment names ``run_id`` (the run's kernel), optionally
+    only the children of ``parent``; by a scan of /proc, on this host."""
+    marker = f"{lifecycle.RUN_ID_ENV}={run_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            if parent is not None:
+                stat = (entry / "stat").read_text(errors="replace")
+                if int(stat.rsplit(")", 1)[1].split()[1]) != parent:
+                    continue
+        except (OSError, ValueError, IndexError):
+            continue
+        if pid != os.getpid() and pid_alive(pid):
+            found.append(pid)
+    return found
 
 
 def _run_scrap(path: Path) -> dict[str, Any]:
+    """The ``run`` scrap, read as JSON (no scrapbook: it would decode every table scrap
+    through pyarrow's dataset scanner, whose threads can abort the exiting CLI)."""
     try:
-        run = read_scraps(path).get("run")
-    except errors.ZooOpsError:
+        scraps, _, _ = read_notebook_scraps(path.read_bytes(), {"run"})
+    except Exception:  # noqa: BLE001 - missing or unreadable: the database has the outcome
         return {}
+    run = scraps.get("run")
     return run if isinstance(run, dict) else {}

@@ -10,6 +10,7 @@ the test suite install it into ``sys.prefix`` when it is missing.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -18,16 +19,33 @@ KERNELSPEC_DIR = Path(__file__).resolve().parent / "kernelspec"
 
 
 def ensure_kernel() -> str:
-    """The ``zoo-ops`` kernelspec's name, installing it into this environment if missing."""
+    """The ``zoo-ops`` kernelspec's name, installing it into this environment if missing.
+
+    An installed spec whose ``argv`` differs from this version's (an older zoo-ops that
+    started ``ipykernel_launcher`` without the watchdog) is replaced.
+    """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
+    wanted = json.loads((KERNELSPEC_DIR / "kernel.json").read_text())["argv"]
     manager = KernelSpecManager()
     try:
-        manager.get_kernel_spec(KERNEL_NAME)
+        installed = manager.get_kernel_spec(KERNEL_NAME)
     except NoSuchKernel:
-        try:
-            manager.install_kernel_spec(str(KERNELSPEC_DIR), KERNEL_NAME, prefix=sys.prefix)
-        except FileExistsError:
-            # Another process (a parallel run, a test worker) installed it just now.
-            manager.get_kernel_spec(KERNEL_NAME)
+        installed = None
+    if installed is not None and _argv(installed.argv) == _argv(wanted):
+        return KERNEL_NAME
+    try:
+        manager.install_kernel_spec(
+            str(KERNELSPEC_DIR), KERNEL_NAME, prefix=sys.prefix, replace=installed is not None
+        )
+    except (FileExistsError, OSError):
+        # Another process (a parallel run, a test worker) installed it just now.
+        spec = manager.get_kernel_spec(KERNEL_NAME)
+        if _argv(spec.argv) != _argv(wanted):
+            raise
     return KERNEL_NAME
+
+
+def _argv(argv: list[str]) -> list[str]:
+    # jupyter_client writes the interpreter's path where the spec says "python".
+    return ["python" if i == 0 else a for i, a in enumerate(argv)]

@@ -9,12 +9,22 @@ point, so a stopped run never leaves a batch half done and never starts a new on
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
 
 from zoo_ops.errors import Interrupted
 
+# Set by `zoo-ops run` in the kernel's environment: the run it reserved, and the file whose
+# appearance asks the kernel to stop (its text is the reason).
+RUN_ID_ENV = "ZOO_OPS_RUN_ID"
+STOP_FILE_ENV = "ZOO_OPS_STOP_FILE"
+
+PARENT_DIED = "zoo-ops run died"
+
 _stop = threading.Event()
 _reason: list[str] = []
+_parent: list[int] = []
 
 
 def request_stop(reason: str) -> None:
@@ -25,7 +35,31 @@ def request_stop(reason: str) -> None:
 
 
 def stop_requested() -> bool:
+    """Whether this run should stop. Besides the flag, it looks (one stat, no waiting)
+    for the stop file ``zoo-ops run`` writes and for the death of the watched parent, so
+    a stop takes effect at the very next safe point, not at the watchdog's next poll."""
+    if not _stop.is_set():
+        if _parent and os.getppid() != _parent[0]:
+            request_stop(PARENT_DIED)
+        else:
+            stop_file = os.environ.get(STOP_FILE_ENV)
+            if stop_file and os.path.exists(stop_file):
+                request_stop(read_stop_reason(stop_file))
     return _stop.is_set()
+
+
+def read_stop_reason(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read().strip()
+    except OSError:
+        text = ""
+    return text or "stop requested by zoo-ops run"
+
+
+def watch_parent(pid: int) -> None:
+    """This process (a kernel) stops its run when ``pid`` is no longer its parent."""
+    _parent[:] = [pid]
 
 
 def stop_reason() -> str | None:
@@ -34,7 +68,7 @@ def stop_reason() -> str | None:
 
 def check_stop() -> None:
     """Raise Interrupted when a stop was requested: call it only where stopping is safe."""
-    if _stop.is_set():
+    if stop_requested():
         raise Interrupted(f"run stopped at a safe point: {stop_reason()}; rerun to resume")
 
 
@@ -42,3 +76,35 @@ def reset() -> None:
     """Forget a stop request (a new run in the same kernel; tests)."""
     _stop.clear()
     _reason.clear()
+
+
+# --- the kernel side: is a cell running, and who closes the run when the kernel must go --
+
+_busy = threading.Event()
+_abandon: list[Callable[[str], None]] = []
+
+
+def cell_started() -> None:
+    _busy.set()
+
+
+def cell_finished() -> None:
+    _busy.clear()
+
+
+def cell_running() -> bool:
+    """Whether the kernel is executing a cell (the watchdog interrupts only then)."""
+    return _busy.is_set()
+
+
+def on_abandon(callback: Callable[[str], None] | None) -> None:
+    """Set (None: clear) what records the current run as interrupted when the kernel must
+    exit on its own (``zoo-ops run`` died): called from the watchdog thread."""
+    _abandon.clear()
+    if callback is not None:
+        _abandon.append(callback)
+
+
+def abandon(reason: str) -> None:
+    for callback in list(_abandon):
+        callback(reason)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
+import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -20,16 +22,78 @@ from typing import Any
 
 import pandas as pd
 
-from zoo_ops import __version__
-from zoo_ops.adapters.platform.runs import RunRecord
+from zoo_ops import __version__, lifecycle
+from zoo_ops.adapters.platform.runs import (
+    DRY_RUN,
+    FAILED,
+    INTERRUPTED,
+    REFUSED,
+    SUCCEEDED,
+    RunRecord,
+)
 from zoo_ops.domain.redaction import redact_parameters, redact_text
 from zoo_ops.environment import Environment
-from zoo_ops.errors import GateClosed, NotFound, ZooOpsError
+from zoo_ops.errors import (
+    BadInput,
+    GateClosed,
+    Interrupted,
+    NotFound,
+    TrailUnwritable,
+    ZooOpsError,
+)
 from zoo_ops.steps.parameters import CommonParameters, parameters_of, validate_step
 from zoo_ops.trail import canonical_step
 
 EXECUTED_PATH_ENV = "ZOO_OPS_EXECUTED_PATH"
-SUCCEEDED, FAILED, DRY_RUN = "succeeded", "failed", "dry_run"
+RUN_ID_ENV = lifecycle.RUN_ID_ENV
+__all__ = ["DRY_RUN", "FAILED", "INTERRUPTED", "REFUSED", "SUCCEEDED"]
+
+# The trail's folder must have this much free space before a run starts; the variable
+# overrides it (tests, and a deliberately small trail volume).
+TRAIL_MIN_FREE_BYTES = 16 * 1024 * 1024
+TRAIL_MIN_FREE_ENV = "ZOO_OPS_TRAIL_MIN_FREE_BYTES"
+
+
+def outcome_for(error: BaseException | str | None) -> str:
+    """A run that ended with ``error``: interrupted, refused (bad input: nothing changed
+    by this cell) or failed."""
+    if isinstance(error, Interrupted | KeyboardInterrupt):
+        return INTERRUPTED
+    if isinstance(error, BadInput):
+        return REFUSED
+    return FAILED
+
+
+def check_trail_writable(folder: Path) -> None:
+    """Prove ``folder`` can take an executed notebook: it exists (created if missing),
+    a probe file can be created and removed, and it has ``TRAIL_MIN_FREE_BYTES`` free.
+    Raises TrailUnwritable (exit 2) otherwise; changes nothing else."""
+    minimum = TRAIL_MIN_FREE_BYTES
+    if os.environ.get(TRAIL_MIN_FREE_ENV):
+        try:
+            minimum = int(os.environ[TRAIL_MIN_FREE_ENV])
+        except ValueError as exc:
+            raise TrailUnwritable(f"{TRAIL_MIN_FREE_ENV} must be a number of bytes") from exc
+    probe = folder / f".zoo-ops-probe-{os.getpid()}-{threading.get_ident()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            os.write(fd, b"zoo-ops")
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        raise TrailUnwritable(
+            f"the trail folder {folder} is not writable ({exc.strerror or exc}); "
+            "fix its permissions or space, then rerun"
+        ) from exc
+    if free < minimum:
+        raise TrailUnwritable(
+            f"the trail folder {folder} has {free // 1024} KiB free, less than the "
+            f"{minimum // 1024} KiB a run needs; free some space, then rerun"
+        )
 
 
 def _isoformat(at: datetime | None) -> str | None:
@@ -57,6 +121,7 @@ class Run:
     truss_hash: str | None = None
     finished: dict[str, Any] | None = None
     _hook: Any = field(default=None, repr=False)
+    _lock: Any = field(default_factory=threading.Lock, repr=False)
 
     # --- showing ----------------------------------------------------------------------
 
@@ -125,12 +190,26 @@ class Run:
         return self._close(DRY_RUN if self.dry_run else SUCCEEDED, None)
 
     def fail(self, error: BaseException | str) -> pd.DataFrame:
-        return self._close(FAILED, error)
+        """Close the run for ``error``: interrupted, refused or failed (:func:`outcome_for`)."""
+        return self._close(outcome_for(error), error)
 
-    def _close(self, outcome: str, error: BaseException | str | None) -> pd.DataFrame:
+    def interrupt(self, reason: str, *, glue_scrap: bool = True) -> pd.DataFrame:
+        return self._close(INTERRUPTED, reason, glue_scrap=glue_scrap)
+
+    def _close(
+        self, outcome: str, error: BaseException | str | None, *, glue_scrap: bool = True
+    ) -> pd.DataFrame:
+        with self._lock:
+            return self._close_locked(outcome, error, glue_scrap)
+
+    def _close_locked(
+        self, outcome: str, error: BaseException | str | None, glue_scrap: bool
+    ) -> pd.DataFrame:
         if self.finished is not None:
             return pd.DataFrame([self.finished])
-        self._unhook()
+        if glue_scrap:  # from the watchdog thread IPython's hooks are not ours to touch
+            self._unhook()
+        lifecycle.on_abandon(None)
         message = None if error is None else redact_text(str(error))
         record = self.env.runs.finish(
             self.record_.id, outcome=outcome, truss_hash=self.truss_hash, error=message
@@ -138,6 +217,8 @@ class Run:
         exit_code = 0
         if isinstance(error, ZooOpsError):
             exit_code = error.exit_code
+        elif outcome == INTERRUPTED:
+            exit_code = Interrupted.exit_code
         elif error is not None:
             exit_code = 1
         self.finished = {
@@ -156,7 +237,8 @@ class Run:
             "error": message,
             "exit_code": exit_code,
         }
-        self.glue("run", self.finished)
+        if glue_scrap:
+            self.glue("run", self.finished)
         return pd.DataFrame([self.finished])
 
     def _unhook(self) -> None:
@@ -216,6 +298,9 @@ def start(step: str, namespace: Mapping[str, Any] | None = None, /, **values: An
     try:
         return _start(step, given)
     except ZooOpsError as err:
+        if getattr(err, "run_recorded", False):
+            raise
+
         # Refused before a run existed: the notebook still says so in its `run` scrap.
         def text(name: str, default: str = "") -> str:
             value = given.get(name, default)
@@ -233,11 +318,11 @@ def start(step: str, namespace: Mapping[str, Any] | None = None, /, **values: An
                 "dry_run": dry_run if isinstance(dry_run, bool) else None,
                 "started_at": _isoformat(started),
                 "finished_at": _isoformat(datetime.now(UTC)),
-                "outcome": FAILED,
+                "outcome": outcome_for(err),
                 "truss_hash": None,
                 "zoo_ops_version": __version__,
                 "gate_override_reason": reason if isinstance(reason, str) else "",
-                "run_id": None,
+                "run_id": os.environ.get(RUN_ID_ENV) or None,
                 "error": redact_text(str(err)),
                 "exit_code": err.exit_code,
             },
@@ -283,16 +368,30 @@ def _start(step: str, given: dict[str, Any]) -> Run:
 
     parameters = redact_parameters(asdict(params))
     notebook = os.environ.get(EXECUTED_PATH_ENV) or None
-    record = environment.runs.start(
-        step=step,
-        model=params.model,
-        env=environment.name,
-        operator=operator,
-        dry_run=params.dry_run,
-        parameters=parameters,
-        gate_override_reason=params.gate_override_reason,
-        notebook_path=notebook,
-    )
+    reserved = os.environ.get(RUN_ID_ENV) or None
+    if reserved:
+        # `zoo-ops run` reserved the row (and proved the trail writable) before it
+        # started this kernel: adopt it, with the validated parameters and our process.
+        record = environment.runs.adopt(
+            reserved,
+            operator=operator,
+            dry_run=params.dry_run,
+            parameters=parameters,
+            gate_override_reason=params.gate_override_reason,
+        )
+    else:
+        trail = Path(notebook).parent if notebook else environment.config.executed_root_path
+        check_trail_writable(trail)
+        record = environment.runs.start(
+            step=step,
+            model=params.model,
+            env=environment.name,
+            operator=operator,
+            dry_run=params.dry_run,
+            parameters=parameters,
+            gate_override_reason=params.gate_override_reason,
+            notebook_path=notebook,
+        )
     run = Run(
         step=step,
         model=params.model,
@@ -305,11 +404,24 @@ def _start(step: str, given: dict[str, Any]) -> Run:
         params=params,
     )
     _hook_failures(run)
+
+    def abandon(reason: str) -> None:
+        run.interrupt(reason, glue_scrap=False)
+
+    lifecycle.on_abandon(abandon)
+    if lifecycle.stop_requested():  # asked to stop before the run began: nothing changed
+        try:
+            lifecycle.check_stop()
+        except Interrupted as err:
+            run.interrupt(str(err))
+            err.run_recorded = True  # type: ignore[attr-defined]
+            raise
     return run
 
 
 def _hook_failures(run: Run) -> None:
-    """Mark the run failed, and glue ``run``, when any later cell raises."""
+    """Close the run, and glue ``run``, when any later cell raises: interrupted for a stop
+    (Interrupted, KeyboardInterrupt), refused for bad input, failed otherwise."""
     ip = _ipython()
     if ip is None:
         return

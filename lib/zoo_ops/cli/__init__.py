@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "zoo_ops.cli.status",
     "zoo_ops.cli.history",
     "zoo_ops.cli.report",
+    "zoo_ops.cli.trail",
 )
 
 

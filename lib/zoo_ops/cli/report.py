@@ -28,10 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run_report(args: argparse.Namespace) -> int:
     from zoo_ops.cli.status import executed_roots
     from zoo_ops.commands.report import render_report
-    from zoo_ops.config import config_path
+    from zoo_ops.commands.status import database_runs
+    from zoo_ops.config import config_path, environment_names
 
     out = args.out if args.out is not None else config_path().parent.resolve() / "report"
     envs = env_names(args)
-    result = render_report(envs, executed_roots(envs), out)
+    with database_runs(list(envs) if envs else environment_names()) as runs:
+        result = render_report(envs, executed_roots(envs), out, runs)
     print(result.index)
     return 0

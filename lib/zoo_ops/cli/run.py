@@ -98,7 +98,12 @@ def run_step(args: argparse.Namespace) -> int:
             raise BadInput(f"parameter {name} given twice; pass it once")
         given[name] = value
     result = execute_runbook(
-        args.step, model=args.model, env=env_name(args), parameters=given, progress=args.progress
+        args.step,
+        model=args.model,
+        env=env_name(args),
+        parameters=given,
+        progress=args.progress,
+        handle_signals=True,  # SIGINT/SIGTERM/SIGHUP: stop at a safe point, exit 130/143/129
     )
     print(result.path)
     if result.exit_code:

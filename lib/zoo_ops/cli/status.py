@@ -1,8 +1,9 @@
-"""`zoo-ops status [-e ENV]... [-m MODEL]`: models x steps per environment, from the trail.
+"""`zoo-ops status [-e ENV]... [-m MODEL]`: models x steps per environment.
 
-Kept free of pandas and of the database: it reads only ``zoo_ops.toml`` (for where each
-environment keeps its trail) and the trail index, so it answers fast and also where an
-environment's database URL variable is not set.
+Kept free of pandas: it reads ``zoo_ops.toml`` (for where each environment keeps its
+trail), each environment's runs table (one query; the authority) and the trail index.
+An environment whose database cannot be read (its URL names an unset variable, its
+SQLite file does not exist yet) is shown from its trail alone, and the output says so.
 """
 
 from __future__ import annotations
@@ -10,15 +11,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoo_ops.cli.options import add_env_option, env_names
+
+if TYPE_CHECKING:
+    from zoo_ops.commands.status import StatusTable
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "status",
-        help="table of models x steps from the trail",
-        description="Last outcome, time, truss hash and executed notebook of every step.",
+        help="table of models x steps from the runs table and the trail",
+        description="Last outcome, time, truss hash and executed notebook of every step; "
+        "refusals, crashed runs and unrecorded notebooks are noted.",
     )
     add_env_option(p, 1, repeatable=True)
     p.add_argument("-m", "--model", default=None, help="only this model")
@@ -73,18 +79,28 @@ def display_path(path: Path | None) -> str:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from zoo_ops.cli.output import format_table
-    from zoo_ops.commands.status import status
+    from zoo_ops.commands.status import database_runs, status
+    from zoo_ops.config import environment_names
 
     envs = env_names(args)
-    table = status(envs, args.model, executed_roots(envs))
-    if not table.rows:
-        scope = f" for model {args.model}" if args.model else ""
+    with database_runs(list(envs) if envs else environment_names(), args.model) as runs:
+        table = status(envs, args.model, executed_roots(envs), runs)
+    print_status(table, envs, args.model)
+    return 0
+
+
+def print_status(table: StatusTable, envs: Sequence[str] | None, model: str | None) -> None:
+    from zoo_ops.cli.output import format_table
+    from zoo_ops.commands.status import format_at
+
+    if not table.rows and not table.runs:
+        scope = f" for model {model}" if model else ""
         where = ", ".join(envs) if envs else "any environment"
-        print(f"no executed runbooks{scope} in {where}")
-        return 0
-    headers = ("model", "step", "outcome", "at", "truss_hash", "notebook", "dry run")
-    for i, env in enumerate(table.envs()):
+        print(f"no runs{scope} in {where}")
+        return
+    headers = ("model", "step", "outcome", "at", "truss_hash", "notebook", "dry run", "note")
+    shown_envs = sorted({*table.envs(), *(r.env for r in table.runs)})
+    for i, env in enumerate(shown_envs):
         rows = [
             (
                 r.model,
@@ -94,6 +110,7 @@ def run_status(args: argparse.Namespace) -> int:
                 r.short_hash,
                 display_path(r.notebook),
                 r.dry_run_note,
+                r.note,
             )
             for r in table.rows
             if r.env == env
@@ -101,5 +118,14 @@ def run_status(args: argparse.Namespace) -> int:
         if i:
             print()
         print(f"== {env} ==")
-        print(format_table(headers, rows))
-    return 0
+        if env in table.trail_only:
+            print(f"(from the trail alone: {table.trail_only[env]})")
+        if rows:
+            print(format_table(headers, rows))
+        matrix = set(table.models(env))
+        orphans = [r for r in table.refusals(env) if r.model not in matrix]
+        for r in orphans:
+            print(
+                f"refused {r.model} {r.step} at {format_at(r.at)} (run {r.run_id}): "
+                f"{r.error or 'no reason recorded'}"
+            )

@@ -3,7 +3,10 @@
 Layout of ``out_dir``::
 
     index.html                       the status matrix per environment, then every
-                                     executed notebook, newest first, each linked
+                                     run (the runs table joined with the trail: runs
+                                     kept outside the trail, crashed runs and notebooks
+                                     no run row claims included), newest first, each
+                                     notebook of the trail linked
     ENV/MODEL/STAMP-STEP.html        one page per executed notebook (nbconvert's
                                      HTMLExporter, lab template), linking back
     .report-manifest.json            which notebook fingerprint each page was made from
@@ -16,7 +19,8 @@ else in ``out_dir`` is touched); ``index.html`` is always rewritten. Every file 
 written to a temporary name and renamed, so a reader never sees half a page.
 
 Failed runs carry the CSS class ``failed`` and the visible word FAILED, in the matrix,
-in the list and on their page. Pages need no network: the template drops nbconvert's
+in the list and on their page; crashed, interrupted and trail-unsaved runs likewise
+(CRASHED, INTERRUPTED, TRAIL UNSAVED), with the notebook and migration they left. Pages need no network: the template drops nbconvert's
 CDN scripts (require.js, MathJax, mermaid). Nothing from the environment's
 configuration is written: no database URL, no variable, no absolute path.
 """
@@ -28,7 +32,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
@@ -38,14 +42,15 @@ from urllib.parse import quote
 
 from zoo_ops import __version__
 from zoo_ops.commands.status import (
+    EnvRuns,
     StatusTable,
     StepStatus,
     format_at,
-    run_time,
     run_truss_hash,
     status,
+    view_time,
 )
-from zoo_ops.trail import STEPS, TrailEntry
+from zoo_ops.trail import STEPS, RunView, TrailEntry
 
 INDEX_NAME = "index.html"
 NOTEBOOK_CSS_NAME = "notebook.css"
@@ -90,7 +95,9 @@ table.matrix th, table.matrix td, table.runs th, table.runs td { border: 1px sol
 .succeeded .outcome { color: #11632b; }
 .failed { background: #fde8e8; }
 .failed .outcome, .outcome.failed { color: #b00020; }
-.unreadable { background: #fff4d6; }
+.unreadable, .crashed, .interrupted, .trail-unsaved { background: #fff4d6; }
+.crashed .outcome, .interrupted .outcome, .trail-unsaved .outcome { color: #b00020; }
+.not-recorded .outcome, .refused .outcome { color: #666; }
 .running .outcome { color: #7a5b00; }
 .dry_run .outcome, .not-run .outcome { color: #666; }
 .hash, .note { font-family: monospace; color: #555; font-size: 0.9em; }
@@ -103,6 +110,11 @@ _LABELS = {
     "running": "running",
     "dry_run": "dry run",
     "not run": "not run",
+    "crashed": "CRASHED",
+    "interrupted": "INTERRUPTED",
+    "trail-unsaved": "TRAIL UNSAVED",
+    "refused": "refused",
+    "not recorded": "not recorded",
 }
 
 
@@ -248,6 +260,8 @@ def _cell(row: StepStatus, pages: dict[Path, str]) -> str:
         parts.append(f"<span class='note'>{escape(format_at(row.at))}</span>")
     if row.short_hash:
         parts.append(f"<span class='hash'>{escape(row.short_hash)}</span>")
+    if row.note:
+        parts.append(f"<span class='note'>{escape(row.note)}</span>")
     if row.dry_run_outcome is not None:
         dry_page = pages.get(row.dry_run_notebook) if row.dry_run_notebook else None
         note = escape(f"dry run: {row.dry_run_note}")
@@ -276,47 +290,53 @@ def index_html(table: StatusTable, pages: dict[Path, str], generated: datetime) 
                 f"<tr class='model-row' data-env='{escape(env)}' data-model='{escape(model)}'>"
                 f"<th scope='row'>{escape(model)}</th>{tds}</tr>"
             )
-        runs = sorted(
-            (e for e in table.notebooks if e.env == env),
-            key=lambda e: (e.stamp, e.path.name),
-            reverse=True,
-        )
+        runs = sorted((v for v in table.runs if v.env == env), key=RunView.order, reverse=True)
         run_rows = []
-        for e in runs:
-            cls = outcome_class(e.outcome)
-            page = pages.get(e.path)
-            name = escape(f"{e.model}/{e.path.name}")
+        for v in runs:
+            cls = outcome_class(v.outcome)
+            page = pages.get(v.entry.path) if v.entry is not None else None
+            shown = v.notebook.name if v.notebook is not None else f"run {v.run_id}"
+            name = escape(f"{v.model}/{shown}")
             link = f"<a href='{_href(page)}'>{name}</a>" if page else name
-            dry = " (dry run)" if e.dry_run and e.outcome != "dry_run" else ""
+            dry = " (dry run)" if v.dry_run and v.outcome != "dry_run" else ""
+            note = v.notebook_note if v.outcome != "not recorded" else ""
+            if v.outcome in ("refused", "failed", "crashed", "interrupted") and v.error:
+                note = "; ".join(x for x in (note, v.error) if x)
             run_rows.append(
-                f"<tr class='run {cls}' data-outcome='{escape(e.outcome)}'>"
-                f"<td>{escape(format_at(run_time(e)))}</td><td>{escape(e.model)}</td>"
-                f"<td>{escape(e.step)}</td><td class='outcome {cls}'>"
-                f"{escape(outcome_label(e.outcome))}{dry}</td>"
-                f"<td class='hash'>{escape((run_truss_hash(e) or '')[:12])}</td>"
-                f"<td>{link}</td></tr>"
+                f"<tr class='run {cls}' data-outcome='{escape(v.outcome)}'>"
+                f"<td>{escape(format_at(view_time(v)))}</td><td>{escape(v.model)}</td>"
+                f"<td>{escape(v.step)}</td><td class='outcome {cls}'>"
+                f"{escape(outcome_label(v.outcome))}{dry}</td>"
+                f"<td class='hash'>{escape((v.truss_hash or '')[:12])}</td>"
+                f"<td>{link}</td><td class='note'>{escape(note)}</td></tr>"
             )
         sections.append(
             f"<section class='env' data-env='{escape(env)}'><h2>{escape(env)}</h2>"
             f"<table class='matrix'><thead><tr><th>model</th>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>"
-            f"<h3>Executed notebooks ({len(runs)})</h3>"
+            f"<h3>Runs ({len(runs)})</h3>"
             "<table class='runs'><thead><tr><th>at</th><th>model</th><th>step</th>"
-            "<th>outcome</th><th>truss hash</th><th>notebook</th></tr></thead>"
+            "<th>outcome</th><th>truss hash</th><th>notebook</th><th>note</th></tr></thead>"
             f"<tbody>{''.join(run_rows)}</tbody></table></section>"
         )
     failed = sum(1 for r in table.rows if r.outcome == "failed")
+    crashed = sum(1 for r in table.rows if r.outcome in ("crashed", "interrupted"))
     summary = (
-        f"{len(table.notebooks)} executed notebooks; "
+        f"{len(table.runs)} runs, {len(table.notebooks)} executed notebooks; "
         f"{failed} step{'s' if failed != 1 else ''} whose latest run FAILED"
-        if table.notebooks
+        + (f"; {crashed} crashed or interrupted" if crashed else "")
+        if table.runs
         else "no executed runbooks in the trail"
+    )
+    only = "".join(
+        f"<p class='note'>{escape(env)}: from the trail alone ({escape(why)})</p>"
+        for env, why in sorted(table.trail_only.items())
     )
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>zoo-ops report</title><style>{_CSS}</style></head><body class='zoo-ops'>"
         f"<h1>zoo-ops report</h1><p class='note'>generated {escape(format_at(generated))} "
-        f"by zoo-ops {escape(__version__)}; {escape(summary)}</p>"
+        f"by zoo-ops {escape(__version__)}; {escape(summary)}</p>{only}"
         f"{''.join(sections)}</body></html>"
     )
 
@@ -339,10 +359,13 @@ def render_report(
     env_names: Sequence[str] | None,
     executed_root: Path | Sequence[Path],
     out_dir: Path,
+    runs: Mapping[str, EnvRuns] | None = None,
 ) -> ReportResult:
-    """Build the report in ``out_dir``; see the module doc for what is (re)written."""
+    """Build the report in ``out_dir``; see the module doc for what is (re)written.
+    ``runs``: each environment's runs table (:func:`zoo_ops.commands.status.database_runs`);
+    without it, the trail alone."""
     out_dir = Path(out_dir)
-    table = status(env_names, None, executed_root)
+    table = status(env_names, None, executed_root, runs)
     manifest_path = out_dir / MANIFEST_NAME
     old = _load_manifest(manifest_path)
     result = ReportResult(index=out_dir / INDEX_NAME, table=table)
@@ -384,6 +407,7 @@ def build_report(
     env_names: Sequence[str] | None,
     executed_root: Path | Sequence[Path],
     out_dir: Path,
+    runs: Mapping[str, EnvRuns] | None = None,
 ) -> Path:
     """Build the report (see :func:`render_report`) and return the path of index.html."""
-    return render_report(env_names, executed_root, out_dir).index
+    return render_report(env_names, executed_root, out_dir, runs).index

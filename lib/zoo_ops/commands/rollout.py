@@ -1,7 +1,8 @@
 """`zoo-ops rollout PLAN.yaml`: the whole zoo, model by model, step by step.
 
-Stops at the first failure. A second call resumes from the trail: a step whose latest
-real (not dry) run succeeded for the truss's current content is not repeated. A model
+Stops at the first failure. A second call resumes from each environment's runs table
+(joined with the trail): a step whose latest real (not dry, not refused) run succeeded
+for the truss's current content is not repeated. A model
 whose migration was reverted after it succeeded stops the rollout: going forward again
 is an engineer's decision, made by running 03_migrate by hand.
 """
@@ -20,7 +21,8 @@ from zoo_ops.domain.rollout_plan import RETIRE, RolloutPlan, parse_plan, retire_
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound
 from zoo_ops.execute import execute_runbook
-from zoo_ops.trail import TrailEntry, read_entry, trail_notebooks
+from zoo_ops.trail import RunView, join_runs, trail_entries
+from zoo_ops.trail.runs import DRY_RUN, REFUSED
 
 REVERT = "04_revert"
 MIGRATE = "03_migrate"
@@ -61,39 +63,36 @@ class RolloutReport:
         )
 
 
-def _real_runs(env: Environment, model: str) -> list[TrailEntry]:
-    """The model's executed runbooks in this environment that were not dry runs and that
-    this environment's database also recorded, oldest first. (A trail entry whose run the
-    database does not know belongs to a database since rebuilt: it proves nothing here.)"""
-    entries = [
-        read_entry(p) for p in trail_notebooks(env.config.executed_root_path, env.name, model)
-    ]
-    known = {r.id for r in env.runs.find(model=model, env=env.name)}
+def _real_runs(env: Environment, model: str) -> list[RunView]:
+    """The model's runs in this environment that were not dry runs and not refused, from
+    its runs table (the authority: a run made by plain papermill to any path counts),
+    each cross-checked with its notebook where one exists; oldest first. A notebook of the
+    trail that no run row claims (a database since rebuilt, a copied file) proves nothing
+    here, nor does a run whose notebook disagrees with its row."""
+    records = env.runs.find(model=model, env=env.name)
+    entries = trail_entries(env.config.executed_root_path, env.name, model)
     return [
-        e
-        for e in entries
-        if e.run is not None and not e.run.get("dry_run") and e.run.get("run_id") in known
+        v
+        for v in join_runs(records, entries, read_outside=True)
+        if v.trusted and not v.dry_run and v.outcome not in (REFUSED, DRY_RUN)
     ]
 
 
-def _latest(entries: list[TrailEntry], step: str) -> TrailEntry | None:
-    matching = [e for e in entries if e.step == step]
+def _latest(runs: list[RunView], step: str) -> RunView | None:
+    matching = [r for r in runs if r.step == step]
     return matching[-1] if matching else None
 
 
-def _succeeded_for(entry: TrailEntry | None, truss_hash: str) -> bool:
-    return bool(
-        entry
-        and entry.outcome == "succeeded"
-        and entry.run
-        and entry.run.get("truss_hash") == truss_hash
-    )
+def _succeeded_for(run: RunView | None, truss_hash: str) -> bool:
+    return bool(run and run.outcome == "succeeded" and run.truss_hash == truss_hash)
 
 
-def _finished_at(entry: TrailEntry | None) -> datetime | None:
-    if entry is None or entry.run is None or not entry.run.get("finished_at"):
-        return None
-    return datetime.fromisoformat(str(entry.run["finished_at"]))
+def _finished_at(run: RunView | None) -> datetime | None:
+    return None if run is None else run.finished_at
+
+
+def _where(run: RunView) -> str:
+    return str(run.notebook) if run.notebook else f"run {run.run_id}"
 
 
 def rollout(
@@ -117,21 +116,21 @@ def rollout(
                 revert is not None
                 and revert.outcome == "succeeded"
                 and migrate is not None
-                and revert.stamp > migrate.stamp
+                and revert.order() > migrate.order()
             ):
                 report.add(
                     model,
                     env_name,
                     step,
                     "stopped",
-                    f"{MIGRATE} was reverted by {revert.path.name}; run {MIGRATE} by hand to go forward again",
+                    f"{MIGRATE} was reverted by {_where(revert)}; run {MIGRATE} by hand to go forward again",
                 )
                 report.exit_code = 1
                 return report
             latest = _latest(runs, step)
             if step == RETIRE:
                 if latest is not None and latest.outcome == "succeeded":
-                    report.add(model, env_name, step, "done before", "", str(latest.path))
+                    report.add(model, env_name, step, "done before", "", _where(latest))
                     continue
                 due, why = retire_due(
                     _finished_at(migrate) if _succeeded_for(migrate, truss_hash) else None,
@@ -149,7 +148,7 @@ def rollout(
                     step,
                     "done before",
                     f"truss {truss_hash[:12]}",
-                    str(latest.path),
+                    _where(latest),
                 )
                 continue
             parameters = plan.step_parameters(step)

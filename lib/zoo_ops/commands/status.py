@@ -1,35 +1,70 @@
-"""`zoo-ops status`: models x steps per environment, from the audit trail.
+"""`zoo-ops status`: models x steps per environment, from the runs table and the trail.
 
-Algorithm: list the executed notebooks of the requested environments through the trail
-index (so every row reflects the files as they are now); group them by (env, model,
-step); within a group, order by the stamp in the file name (the run's start, unique per
-folder) and take
+Sources: each environment's runs table (``zoo_ops_run``, the authority: one indexed query
+per environment) joined with its executed notebooks through the trail index
+(:func:`zoo_ops.trail.join_runs`); a run made by plain papermill to any path is a row like
+any other, a notebook of the trail no row claims is ``not recorded``. Where an
+environment's database is not at hand (its URL names an unset variable, its SQLite file
+does not exist) the trail alone is shown, as the notebooks say, and the table says so.
 
-- the *counted* run: the latest run that is not a dry run. Its outcome is the step's
-  outcome -- a failed latest run shows ``failed`` even after an earlier success;
-- the latest dry run newer than the counted run, shown beside it: a dry run never counts
-  as the step's success.
+Per (env, model, step), runs ordered by their start:
 
-A model gets a row for every step (``not run`` where the trail has none), so the table
-reads as a matrix. Nothing here imports pandas or scrapbook unless a frame is asked for:
-the command must answer in well under two seconds over a thousand notebooks.
+- refusals (outcome ``refused``: bad input, nothing changed) are set aside: they never
+  hide a success; the refusals since the shown run are a note (``refused x2, latest ..``);
+- notebooks no row claims are set aside likewise (``not recorded xN``); alone in a cell,
+  the cell shows ``not recorded`` -- never ``succeeded``;
+- the *counted* run is the latest remaining run that is not a dry run: succeeded, failed,
+  interrupted, crashed (no outcome and its process gone), trail-unsaved or running. Its
+  outcome is the step's outcome -- a failed latest run shows ``failed`` even after an
+  earlier success. A crashed or interrupted 03/04 names the migration it left and that
+  migration's status; any run whose notebook is unreadable, missing or absent says so;
+- the latest dry run newer than the counted run is shown beside it: a dry run never
+  counts as the step's success.
+
+A model gets a row for every step (``not run`` where it has none), so the table reads as
+a matrix -- except a model whose only runs are refusals and that is no model zoo model of
+the environment's platform (a typo): it gets no row. Nothing here imports pandas or
+scrapbook unless a frame is asked for, and no notebook is opened beyond the index's
+cache: the command must answer in well under two seconds over a thousand notebooks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo_ops.trail import STEPS, TrailEntry, TrailIndex
+from zoo_ops.trail import (
+    NOT_RECORDED,
+    STEPS,
+    RunLike,
+    RunView,
+    TrailEntry,
+    TrailIndex,
+    join_runs,
+    trail_views,
+)
+from zoo_ops.trail.runs import (
+    CRASHED,
+    DRY_RUN,
+    INTERRUPTED,
+    REFUSED,
+    TRAIL_UNSAVED,
+    checked,
+    parse_time,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from zoo_ops.environment import Environment
+
 NOT_RUN = "not run"
 SHORT_HASH = 12
+MIGRATING_STEPS = ("03_migrate", "04_revert")
 COLUMNS = (
     "env",
     "model",
@@ -40,7 +75,12 @@ COLUMNS = (
     "notebook",
     "dry_run",
     "runs",
+    "run_id",
+    "refused",
+    "note",
 )
+
+MigrationLookup = Callable[[RunView], "tuple[str, str] | None"]
 
 
 @dataclass(frozen=True)
@@ -50,14 +90,24 @@ class StepStatus:
     env: str
     model: str
     step: str
-    outcome: str  # succeeded | failed | running | unreadable | dry_run (dry runs only) | not run
+    # succeeded | failed | interrupted | crashed | trail-unsaved | running | unreadable
+    # | dry_run (dry runs only) | not recorded | not run
+    outcome: str
     at: datetime | None
     truss_hash: str | None
     notebook: Path | None
-    runs: int = 0  # executed notebooks of this step, dry runs included
+    runs: int = 0  # runs of this step, dry runs and refusals included
     dry_run_outcome: str | None = None  # the latest dry run newer than the counted run
     dry_run_at: datetime | None = None
     dry_run_notebook: Path | None = None
+    run_id: str | None = None
+    refused: int = 0  # refusals since the shown run
+    refused_at: datetime | None = None
+    refused_error: str | None = None
+    unrecorded: int = 0  # trail notebooks no run row claims, besides the shown run
+    notebook_note: str = ""  # unreadable, missing, no notebook, disagrees with the row
+    migration_id: str | None = None  # the migration a crashed/interrupted 03/04 left
+    migration_status: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -71,8 +121,30 @@ class StepStatus:
     def dry_run_note(self) -> str:
         if self.dry_run_outcome is None:
             return ""
-        word = "ok" if self.dry_run_outcome == "dry_run" else self.dry_run_outcome
+        word = "ok" if self.dry_run_outcome == DRY_RUN else self.dry_run_outcome
         return f"{word} {format_at(self.dry_run_at)}"
+
+    @property
+    def refused_note(self) -> str:
+        if not self.refused:
+            return ""
+        return f"refused x{self.refused}, latest {format_at(self.refused_at)}"
+
+    @property
+    def note(self) -> str:
+        """What else the cell must say: the notebook's state, the migration left, refusals."""
+        parts = []
+        if self.notebook_note:
+            parts.append(self.notebook_note)
+        if self.migration_id:
+            parts.append(f"migration {self.migration_id} {self.migration_status or ''}".strip())
+        elif self.outcome in (CRASHED, INTERRUPTED, TRAIL_UNSAVED) and self.step in MIGRATING_STEPS:
+            parts.append("no migration recorded")
+        if self.unrecorded:
+            parts.append(f"{NOT_RECORDED} x{self.unrecorded}")
+        if self.refused:
+            parts.append(self.refused_note)
+        return "; ".join(parts)
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -85,15 +157,21 @@ class StepStatus:
             "notebook": "" if self.notebook is None else str(self.notebook),
             "dry_run": self.dry_run_note,
             "runs": self.runs,
+            "run_id": self.run_id or "",
+            "refused": self.refused_note,
+            "note": self.note,
         }
 
 
 @dataclass
 class StatusTable:
-    """The status of every (env, model, step) asked for, plus every notebook read."""
+    """The status of every (env, model, step) asked for, plus every run and notebook read."""
 
     rows: list[StepStatus] = field(default_factory=list)
     notebooks: list[TrailEntry] = field(default_factory=list, repr=False)
+    runs: list[RunView] = field(default_factory=list, repr=False)
+    # Environments shown from the trail alone, and why (their database was not read).
+    trail_only: dict[str, str] = field(default_factory=dict)
 
     def envs(self) -> list[str]:
         return sorted({r.env for r in self.rows})
@@ -115,6 +193,10 @@ class StatusTable:
                 out.setdefault(row.model, {})[row.step] = row
         return out
 
+    def refusals(self, env: str | None = None) -> list[RunView]:
+        """Every refused run (of ``env``), oldest first -- also of models with no row."""
+        return [r for r in self.runs if r.outcome == REFUSED and env in (None, r.env)]
+
     def as_rows(self) -> list[dict[str, Any]]:
         return [r.as_row() for r in self.rows]
 
@@ -131,17 +213,6 @@ def format_at(at: datetime | None) -> str:
     return "" if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An ISO time from a `run` scrap as an aware UTC datetime (naive means UTC)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def run_time(entry: TrailEntry) -> datetime:
     """When the run ended (else started; else the stamp in its file name)."""
     run = entry.run or {}
@@ -153,49 +224,110 @@ def run_truss_hash(entry: TrailEntry) -> str | None:
     return str(value) if value else None
 
 
-def step_status(env: str, model: str, step: str, runs: Sequence[TrailEntry]) -> StepStatus:
+def view_time(view: RunView) -> datetime:
+    if view.record is None and view.entry is not None:
+        return run_time(view.entry)
+    return view.at
+
+
+def step_status(
+    env: str,
+    model: str,
+    step: str,
+    runs: Sequence[RunView],
+    migration_of: MigrationLookup | None = None,
+) -> StepStatus:
     """The matrix cell of ``runs`` (one env/model/step, oldest first); see module doc."""
     if not runs:
         return StepStatus(env, model, step, NOT_RUN, None, None, None)
-    real = [r for r in runs if not r.dry_run]
-    dry = [r for r in runs if r.dry_run]
+    refused = [r for r in runs if r.outcome == REFUSED]
+    unrecorded = [r for r in runs if r.outcome == NOT_RECORDED]
+    rest = [r for r in runs if r.outcome not in (REFUSED, NOT_RECORDED)]
+    real = [r for r in rest if not r.dry_run]
+    dry = [r for r in rest if r.dry_run]
     counted = real[-1] if real else None
-    newer_dry = [d for d in dry if counted is None or _order(d) > _order(counted)]
+    newer_dry = [d for d in dry if counted is None or d.order() > counted.order()]
     last_dry = newer_dry[-1] if newer_dry else None
-    shown = counted or last_dry
-    assert shown is not None
+    shown = counted or last_dry or (unrecorded[-1] if unrecorded else None)
+    if shown is None:
+        outcome = NOT_RUN
+    elif counted is not None:
+        outcome = counted.outcome
+    elif last_dry is not None:
+        outcome = DRY_RUN
+    else:
+        outcome = NOT_RECORDED
+    since = [r for r in refused if shown is None or r.order() > shown.order()]
+    migration = None
+    if counted is not None and counted.outcome in (CRASHED, INTERRUPTED, TRAIL_UNSAVED):
+        # Say what it left: its notebook (opened, if kept outside the trail) and migration.
+        counted = checked(counted)
+        shown = counted
+        if migration_of is not None:
+            migration = migration_of(counted)
     return StepStatus(
         env=env,
         model=model,
         step=step,
-        outcome=counted.outcome if counted else "dry_run",
-        at=run_time(shown),
-        truss_hash=run_truss_hash(shown),
-        notebook=shown.path,
+        outcome=outcome,
+        at=None if shown is None else view_time(shown),
+        truss_hash=None if shown is None else shown.truss_hash,
+        notebook=None if shown is None else shown.notebook,
         runs=len(runs),
         dry_run_outcome=None if last_dry is None else last_dry.outcome,
-        dry_run_at=None if last_dry is None else run_time(last_dry),
-        dry_run_notebook=None if last_dry is None else last_dry.path,
+        dry_run_at=None if last_dry is None else view_time(last_dry),
+        dry_run_notebook=None if last_dry is None else last_dry.notebook,
+        run_id=None if shown is None else shown.run_id,
+        refused=len(since),
+        refused_at=since[-1].at if since else None,
+        refused_error=since[-1].error if since else None,
+        unrecorded=len(unrecorded) - (1 if any(shown is u for u in unrecorded) else 0),
+        notebook_note="" if shown is None or outcome == NOT_RECORDED else shown.notebook_note,
+        migration_id=migration[0] if migration else None,
+        migration_status=migration[1] if migration else None,
     )
 
 
-def _order(entry: TrailEntry) -> tuple[datetime, str]:
-    return entry.stamp, entry.path.name
+@dataclass
+class EnvRuns:
+    """One environment's runs table as read for ``status`` (``records`` None: not read)."""
+
+    env: str
+    records: list[RunLike] | None
+    problem: str | None = None
+    known_models: frozenset[str] | None = None  # the platform's model zoo models
+    migration_of: MigrationLookup | None = None
 
 
-def status_rows(notebooks: Iterable[TrailEntry]) -> list[StepStatus]:
-    """Every (env, model, step) of the models present, sorted; see :func:`step_status`."""
-    groups: dict[tuple[str, str, str], list[TrailEntry]] = {}
+def status_rows(
+    runs: Iterable[RunView],
+    known_models: Mapping[str, frozenset[str] | None] | None = None,
+    migration_of: Mapping[str, MigrationLookup | None] | None = None,
+) -> list[StepStatus]:
+    """Every (env, model, step) of the models present, sorted; see :func:`step_status`.
+
+    A model whose only runs are refusals gets rows only when ``known_models[env]`` names
+    it (a model zoo model of that environment)."""
+    groups: dict[tuple[str, str, str], list[RunView]] = {}
     models: set[tuple[str, str]] = set()
-    for nb in notebooks:
-        groups.setdefault((nb.env, nb.model, nb.step), []).append(nb)
-        models.add((nb.env, nb.model))
+    refused_only: set[tuple[str, str]] = set()
+    for run in runs:
+        groups.setdefault((run.env, run.model, run.step), []).append(run)
+        if run.outcome == REFUSED:
+            refused_only.add((run.env, run.model))
+        else:
+            models.add((run.env, run.model))
+    for env, model in refused_only - models:
+        known = (known_models or {}).get(env)
+        if known is not None and model in known:
+            models.add((env, model))
     rows: list[StepStatus] = []
     for env, model in sorted(models):
+        lookup = (migration_of or {}).get(env)
         extra = sorted(s for (e, m, s) in groups if (e, m) == (env, model) and s not in STEPS)
         for step in (*STEPS, *extra):
-            runs = sorted(groups.get((env, model, step), []), key=_order)
-            rows.append(step_status(env, model, step, runs))
+            cell_runs = sorted(groups.get((env, model, step), []), key=RunView.order)
+            rows.append(step_status(env, model, step, cell_runs, lookup))
     return rows
 
 
@@ -210,23 +342,129 @@ def status(
     env_names: Sequence[str] | None,
     model: str | None,
     executed_root: Path | Sequence[Path],
+    runs: Mapping[str, EnvRuns] | None = None,
 ) -> StatusTable:
-    """The status matrix of ``env_names`` (None: every env in the trail), one model or all.
+    """The status matrix of ``env_names`` (None: every env in the trail or in ``runs``),
+    one model or all.
 
+    ``runs``: each environment's runs table (:func:`database_runs`); an environment with
+    none there (or whose records are None) is shown from its trail alone.
     ``executed_root`` may be several roots (environments configured with different
     ``executed_root``); an environment's notebooks are taken from the first root that has
     its folder.
     """
     roots = [Path(executed_root)] if isinstance(executed_root, str | Path) else executed_root
-    notebooks: list[TrailEntry] = []
-    taken: set[str] = set()
+    runs = runs or {}
+    entries: dict[str, list[TrailEntry]] = {}
     for root in map(Path, roots):
         present = trail_envs(root)
         wanted = present if env_names is None else [e for e in env_names if e in present]
         index = TrailIndex(root)
         for env in wanted:
-            if env in taken:
+            if env not in entries:
+                entries[env] = index.entries(env, model)
+    envs = set(entries)
+    envs |= {
+        e for e, source in runs.items() if source.records and (env_names is None or e in env_names)
+    }
+    views: list[RunView] = []
+    trail_only: dict[str, str] = {}
+    for env in sorted(envs):
+        source = runs.get(env)
+        env_entries = entries.get(env, [])
+        if source is None or source.records is None:
+            views.extend(trail_views(env_entries))
+            if source is not None:
+                trail_only[env] = source.problem or "database not read"
+            continue
+        records = [r for r in source.records if model is None or r.model == model]
+        views.extend(join_runs(records, env_entries))
+    rows = status_rows(
+        views,
+        known_models={e: s.known_models for e, s in runs.items()},
+        migration_of={e: s.migration_of for e, s in runs.items()},
+    )
+    notebooks = [e for env in sorted(entries) for e in entries[env]]
+    return StatusTable(rows=rows, notebooks=notebooks, runs=views, trail_only=trail_only)
+
+
+# --- reading each environment's runs table ----------------------------------------------
+
+
+def _database_missing(env: Environment) -> str | None:
+    """Why ``env``'s database is not there to read (a SQLite file never created), else None.
+    Reading must never create it."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(env.config.database_url_resolved)
+    except Exception:  # noqa: BLE001 - a bad URL is the same verdict: not read
+        return "database URL not readable"
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        if not Path(url.database).exists():
+            return "no database yet"
+    return None
+
+
+def migration_lookup(env: Environment) -> MigrationLookup:
+    """The migration a run of 03/04 left: (migration id, status), from the migration
+    record that names the run (else the one the run's notebook names)."""
+    direction = {"03_migrate": "forwards", "04_revert": "backwards"}
+
+    def lookup(view: RunView) -> tuple[str, str] | None:
+        if view.step not in direction or not view.run_id:
+            return None
+        store = env.migrations
+        try:
+            started = store.for_run(view.run_id, direction[view.step])
+            if started:
+                return started[0].id, started[0].status
+            named = view.entry.scraps.get("migration_id") if view.entry else None
+            found = store.get(str(named)) if named else None
+        except Exception:  # noqa: BLE001 - a status line never fails on a missing table
+            return None
+        return (found.id, found.status) if found is not None else None
+
+    return lookup
+
+
+def env_runs(env: Environment, model: str | None = None) -> EnvRuns:
+    """``env``'s runs table (one query) and its model zoo's names, for :func:`status`."""
+    missing = _database_missing(env)
+    if missing:
+        return EnvRuns(env.name, None, problem=missing)
+    try:
+        records: list[RunLike] = list(env.runs.find(env=env.name, model=model))
+    except Exception as exc:  # noqa: BLE001 - no runs table, no server: show the trail
+        return EnvRuns(env.name, None, problem=f"runs table not read ({exc.__class__.__name__})")
+    try:
+        known: frozenset[str] | None = frozenset(m.name for m in env.platform.zoo_models())
+    except Exception:  # noqa: BLE001 - no platform tables: no model is known
+        known = None
+    return EnvRuns(env.name, records, known_models=known, migration_of=migration_lookup(env))
+
+
+@contextmanager
+def database_runs(
+    env_names: Sequence[str], model: str | None = None
+) -> Iterator[dict[str, EnvRuns]]:
+    """Each named environment's runs (:func:`env_runs`); an environment that cannot be
+    loaded (a URL naming an unset variable) is read from its trail alone."""
+    from zoo_ops.environment import Environment
+    from zoo_ops.errors import ZooOpsError
+
+    opened: list[Environment] = []
+    out: dict[str, EnvRuns] = {}
+    try:
+        for name in env_names:
+            try:
+                env = Environment.load(name)
+            except ZooOpsError as exc:
+                out[name] = EnvRuns(name, None, problem=f"database not read: {exc}")
                 continue
-            taken.add(env)
-            notebooks.extend(index.entries(env, model))
-    return StatusTable(rows=status_rows(notebooks), notebooks=notebooks)
+            opened.append(env)
+            out[name] = env_runs(env, model)
+        yield out
+    finally:
+        for env in opened:
+            env.dispose()

@@ -41,6 +41,7 @@ import pandas as pd
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from zoo_ops.errors import NotFound, StepFailed
+from zoo_ops.lifecycle import check_stop
 from zoo_ops.migration.plan import (
     DONE,
     FORWARDS,
@@ -81,6 +82,7 @@ __all__ = [
     "ProgressCallback",
     "forward_migrate",
     "latest_migration",
+    "migrations_of_run",
     "revert_migration",
     "run_migration",
 ]
@@ -113,6 +115,11 @@ class MigrationProgress:
 
 
 ProgressCallback = Callable[[MigrationProgress], None]
+
+StopCheck = Callable[[], None]
+"""Called before every batch (between transactions, never inside one): raises -- by default
+:class:`~zoo_ops.errors.Interrupted` from :func:`zoo_ops.lifecycle.check_stop` -- when the
+run must stop, so a stopped run never starts another batch."""
 
 BatchHook = Callable[[int, int], None]
 """``on_batch(batch number, rows moved)`` after each committed batch: a shorthand for a
@@ -153,6 +160,8 @@ class MigrationResult:
     seconds: float
     batch_lock_seconds: list[float] = field(default_factory=list, repr=False)
     store: MigrationStore | None = field(default=None, repr=False)
+    # The run whose migration this one continued (resumed open, or adopted finished).
+    adopted_run_id: str | None = None
 
     @property
     def mapping(self) -> dict[str, str]:
@@ -227,6 +236,7 @@ class MigrationResult:
                     "remaining_on_source": self.remaining_on_source,
                     "status": self.status,
                     "resumed": self.resumed,
+                    "adopted_run_id": self.adopted_run_id or "",
                     "seconds": round(self.seconds, 3),
                 }
             ]
@@ -271,8 +281,13 @@ def run_migration(
     run_id: str | None = None,
     progress: ProgressCallback | None = None,
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
+    should_stop: StopCheck = check_stop,
 ) -> MigrationResult:
-    """Run ``request`` (either direction) to completion, resuming its open record if any."""
+    """Run ``request`` (either direction) to completion, resuming its open record if any.
+
+    ``should_stop`` is called before every batch; whatever it raises ends the run there
+    (the record stays open, every committed batch journaled: a rerun resumes it).
+    """
     started = time.perf_counter()
     store = env.migrations
     check_scope(request.scope)
@@ -301,7 +316,7 @@ def run_migration(
         # meanwhile (a revert that ran, a crashed run to resume) changes the decision.
         decision = decide(request, store.facts(request))
         record, resumed = store.begin(decision, env=env.name, operator=who, run_id=run_id)
-        run = _Run(store, lock, decision.plan, record, batch_size, progress)
+        run = _Run(store, lock, decision.plan, record, batch_size, progress, should_stop)
         remaining = run.sweep()
         if remaining:
             raise StepFailed(
@@ -323,7 +338,13 @@ def run_migration(
         seconds=time.perf_counter() - started,
         batch_lock_seconds=run.lock_seconds,
         store=store,
+        adopted_run_id=_adopted(decision.adopted_run_id, run_id),
     )
+
+
+def _adopted(previous_run_id: str | None, run_id: str | None) -> str | None:
+    """The other run whose record this run continued, if any."""
+    return previous_run_id if previous_run_id and previous_run_id != run_id else None
 
 
 class _Run:
@@ -337,8 +358,10 @@ class _Run:
         record: MigrationRecord,
         batch_size: int,
         progress: ProgressCallback | None,
+        should_stop: StopCheck = check_stop,
     ) -> None:
         self.store = store
+        self.should_stop = should_stop
         self.lock = lock
         self.plan = plan
         self.migration_id = record.id
@@ -381,6 +404,8 @@ class _Run:
         after = ""
         with self.store.mover(self.plan, self.migration_id) as mover:
             while True:
+                # Between transactions: a stop asked for now ends the run before this batch.
+                self.should_stop()
                 self.lock.check()
                 outcome = mover.move(self.batch + 1, self.batch_size, after)
                 if outcome.moved == 0:
@@ -418,17 +443,25 @@ def forward_migrate(
     progress: ProgressCallback | Literal[False] | None = None,
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
     on_batch: BatchHook | None = None,
+    should_stop: StopCheck = check_stop,
+    adopt: bool = False,
 ) -> MigrationResult:
-    """Point every user version on ``old_version_id`` at ``new_version_id``."""
+    """Point every user version on ``old_version_id`` at ``new_version_id``.
+
+    ``adopt``: continue the latest finished forward migration of the same versions whose
+    run did not succeed (:func:`zoo_ops.migration.plan.adoptable`) instead of opening a
+    new one; an open one is always resumed.
+    """
     return run_migration(
         env,
-        forward_request(env.name, model, old_version_id, new_version_id),
+        forward_request(env.name, model, old_version_id, new_version_id, adopt=adopt),
         batch_size=batch_size,
         dry_run=dry_run,
         operator=operator,
         run_id=run_id,
         progress=_callback(progress, on_batch),
         lock_wait_s=lock_wait_s,
+        should_stop=should_stop,
     )
 
 
@@ -445,6 +478,7 @@ def revert_migration(
     progress: ProgressCallback | Literal[False] | None = None,
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
     on_batch: BatchHook | None = None,
+    should_stop: StopCheck = check_stop,
 ) -> MigrationResult:
     """Undo forward migration ``forward_migration_id``: its reversed plan, same engine.
 
@@ -462,6 +496,7 @@ def revert_migration(
         run_id=run_id,
         progress=_callback(progress, on_batch),
         lock_wait_s=lock_wait_s,
+        should_stop=should_stop,
     )
 
 
@@ -473,6 +508,13 @@ def migration_record(env: Environment, migration_id: str) -> MigrationRecord:
     if record is None:
         raise NotFound(f"no migration with id {migration_id!r}; check the migration_id")
     return record
+
+
+def migrations_of_run(
+    env: Environment, run_id: str, direction: str | None = FORWARDS
+) -> list[MigrationRecord]:
+    """The migrations run ``run_id`` started (newest first); forwards unless told."""
+    return env.migrations.for_run(run_id, direction)
 
 
 def latest_migration(

@@ -327,6 +327,10 @@ class MigrationRequest:
     new_version_id: str = ""
     forward_migration_id: str = ""
     scope: str = SCOPE_ALL
+    # Forwards: adopt the latest finished forward migration of the same plan whose run did
+    # not succeed (a crashed run's, finished by an orphaned kernel) instead of opening a
+    # new, empty one. See :func:`adoptable`.
+    adopt: bool = False
 
     @property
     def version_ids(self) -> tuple[str, ...]:
@@ -335,9 +339,9 @@ class MigrationRequest:
 
 
 def forward_request(
-    env: str, model: str, old_version_id: str, new_version_id: str
+    env: str, model: str, old_version_id: str, new_version_id: str, *, adopt: bool = False
 ) -> MigrationRequest:
-    return MigrationRequest(env, model, FORWARDS, old_version_id, new_version_id)
+    return MigrationRequest(env, model, FORWARDS, old_version_id, new_version_id, adopt=adopt)
 
 
 def revert_request(
@@ -358,6 +362,10 @@ class MigrationFacts:
     forward_reverted_by_status: str | None = None
     # The model's open (running or interrupted) migrations in the environment, newest first.
     open_migrations: tuple[MigrationRecord, ...] = ()
+    # Forwards: the latest forward migration of the same plan (source and target), and the
+    # outcome of the run that started it (None: no outcome recorded, or no run row).
+    latest_same_plan: MigrationRecord | None = None
+    latest_same_plan_run_outcome: str | None = None
 
 
 @dataclass(frozen=True)
@@ -372,6 +380,14 @@ class Decision:
     plan: MigrationPlan
     resume: MigrationRecord | None = None
     abandon_id: str | None = None
+    # ``resume`` is a finished record adopted from a run that did not succeed: it is
+    # opened again (same id, same journal), swept, and closed again.
+    reopen: bool = False
+
+    @property
+    def adopted_run_id(self) -> str | None:
+        """The run whose migration this one continues (None: a new record)."""
+        return None if self.resume is None else self.resume.run_id
 
     @property
     def reverts(self) -> str | None:
@@ -422,4 +438,35 @@ def decide(request: MigrationRequest, facts: MigrationFacts) -> Decision:
     current = open_migrations[0] if open_migrations else None
     if current is not None and check_resumable(plan, current.plan, current.id):
         return Decision(plan, resume=current, abandon_id=abandon_id)
+    latest = facts.latest_same_plan
+    if (
+        request.adopt
+        and plan.direction == FORWARDS
+        and latest is not None
+        and adoptable(plan, latest, facts.latest_same_plan_run_outcome)
+    ):
+        return Decision(plan, resume=latest, abandon_id=abandon_id, reopen=True)
     return Decision(plan, resume=None, abandon_id=abandon_id)
+
+
+SUCCEEDED_OUTCOME = "succeeded"
+
+
+def adoptable(plan: MigrationPlan, record: MigrationRecord, run_outcome: str | None) -> bool:
+    """Whether a rerun of ``plan`` continues ``record`` instead of opening a new migration.
+
+    The rule ("resume adopts, never forgets"): the latest forward migration of the same
+    model, environment, source and target that is finished (``done``), not reverted, and
+    whose run did not succeed -- crashed or interrupted (no outcome), failed after moving,
+    or gone from the runs table. Such a migration's rows were moved but no notebook
+    recorded them; the rerun adopts it so that its ``affected`` is every row. (An open
+    record of the plan is resumed by :func:`decide` before this rule is asked.)
+    """
+    return (
+        record.direction == FORWARDS
+        and record.status == DONE
+        and record.reverted_by is None
+        and (record.model, record.source_version_id, record.target_version_id)
+        == (plan.model, plan.source_version_id, plan.target_version_id)
+        and run_outcome != SUCCEEDED_OUTCOME
+    )

@@ -516,7 +516,40 @@ class MigrationStore:
                         reverted_by_status = None if revert is None else revert.status
             versions = self._versions(conn, ids)
             open_migrations = self._open_migrations(conn, request.env, request.model)
-        return MigrationFacts(versions, forward, reverted_by_status, open_migrations)
+            latest, latest_outcome = None, None
+            if request.direction != BACKWARDS and request.adopt:
+                latest, latest_outcome = self._latest_same_plan(conn, request)
+        return MigrationFacts(
+            versions, forward, reverted_by_status, open_migrations, latest, latest_outcome
+        )
+
+    @staticmethod
+    def _latest_same_plan(
+        conn: Connection, request: MigrationRequest
+    ) -> tuple[MigrationRecord | None, str | None]:
+        """The latest forward migration from the request's old to new version, and the
+        outcome its run recorded (None: none, or no run row)."""
+        m = s.migrations.c
+        row = conn.execute(
+            select(s.migrations)
+            .where(
+                m.env == request.env,
+                m.model == request.model,
+                m.direction == request.direction,
+                m.source_version_id == request.old_version_id,
+                m.target_version_id == request.new_version_id,
+            )
+            .order_by(m.started_at.desc(), m.id.desc())
+        ).first()
+        if row is None:
+            return None, None
+        record = _record(row)
+        outcome = None
+        if record.run_id:
+            outcome = conn.execute(
+                select(s.runs.c.outcome).where(s.runs.c.id == record.run_id)
+            ).scalar()
+        return record, None if outcome is None else str(outcome)
 
     @staticmethod
     def _versions(conn: Connection, ids: list[str]) -> dict[str, ZooVersionFacts]:
@@ -557,6 +590,16 @@ class MigrationStore:
         with self.engine.connect() as conn:
             return self._get(conn, migration_id)
 
+    def for_run(self, run_id: str, direction: str | None = None) -> list[MigrationRecord]:
+        """The migrations a run started (``run_id`` on the record), newest first."""
+        m = s.migrations.c
+        query = select(s.migrations).where(m.run_id == run_id)
+        if direction is not None:
+            query = query.where(m.direction == direction)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(m.started_at.desc(), m.id.desc())).all()
+        return [_record(r) for r in rows]
+
     def latest(
         self, env: str, model: str, direction: str, status: str | None = DONE
     ) -> MigrationRecord | None:
@@ -578,6 +621,14 @@ class MigrationStore:
         plan = decision.plan
         migration_id = decision.resume.id if decision.resume is not None else new_id()
         with self.engine.begin() as conn:
+            if decision.reopen and decision.resume is not None:
+                # Adopting a finished migration whose run did not succeed: open it again
+                # (same id, same journal) so the sweep and the read-back run on it.
+                conn.execute(
+                    update(s.migrations)
+                    .where(s.migrations.c.id == decision.resume.id)
+                    .values(status=OPEN, finished_at=None)
+                )
             if decision.abandon_id is not None:
                 conn.execute(
                     update(s.migrations)

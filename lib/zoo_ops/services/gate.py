@@ -11,7 +11,7 @@ from zoo_ops.domain.gates import GateVerdict, staging_gate
 from zoo_ops.environment import Environment
 from zoo_ops.errors import GateClosed, ZooOpsError
 from zoo_ops.services.results import StepResult
-from zoo_ops.trail import read_entry, trail_notebooks
+from zoo_ops.trail import join_runs, trail_entries
 
 
 @dataclass(frozen=True)
@@ -48,28 +48,35 @@ class GateResult(StepResult):
 def succeeded_hashes(required: Environment, step: str, model: str) -> tuple[set[str], list[str]]:
     """Truss hashes for which ``step`` succeeded for ``model`` in ``required``.
 
-    Read from the required environment's database runs and from its trail, so that a
-    success recorded in either counts (the trail is the audit record; the database is
-    there even when the trail lives on another machine).
+    Read from the required environment's runs table, the authority: a run made by
+    ``zoo-ops run`` or by plain papermill to any path counts alike. Each succeeded run is
+    cross-checked with its notebook where the notebook exists (its ``run`` scrap must name
+    the same environment, model, step, run id and truss hash): a disagreement is not
+    counted, and says why in the evidence. A notebook of the trail with no run row (another
+    database's, a copied file) is never counted.
     """
     hashes: set[str] = set()
     evidence: list[str] = []
     try:
-        for record in required.runs.find(
-            step=step, model=model, env=required.name, outcome="succeeded"
-        ):
-            if record.truss_hash:
-                hashes.add(record.truss_hash)
-                evidence.append(f"run {record.id}")
+        records = required.runs.find(step=step, model=model, env=required.name, outcome="succeeded")
     except Exception as exc:  # noqa: BLE001 - an unreachable staging DB is not a success
         evidence.append(f"{required.name} database unreadable: {exc.__class__.__name__}")
-    for path in trail_notebooks(required.config.executed_root_path, required.name, model):
-        entry = read_entry(path)
-        if entry.step == step and entry.run and entry.run.get("outcome") == "succeeded":
-            h = entry.run.get("truss_hash")
-            if h:
-                hashes.add(str(h))
-                evidence.append(str(path))
+        return hashes, evidence
+    entries = [
+        e
+        for e in trail_entries(required.config.executed_root_path, required.name, model)
+        if e.step == step
+    ]
+    for view in join_runs(records, entries, read_outside=True):
+        if view.record is None:
+            continue  # a notebook no run row claims proves nothing
+        if not view.trusted:
+            evidence.append(f"run {view.run_id} not counted: {view.notebook_note}")
+            continue
+        if view.truss_hash:
+            hashes.add(view.truss_hash)
+            note = f" ({view.notebook_note})" if view.notebook_note else ""
+            evidence.append(f"run {view.run_id}{note}")
     return hashes, evidence
 
 

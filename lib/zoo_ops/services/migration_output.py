@@ -1,11 +1,21 @@
 """What a migration leaves in the executed notebook, for 03_migrate and 04_revert alike:
 its progress bar (the engine's progress events rendered by tqdm) and its ``affected``
-record (inline rows, or a parquet file beside the notebook)."""
+record (inline rows, or a parquet file beside the notebook).
+
+A parquet record is ``{"path": "NAME-affected.parquet", "rows": N, "sha256": HEX}``: the
+path is relative to the notebook's folder, so a trail that is moved or copied elsewhere
+keeps reading its own files; :func:`read_affected` resolves it and refuses a file whose
+sha256 differs. Older records hold an absolute path, which is still read (and, when that
+file is gone, the file of the same name beside the notebook).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from zoo_ops.errors import BadInput
 from zoo_ops.migration.engine import (
@@ -67,4 +77,45 @@ def affected_record(
         )
     path = beside.with_name(beside.stem + "-affected.parquet")
     rows, sha256 = result.write_affected_parquet(path)
-    return {"path": str(path), "rows": rows, "sha256": sha256}, rows
+    return {"path": path.name, "rows": rows, "sha256": sha256}, rows
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def affected_file(reference: dict[str, Any], notebook: Path) -> Path:
+    """Where a parquet reference points: relative to the notebook's folder; an absolute
+    path as written (an older trail), else the file of that name beside the notebook."""
+    recorded = Path(str(reference["path"]))
+    if not recorded.is_absolute():
+        return notebook.parent / recorded
+    if recorded.exists():
+        return recorded
+    return notebook.parent / recorded.name
+
+
+def read_affected(affected: Any, notebook: Path) -> pd.DataFrame:
+    """The rows an ``affected`` (or ``reverted``) scrap records: the table itself, or the
+    parquet file it references, checked against the recorded sha256 (BadInput, one line,
+    when missing or different)."""
+    if isinstance(affected, pd.DataFrame):
+        return affected
+    if isinstance(affected, dict) and {"path", "sha256"} <= set(affected):
+        path = affected_file(affected, notebook)
+        if not path.is_file():
+            raise BadInput(
+                f"{notebook}: its affected rows file {path} is missing; restore it from the trail"
+            )
+        if file_sha256(path) != affected["sha256"]:
+            raise BadInput(
+                f"{notebook}: {path} does not match the sha256 recorded in the run; refusing"
+            )
+        return pd.read_parquet(path)
+    raise BadInput(
+        f"{notebook}: the affected scrap is neither a table nor a parquet reference; refusing"
+    )

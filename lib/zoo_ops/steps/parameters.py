@@ -167,7 +167,12 @@ class MigrateParameters(CommonParameters):
 class RevertParameters(CommonParameters):
     """04_revert: point the migrated applications back at the old version."""
 
-    forward_run: str = param("", "path of an executed 03_migrate; empty: the latest successful one")
+    forward_run: str = param(
+        "", "path or run id of an executed 03_migrate; empty: the latest successful one"
+    )
+    migration_id: str = param(
+        "", "revert this forward migration from the journal alone (no notebook needed)", _stripped
+    )
     scope: str = param("all", '"all" or "recorded"', _scope)
     batch_size: int = param(1000, "user versions moved per transaction", _batch_size)
     affected_inline_limit: int = param(

@@ -8,6 +8,13 @@ sure to take a note of the old model zoo oracle version"); ``copy.enable_automat
 ``copy: false``; the deployment is :func:`zoo_ops.steps.s01_copy.deploy` with the zoo
 model itself as target; ``forward`` runs the migration engine and records the mapping
 and every moved row.
+
+A rerun after a crashed or interrupted run adopts that run's migration (resume adopts,
+never forgets): an open record of the same versions is resumed, and a finished one whose
+run did not succeed (an orphaned kernel finished it with no notebook to record it) is
+reopened, swept and closed again -- same migration id, same journal -- so ``affected``
+is every row the migration moved, before and after the crash, and ``adopted_run_id``
+names the run that started it.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from zoo_ops.environment import Environment
-from zoo_ops.errors import BadInput, StepFailed
+from zoo_ops.errors import BadInput, Interrupted, StepFailed
 from zoo_ops.migration.engine import (
     MigrationResult,
     forward_migrate,
@@ -97,6 +104,7 @@ class ForwardMigration(StepResult):
     remaining_on_old: int
     dry_run: bool
     auto_reverted: MigrationResult | None = None
+    adopted_run_id: str = ""  # the crashed or interrupted run whose migration this continued
 
     def to_frame(self) -> pd.DataFrame:
         return self.summary
@@ -108,6 +116,7 @@ class ForwardMigration(StepResult):
             "affected": self.affected,
             "affected_count": self.affected_count,
             "remaining_on_old": self.remaining_on_old,
+            "adopted_run_id": self.adopted_run_id,
         }
 
     def failure(self) -> str | None:
@@ -164,7 +173,10 @@ def forward(
             operator=operator,
             run_id=run_id,
             progress=TqdmProgress(),
+            adopt=True,
         )
+    except Interrupted:
+        raise  # stopped between batches: nothing to undo now, a rerun resumes
     except StepFailed:
         if auto_revert and not dry_run:
             _auto_revert(env, model, old_version_id, new_version_id, batch_size, operator, run_id)
@@ -183,6 +195,7 @@ def forward(
         count,
         remaining,
         dry_run,
+        adopted_run_id=result.adopted_run_id or "",
     )
     if remaining and auto_revert and not dry_run and result.migration_id:
         migration.auto_reverted = _revert_recorded(

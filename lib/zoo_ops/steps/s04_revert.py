@@ -2,15 +2,22 @@
 (the seed's rollback script, with the id map read from the audit trail instead of
 typed in by hand).
 
-``load_forward_run`` reads an executed 03_migrate notebook and refuses -- one line,
-nothing changed -- anything that is not a successful forward run of this model in this
-environment, or whose recorded mapping, migration id or moved rows disagree with the
-database journal. ``revert`` runs the forward plan backwards through the same engine.
+``load_forward_run`` finds the forward migration to undo, from one of three sources:
+
+- an executed 03_migrate notebook (``forward_run=PATH``, or empty: the latest successful
+  one): it is refused -- one line, nothing changed -- unless it is a successful (or a
+  recovered, ``run.recovered``) forward run of this model in this environment whose
+  mapping, migration id and moved rows agree with the database journal;
+- a run id (``forward_run=RUN_ID``): the run's notebook from the runs table; when that
+  notebook is missing or unreadable, the migration that run started, from the journal;
+- ``migration_id=ID``: the journal alone, the authority when the notebook is lost.
+
+The executed 04 notebook names its source ("source: journal of migration ID" or the
+notebook). ``revert`` runs the forward plan backwards through the same engine.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,15 +25,16 @@ from typing import Any
 import pandas as pd
 
 from zoo_ops.environment import Environment
-from zoo_ops.errors import BadInput, NotFound
+from zoo_ops.errors import BadInput, NotFound, ZooOpsError
 from zoo_ops.migration.engine import (
     affected_digest,
     journal_digest,
     migration_record,
+    migrations_of_run,
     revert_migration,
 )
-from zoo_ops.migration.plan import FORWARDS
-from zoo_ops.services.migration_output import TqdmProgress, affected_record
+from zoo_ops.migration.plan import FORWARDS, MigrationRecord
+from zoo_ops.services.migration_output import TqdmProgress, affected_record, read_affected
 from zoo_ops.services.results import StepResult
 from zoo_ops.trail import read_entry, read_scraps, trail_notebooks
 
@@ -35,19 +43,22 @@ FORWARD_STEP = "03_migrate"
 
 @dataclass
 class ForwardRun(StepResult):
-    """A successful forward run, cross-checked against the database."""
+    """The forward migration to undo, cross-checked against the database."""
 
-    path: Path
+    path: Path | None  # the executed 03_migrate read; None: from the journal alone
     migration_id: str
     old_version_id: str
     new_version_id: str
     affected_count: int
     truss_hash: str | None
+    source: str = ""  # "notebook PATH" | "journal of migration ID"
+    run_id: str = ""  # the forward run's id, when known
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
             [
-                {"what": "forward run", "value": str(self.path)},
+                {"what": "source", "value": self.source or f"notebook {self.path}"},
+                {"what": "forward run", "value": str(self.path or self.run_id or "(unknown)")},
                 {"what": "migration id", "value": self.migration_id},
                 {"what": "old version", "value": self.old_version_id},
                 {"what": "new version", "value": self.new_version_id},
@@ -56,7 +67,11 @@ class ForwardRun(StepResult):
         )
 
     def scraps(self) -> dict[str, Any]:
-        return {"forward_run": str(self.path)}
+        # forward_run: the notebook's path, else (journal source) the forward run's id.
+        return {
+            "forward_run": str(self.path) if self.path is not None else self.run_id,
+            "forward_source": self.source or f"notebook {self.path}",
+        }
 
 
 def latest_forward_run(env: Environment, model: str) -> Path:
@@ -71,51 +86,141 @@ def latest_forward_run(env: Environment, model: str) -> Path:
     if not found:
         raise NotFound(
             f"no successful {FORWARD_STEP} of {model} in {env.name} under "
-            f"{env.config.executed_root_path}; pass forward_run=PATH"
+            f"{env.config.executed_root_path}; pass forward_run=PATH or RUN_ID, or migration_id=ID"
         )
     return found[-1]
 
 
-def _recorded_affected(affected: Any, where: Path) -> pd.DataFrame:
-    """The recorded rows: inline, or the parquet file whose sha256 the scrap holds."""
-    if isinstance(affected, pd.DataFrame):
-        return affected
-    if isinstance(affected, dict) and {"path", "sha256"} <= set(affected):
-        path = Path(str(affected["path"]))
-        if not path.exists():
-            raise BadInput(
-                f"{where}: its affected rows file {path} is missing; restore it from the trail"
-            )
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != affected["sha256"]:
-            raise BadInput(
-                f"{where}: {path} does not match the sha256 recorded in the run; refusing"
-            )
-        return pd.read_parquet(path)
-    raise BadInput(
-        f"{where}: the affected scrap is neither a table nor a parquet reference; refusing"
+def load_forward_run(
+    env: Environment, model: str, forward_run: str | Path = "", migration_id: str = ""
+) -> ForwardRun:
+    """Read and check the forward migration the revert will undo (see the module doc)."""
+    migration_id = str(migration_id or "").strip()
+    if migration_id:
+        journal = forward_from_journal(env, model, migration_id)
+        if forward_run:
+            named = load_forward_run(env, model, forward_run)
+            if named.migration_id != journal.migration_id:
+                raise BadInput(
+                    f"forward_run {forward_run} is migration {named.migration_id}, not "
+                    f"migration_id {migration_id}; pass one of them"
+                )
+            return named
+        return journal
+    if not forward_run:
+        return _from_notebook(env, model, latest_forward_run(env, model))
+    text = str(forward_run).strip()
+    if _looks_like_path(text):
+        return _from_notebook(env, model, _resolve_path(env, text))
+    return _from_run_id(env, model, text)
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or "\\" in text or text.endswith(".ipynb") or Path(text).exists()
+
+
+def _resolve_path(env: Environment, text: str) -> Path:
+    path = Path(text)
+    if not path.is_absolute():
+        path = (env.config.root / path) if not path.exists() else path.resolve()
+    return path
+
+
+def _from_run_id(env: Environment, model: str, run_id: str) -> ForwardRun:
+    """A run id: its notebook when readable, else the migration it started (journal)."""
+    try:
+        record = env.runs.get(run_id)
+    except ZooOpsError:
+        raise NotFound(
+            f"forward_run {run_id!r} is neither an executed notebook nor a run id; pass a "
+            "03_migrate notebook path, its run id, or migration_id=ID"
+        ) from None
+    if record.step != FORWARD_STEP:
+        raise BadInput(
+            f"run {run_id} is a {record.step} run, not {FORWARD_STEP}; pass a forward run"
+        )
+    notebook = _run_notebook(env, record)
+    problem = "no notebook recorded" if notebook is None else _unusable(notebook)
+    if notebook is not None and problem is None:
+        return _from_notebook(env, model, notebook)
+    migrations = migrations_of_run(env, run_id)
+    if not migrations:
+        raise NotFound(
+            f"run {run_id}'s notebook is unusable ({problem}) and it started no forward "
+            "migration; nothing to revert from it"
+        )
+    return forward_from_journal(env, model, migrations[0].id, note=f"run {run_id}: {problem}")
+
+
+def _run_notebook(env: Environment, record: Any) -> Path | None:
+    """The run's notebook: its recovered one when the runs table names it, else its own."""
+    for name in ("recovered_path", "notebook_path"):
+        value = getattr(record, name, None)
+        if value:
+            path = Path(str(value))
+            return path if path.is_absolute() else env.config.root / path
+    return None
+
+
+def _unusable(path: Path) -> str | None:
+    """Why a forward run's notebook cannot be used as the record (None: it can)."""
+    try:
+        run = read_scraps(path).get("run")
+    except ZooOpsError as exc:
+        return str(exc)
+    if not isinstance(run, dict):
+        return "no `run` scrap"
+    if run.get("outcome") != "succeeded" and run.get("recovered") is not True:
+        return f"its outcome is {run.get('outcome')!r}"
+    return None
+
+
+def forward_from_journal(
+    env: Environment, model: str, migration_id: str, *, note: str = ""
+) -> ForwardRun:
+    """The forward migration ``migration_id`` as the database records it: no notebook."""
+    record = migration_record(env, migration_id)
+    _check_forward_record(record, model, env.name, f"migration_id {migration_id}")
+    rows, _digest = journal_digest(env, record.id)
+    truss_hash = None
+    version = env.platform.find_version(record.target_version_id)
+    if version is not None:
+        truss_hash = version.truss_hash
+    source = f"journal of migration {record.id}" + (f" ({note})" if note else "")
+    return ForwardRun(
+        None,
+        record.id,
+        record.source_version_id,
+        record.target_version_id,
+        rows,
+        truss_hash,
+        source=source,
+        run_id=record.run_id or "",
     )
 
 
-def load_forward_run(env: Environment, model: str, forward_run: str | Path = "") -> ForwardRun:
-    """Read and check the forward run whose mapping the revert will use."""
-    if forward_run:
-        path = Path(forward_run)
-        if not path.is_absolute():
-            path = (env.config.root / path) if not path.exists() else path.resolve()
-    else:
-        path = latest_forward_run(env, model)
+def _check_forward_record(record: MigrationRecord, model: str, env: str, what: str) -> None:
+    if record.direction != FORWARDS:
+        raise BadInput(f"{what} is a revert, not a forward migration; pass the forward one")
+    if (record.model, record.env) != (model, env):
+        raise BadInput(
+            f"{what} migrated {record.model!r} in {record.env!r}, not {model!r} in {env!r}"
+        )
+
+
+def _from_notebook(env: Environment, model: str, path: Path) -> ForwardRun:
     scraps = read_scraps(path)
     run = scraps.get("run")
     if not isinstance(run, dict):
         raise BadInput(
-            f"{path}: not an executed runbook (no `run` scrap); pass a 03_migrate notebook"
+            f"{path}: not an executed runbook (no `run` scrap); pass a 03_migrate notebook, "
+            "its run id, or migration_id=ID"
         )
     if run.get("step") != FORWARD_STEP:
         raise BadInput(
             f"{path}: is a {run.get('step')} run, not {FORWARD_STEP}; pass a forward run"
         )
-    if run.get("outcome") != "succeeded":
+    if run.get("outcome") != "succeeded" and run.get("recovered") is not True:
         raise BadInput(
             f"{path}: the forward run's outcome is {run.get('outcome')!r}, not 'succeeded'; "
             "resume it with 03_migrate, or revert its migration_id from the database"
@@ -139,7 +244,7 @@ def load_forward_run(env: Environment, model: str, forward_run: str | Path = "")
             f"{path}: mapping {old_id} -> {new_id} disagrees with migration {migration_id} in the "
             f"database ({record.source_version_id} -> {record.target_version_id}); refusing"
         )
-    recorded = _recorded_affected(scraps.get("affected"), path)
+    recorded = read_affected(scraps.get("affected"), path)
     try:
         recorded_digest = affected_digest(recorded)
     except KeyError as exc:
@@ -152,7 +257,17 @@ def load_forward_run(env: Environment, model: str, forward_run: str | Path = "")
             f"{path}: its {recorded_digest[0]} affected rows disagree with the {rows} journal rows "
             f"of migration {record.id}; refusing"
         )
-    return ForwardRun(path, record.id, old_id, new_id, recorded_digest[0], run.get("truss_hash"))
+    recovered = " (recovered from the database)" if run.get("recovered") is True else ""
+    return ForwardRun(
+        path,
+        record.id,
+        old_id,
+        new_id,
+        recorded_digest[0],
+        run.get("truss_hash"),
+        source=f"notebook {path}{recovered}",
+        run_id=str(run.get("run_id") or ""),
+    )
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 ``names`` says where a run is kept; ``notebook`` reads one executed runbook (the one
 reader: :class:`TrailEntry`); ``index`` caches those reads for ``status``, ``history``
-and ``report``.
+and ``report``; ``runs`` joins the database's runs table (the authority) with them.
 """
 
 from zoo_ops.trail.index import INDEX_FILE_NAME, TrailIndex, trail_entries
@@ -13,18 +13,33 @@ from zoo_ops.trail.names import (
     parse_trail_name,
     trail_notebooks,
 )
-from zoo_ops.trail.notebook import TrailEntry, read_entry, read_scraps
+from zoo_ops.trail.notebook import TrailEntry, read_entry, read_notebook_at, read_scraps
+from zoo_ops.trail.runs import (
+    NOT_RECORDED,
+    RunLike,
+    RunView,
+    effective_outcome,
+    join_runs,
+    trail_views,
+)
 
 __all__ = [
     "INDEX_FILE_NAME",
+    "NOT_RECORDED",
     "STEPS",
     "TrailEntry",
+    "RunLike",
+    "RunView",
     "TrailIndex",
     "canonical_step",
+    "effective_outcome",
     "executed_path",
+    "join_runs",
     "parse_trail_name",
     "read_entry",
+    "read_notebook_at",
     "read_scraps",
     "trail_entries",
     "trail_notebooks",
+    "trail_views",
 ]

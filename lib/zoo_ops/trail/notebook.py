@@ -201,14 +201,26 @@ def read_indexed(path: Path) -> TrailEntry:
     if parsed is None:
         raise ValueError(f"{path}: not a trail name")
     step, stamp = parsed
+    return read_notebook_at(
+        path, env=path.parent.parent.name, model=path.parent.name, step=step, stamp=stamp
+    )
+
+
+def read_notebook_at(path: Path, *, env: str, model: str, step: str, stamp: datetime) -> TrailEntry:
+    """Read an executed notebook kept anywhere (e.g. plain papermill's OUT.ipynb).
+
+    ``env``, ``model``, ``step`` and ``stamp`` say what the notebook is expected to be
+    (from its run row); its ``run`` scrap says what it is. A missing file is an entry
+    in state ``unreadable`` whose problem says so.
+    """
     try:
         fingerprint = fingerprint_of(path.stat())
-    except FileNotFoundError:
+    except OSError:
         fingerprint = (0, 0, 0, 0)
     base = TrailEntry(
         path=path,
-        env=path.parent.parent.name,
-        model=path.parent.name,
+        env=env,
+        model=model,
         step=step,
         stamp=stamp,
         state=UNREADABLE,

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -145,11 +146,26 @@ runs = Table(
     Column("gate_override_reason", Text, nullable=True),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
-    Column("outcome", String(16), nullable=True),  # succeeded | failed | dry_run; NULL: running
+    # succeeded | failed | dry_run | refused | interrupted | crashed | trail-unsaved;
+    # NULL: running, or crashed when its processes are gone (runs.effective_outcome)
+    Column("outcome", String(32), nullable=True),
     Column("error", Text, nullable=True),
     Column("notebook_path", Text, nullable=True),
+    # The process that owns the run (`zoo-ops run`, or the kernel under plain papermill)
+    # and the kernel that executes it: host + pid + /proc start time (clock ticks).
+    Column("host", String(255), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("pid_start", BigInteger, nullable=True),
+    Column("kernel_pid", Integer, nullable=True),
+    Column("kernel_pid_start", BigInteger, nullable=True),
     Index("zoo_ops_run_model_env_idx", "model", "env", "step"),
+    # One run per notebook: the reservation of an executed notebook's path is atomic.
+    Index("zoo_ops_run_notebook_path_key", "notebook_path", unique=True),
 )
+
+# Columns added to zoo_ops_run after its first release: create_schema adds them to an
+# existing table (ALTER TABLE ... ADD COLUMN) when missing.
+RUN_COLUMNS_ADDED = ("host", "pid", "pid_start", "kernel_pid", "kernel_pid_start")
 
 deploy_log = Table(
     "zoo_ops_deploy",
@@ -219,6 +235,46 @@ meta = Table(
 def create_schema(engine: Engine) -> None:
     """Create every table that is missing. Running it twice is harmless."""
     metadata.create_all(engine, checkfirst=True)
+    upgrade_runs_table(engine)
+
+
+def upgrade_runs_table(engine: Engine) -> list[str]:
+    """Add the columns (and the notebook-path index) an older ``zoo_ops_run`` lacks.
+
+    Returns the columns added. Safe against a concurrent upgrade (a column another
+    process added meanwhile is taken as added). The unique index is skipped when old
+    rows already share a notebook path (an older version's same-second collision).
+    """
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import DBAPIError
+
+    insp = inspect(engine)
+    present = {c["name"] for c in insp.get_columns(runs.name)}
+    added = []
+    for name in RUN_COLUMNS_ADDED:
+        if name in present:
+            continue
+        column = runs.c[name]
+        ddl = f"ALTER TABLE {runs.name} ADD COLUMN {name} {column.type.compile(engine.dialect)}"
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(ddl))
+            added.append(name)
+        except DBAPIError:
+            if name not in {c["name"] for c in inspect(engine).get_columns(runs.name)}:
+                raise
+    if "zoo_ops_run_notebook_path_key" not in {i["name"] for i in insp.get_indexes(runs.name)}:
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "CREATE UNIQUE INDEX IF NOT EXISTS zoo_ops_run_notebook_path_key "
+                        f"ON {runs.name} (notebook_path)"
+                    )
+                )
+        except DBAPIError:
+            pass  # duplicate paths from before; the reservation's O_EXCL file still holds
+    return added
 
 
 def drop_schema(engine: Engine) -> None:

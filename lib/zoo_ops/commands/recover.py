@@ -1,0 +1,399 @@
+"""`zoo-ops trail recover RUN_ID`: a readable notebook for a run whose own was lost.
+
+A run that crashed, was interrupted, or could not save its notebook (outcome
+``crashed``, ``interrupted``, ``trail-unsaved``, or none at all) left its truth in the
+database: the run row, the migration it started and that migration's journal. This
+writes the executed notebook such a run would have left, from those alone, marked as
+recovered -- a markdown cell says so, and the ``run`` scrap carries ``recovered: true``
+-- with the DESIGN §5 scraps of its step (for 03_migrate: ``old_version_id``,
+``new_version_id``, ``mapping``, ``migration_id``, ``affected`` from the journal,
+``affected_count``, ``remaining_on_old``), so that ``04_revert -p forward_run PATH`` (or
+the run id) accepts it.
+
+The scraps are written as ``scrapbook.glue`` writes them (same mimetypes, payloads and
+encoders, :func:`zoo_ops.runbook.glue`'s choice of encoder), so the file reads back
+through scrapbook and through the trail's own decoder. The file is written to a temporary
+name and renamed into place; a notebook already at that path is kept beside it
+(``NAME.ipynb.before-recover``), never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from zoo_ops import __version__
+from zoo_ops.environment import Environment
+from zoo_ops.errors import BadInput, NotFound, ZooOpsError
+from zoo_ops.migration.engine import migrations_of_run, result_for
+from zoo_ops.migration.plan import BACKWARDS, FORWARDS, MigrationRecord
+from zoo_ops.services.migration_output import affected_record
+from zoo_ops.trail import executed_path
+from zoo_ops.trail.notebook import UnreadableNotebook, read_notebook_scraps
+
+SUCCEEDED = "succeeded"
+CRASHED = "crashed"
+RUNNING = "running"
+ASIDE_SUFFIX = ".before-recover"
+DEFAULT_INLINE_LIMIT = 100_000
+
+
+@dataclass
+class Recovered:
+    """What ``trail recover`` wrote."""
+
+    run_id: str
+    step: str
+    model: str
+    env: str
+    outcome: str
+    path: Path
+    migration_id: str | None
+    affected_count: int | None
+    kept_aside: Path | None
+    problem: str | None  # why the run's own notebook could not be used
+    scraps: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        rows = [
+            ("run", self.run_id),
+            ("step", f"{self.step} of {self.model} in {self.env}"),
+            ("outcome", self.outcome),
+            ("its notebook", self.problem or "readable"),
+            ("recovered notebook", str(self.path)),
+            ("migration", self.migration_id or "(none recorded)"),
+            ("rows in the journal", "" if self.affected_count is None else self.affected_count),
+            ("original kept as", str(self.kept_aside) if self.kept_aside else ""),
+        ]
+        return pd.DataFrame(rows, columns=["what", "value"])
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _outcome(record: Any) -> str:
+    """The run's outcome: the runs table's computed one (``crashed`` once an unfinished
+    run's processes are gone; None while it runs), else the recorded one."""
+    if hasattr(record, "effective_outcome"):
+        effective = record.effective_outcome
+        return str(effective) if effective else RUNNING
+    return str(record.outcome) if record.outcome else CRASHED
+
+
+def _notebook_problem(path: Path | None) -> tuple[str | None, dict[str, Any] | None]:
+    """(why the notebook is unusable or None, its `run` scrap when it has one)."""
+    if path is None:
+        return "no notebook recorded", None
+    try:
+        scraps, _names, _papermill = read_notebook_scraps(path.read_bytes(), {"run"})
+    except FileNotFoundError:
+        return "missing", None
+    except (OSError, UnreadableNotebook) as exc:
+        return f"unreadable ({exc})", None
+    run = scraps.get("run")
+    if not isinstance(run, dict):
+        return "no `run` scrap", None
+    return None, run
+
+
+def recover_run(env: Environment, run_id: str, *, force: bool = False) -> Recovered:
+    """Write the recovered notebook of run ``run_id`` (see the module doc)."""
+    try:
+        record = env.runs.get(run_id)
+    except ZooOpsError:
+        raise NotFound(
+            f"no run {run_id!r} in {env.name}'s runs table; check the id (zoo-ops status)"
+        ) from None
+    outcome = _outcome(record)
+    if outcome == RUNNING:
+        raise BadInput(f"run {run_id} is still running; recover it once its process is gone")
+    own = Path(record.notebook_path) if record.notebook_path else None
+    if own is not None and not own.is_absolute():
+        own = env.config.root / own
+    problem, old_run = _notebook_problem(own)
+    if problem is None and outcome == SUCCEEDED and not force:
+        raise BadInput(
+            f"run {run_id} succeeded and its notebook {own} is readable; nothing to recover "
+            "(--force writes it again from the database)"
+        )
+    if problem is None and old_run is not None and old_run.get("recovered") and not force:
+        raise BadInput(f"run {run_id} was already recovered into {own}; --force writes it again")
+
+    target = own or executed_path(
+        env.config.executed_root_path, env.name, record.model, record.step, at=record.started_at
+    )
+    migration = _migration_of(env, record)
+    scraps, tables = _step_scraps(env, record, migration, target)
+    scraps["run"] = _run_scrap(record, outcome, scraps.get("truss_hash"), problem)
+    notebook = _notebook(record, outcome, problem, own, migration, scraps, tables)
+    kept = _write_atomically(notebook, target)
+    if own is None or target != own:
+        _record_path(env, record.id, target)
+    affected = scraps.get("affected_count", scraps.get("reverted_count"))
+    return Recovered(
+        run_id=record.id,
+        step=record.step,
+        model=record.model,
+        env=record.env,
+        outcome=outcome,
+        path=target,
+        migration_id=migration.id if migration else None,
+        affected_count=int(affected) if isinstance(affected, int) else None,
+        kept_aside=kept,
+        problem=problem,
+        scraps=scraps,
+    )
+
+
+def _migration_of(env: Environment, record: Any) -> MigrationRecord | None:
+    direction = {"03_migrate": FORWARDS, "04_revert": BACKWARDS}.get(record.step)
+    if direction is None:
+        return None
+    found = migrations_of_run(env, record.id, direction)
+    return found[0] if found else None
+
+
+def _inline_limit(record: Any) -> int:
+    value = (record.parameters or {}).get("affected_inline_limit")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return DEFAULT_INLINE_LIMIT
+
+
+def _step_scraps(
+    env: Environment, record: Any, migration: MigrationRecord | None, target: Path
+) -> tuple[dict[str, Any], list[pd.DataFrame]]:
+    """The step's DESIGN §5 scraps from the database, and the tables to show."""
+    if migration is None:
+        return {}, []
+    result = result_for(env, migration.id)
+    rows, count = affected_record(result, inline_limit=_inline_limit(record), beside=target)
+    remaining = env.platform.count_proxying(migration.source_version_id)
+    summary = result.to_frame()
+    summary["status"] = migration.status
+    summary["remaining_on_source"] = remaining
+    version = env.platform.find_version(
+        migration.target_version_id
+        if migration.direction == FORWARDS
+        else migration.source_version_id
+    )
+    scraps: dict[str, Any] = {}
+    if version is not None and version.truss_hash:
+        scraps["truss_hash"] = version.truss_hash
+    if migration.direction == FORWARDS:
+        scraps.update(
+            {
+                "old_version_id": migration.source_version_id,
+                "new_version_id": migration.target_version_id,
+                "mapping": migration.mapping,
+                "migration_id": migration.id,
+                "affected": rows,
+                "affected_count": count,
+                "remaining_on_old": remaining,
+            }
+        )
+    else:
+        forward = env.migrations.get(migration.forward_migration_id or "")
+        scraps.update(
+            {
+                "forward_run": (forward.run_id or "") if forward else "",
+                "mapping": migration.mapping,
+                "migration_id": migration.id,
+                "reverted": rows,
+                "reverted_count": count,
+                "remaining_on_new": remaining,
+            }
+        )
+    return scraps, [summary]
+
+
+def _run_scrap(record: Any, outcome: str, truss_hash: Any, problem: str | None) -> dict[str, Any]:
+    return {
+        "step": record.step,
+        "model": record.model,
+        "env": record.env,
+        "operator": record.operator,
+        "dry_run": bool(record.dry_run),
+        "started_at": _iso(record.started_at),
+        "finished_at": _iso(record.finished_at),
+        "outcome": outcome,
+        "truss_hash": record.truss_hash or (truss_hash if isinstance(truss_hash, str) else None),
+        "zoo_ops_version": __version__,
+        "gate_override_reason": record.gate_override_reason or "",
+        "run_id": record.id,
+        "error": record.error,
+        "exit_code": 0 if outcome == SUCCEEDED else 1,
+        "recovered": True,
+        "recovered_at": _iso(datetime.now(UTC)),
+        "recovered_from": "database: runs table, migration record, journal",
+        "original_notebook": problem or "readable",
+    }
+
+
+# --- the notebook ---------------------------------------------------------------------------
+
+
+def _scrap_output(name: str, value: Any) -> Any:
+    """One scrap as the display output ``scrapbook.glue`` makes (encoder as runbook.glue)."""
+    import nbformat
+    from scrapbook.encoders import registry
+    from scrapbook.scraps import Scrap, scrap_to_payload
+
+    if value is None:
+        value = ""
+    if isinstance(value, pd.DataFrame):
+        encoder = "pandas"
+    elif isinstance(value, str):
+        encoder = "text"
+    else:
+        encoder = "json"
+    payload = scrap_to_payload(registry.encode(Scrap(name, value, encoder)))
+    return nbformat.v4.new_output(
+        "display_data",
+        data={f"application/scrapbook.scrap.{encoder}+json": payload},
+        metadata={"scrapbook": {"name": name, "data": True, "display": False}},
+    )
+
+
+def _table_output(frame: pd.DataFrame) -> Any:
+    import nbformat
+
+    return nbformat.v4.new_output(
+        "display_data",
+        data={
+            "text/plain": frame.to_string(index=False),
+            "text/html": frame.to_html(index=False),
+        },
+    )
+
+
+def _notebook(
+    record: Any,
+    outcome: str,
+    problem: str | None,
+    own: Path | None,
+    migration: MigrationRecord | None,
+    scraps: dict[str, Any],
+    tables: list[pd.DataFrame],
+) -> Any:
+    import nbformat
+
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    original = f"`{own}` ({problem or 'readable'})" if own else "none recorded"
+    what = (
+        f"migration `{migration.id}` ({migration.direction}, status {migration.status}, "
+        f"{migration.moved_count} rows journaled)"
+        if migration
+        else "no migration recorded for this run"
+    )
+    intro = nbformat.v4.new_markdown_cell(
+        f"# Recovered: {record.step} of {record.model} in {record.env} (run `{record.id}`)\n\n"
+        f"**This notebook was recovered from the database** by `zoo-ops trail recover` at "
+        f"{now}; it was not executed. The run's outcome is **{outcome}**; its own notebook: "
+        f"{original}. What it did is read from the runs table, {what}, and that "
+        "migration's journal, which is the authority: `affected` below is every journal row."
+    )
+    run_frame = pd.DataFrame(
+        [
+            {"what": k, "value": "" if v is None else str(v)}
+            for k, v in scraps["run"].items()
+            if k not in ("recovered_from",)
+        ]
+    )
+    params = pd.DataFrame(
+        [{"parameter": k, "value": v} for k, v in (record.parameters or {}).items()]
+    )
+    cells = [intro]
+    run_cell = nbformat.v4.new_code_cell("# the run row (recovered)\nrun")
+    run_cell.outputs = [_table_output(params)]
+    cells.append(run_cell)
+    if scraps.keys() - {"run"}:
+        cells.append(nbformat.v4.new_markdown_cell(f"## The migration\n\n{what}."))
+        step_cell = nbformat.v4.new_code_cell("# recovered from the migration record and journal")
+        step_cell.outputs = [_table_output(t) for t in tables] + [
+            _scrap_output(name, value) for name, value in scraps.items() if name != "run"
+        ]
+        cells.append(step_cell)
+    done = nbformat.v4.new_code_cell("run.finish()  # recovered")
+    done.outputs = [_table_output(run_frame), _scrap_output("run", scraps["run"])]
+    cells.append(done)
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "display_name": "zoo-ops (Python 3)",
+        "language": "python",
+        "name": "zoo-ops",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["papermill"] = {
+        "parameters": dict(record.parameters or {}),
+        "start_time": _iso(record.started_at),
+        "end_time": _iso(record.finished_at) or now,
+        "exception": None,
+        "recovered": True,
+    }
+    nb.metadata["zoo_ops"] = {"recovered": True, "run_id": record.id, "recovered_at": now}
+    return nb
+
+
+def _write_atomically(notebook: Any, path: Path) -> Path | None:
+    """Write to a temporary file beside ``path``, then rename it into place. A file already
+    at ``path`` stays, hard-linked (or copied) to ``NAME.before-recover``; returns that."""
+    import nbformat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    kept: Path | None = None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            nbformat.write(notebook, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            kept = _aside_name(path)
+            try:
+                os.link(path, kept)
+            except OSError:
+                import shutil
+
+                shutil.copy2(path, kept)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return kept
+
+
+def _aside_name(path: Path) -> Path:
+    kept = path.with_name(path.name + ASIDE_SUFFIX)
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = path.with_name(f"{path.name}{ASIDE_SUFFIX}.{n}")
+    return kept
+
+
+def _record_path(env: Environment, run_id: str, path: Path) -> None:
+    """Record the recovered notebook's path on the run row.
+
+    Uses the RunStore's own method when it has one; otherwise one UPDATE of
+    ``notebook_path`` (the run row had none, so nothing is overwritten).
+    """
+    for name in ("set_notebook_path", "record_notebook_path", "set_recovered_path"):
+        method = getattr(env.runs, name, None)
+        if callable(method):
+            method(run_id, str(path))
+            return
+    from sqlalchemy import update
+
+    from zoo_ops.adapters.platform import schema as s
+
+    with env.runs.engine.begin() as conn:
+        conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(notebook_path=str(path)))
