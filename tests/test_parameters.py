@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import io
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,19 @@ def test_the_parameters_cell_declares_exactly_the_schema(step: str) -> None:
     assert cell == schema
     for (_, _, cell_default), (_, type_name, _) in zip(cell, schema, strict=True):
         assert type(cell_default).__name__ == type_name  # 1000, not 1000.0; False, not 0
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_the_parameters_cell_says_what_each_parameter_means_as_the_schema_does(step: str) -> None:
+    """The cell's trailing comments are what Jupyter and papermill --help-notebook show: they
+    must not drift from the schema's help, which `zoo-ops run STEP --help` shows."""
+    comments = {}
+    source = parameters_cell(step).source
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            name = source.splitlines()[token.start[0] - 1].split(":", 1)[0].strip()
+            comments[name] = token.string.lstrip("#").strip()
+    assert comments == {p.name: p.help for p in parameters_of(step)}
 
 
 def test_the_common_parameters_are_design_section_5s() -> None:

@@ -1,9 +1,11 @@
 """Environment: one configured environment and its adapters, built on first use.
 
-Procedures take an ``Environment`` and plain values. Which adapter serves a role is
-the configuration's choice (DESIGN §1, layer 4), made in one place,
-:mod:`zoo_ops.adapters.wiring`; each adapter is exposed here as its Protocol, so that
-procedures (and mypy) see only what the Protocol promises.
+Procedures take an ``Environment`` and plain values. Where the configuration chooses
+an adapter (settings, serving, cluster, secrets: DESIGN §1, layer 4), the choice is made
+in one place, :mod:`zoo_ops.adapters.wiring`, and the adapter is exposed here as its
+Protocol, so that procedures (and mypy) see only what the Protocol promises. The
+platform database and zoo-ops's own stores over it (runs, deploys, migrations, the hash
+cache) have one implementation each and are built here, over one engine.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Collection
+import threading
+from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -64,6 +65,28 @@ def api_client(context: str) -> Any:
     return api
 
 
+class LazyClient:
+    """An ``ApiClient`` for ``context``, built on first use (once, thread-safe), so that
+    configuring an environment never needs a cluster; ``api("CoreV1Api")`` wraps it."""
+
+    def __init__(self, context: str, client: Any = None) -> None:
+        self.context = context
+        self._client = client
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = api_client(self.context)
+            return self._client
+
+    def api(self, kind: str) -> Any:
+        """``kubernetes.client.<kind>`` (``CoreV1Api``, ``AppsV1Api``) over the one client."""
+        from kubernetes import client
+
+        return getattr(client, kind)(self.get())
+
+
 def status_text(exc: Any) -> str:
     """``reason: message`` from an ApiException's Status body, else its HTTP reason."""
     body = getattr(exc, "body", None)
@@ -85,14 +108,16 @@ def call_api(
     fn: Callable[..., Any],
     *args: Any,
     tolerate: Collection[int] = (),
+    advice: Advice | None = None,
     **kwargs: Any,
 ) -> Any:
     """``fn(*args, **kwargs)`` with the request timeout; failures as one-line zoo_ops errors.
 
     ``where`` names the object for messages (``Deployment baseten/zoo-abc``). An HTTP
     status in ``tolerate`` (e.g. 404 for an idempotent delete) returns None instead of
-    raising. 404 -> NotFound, 401/403 -> ConfigError, anything else -> StepFailed; a
-    transport failure (the API not reached) -> StepFailed.
+    raising. Other statuses become errors by ``advice`` over :data:`DEFAULT_ADVICE`
+    (404 -> NotFound, 401/403 -> ConfigError, anything else -> StepFailed); a transport
+    failure (the API not reached) -> StepFailed.
     """
     from kubernetes.client.exceptions import ApiException
 
@@ -101,7 +126,7 @@ def call_api(
     except ApiException as exc:
         if exc.status in tolerate:
             return None
-        raise api_error(where, verb, exc) from None
+        raise api_error(where, verb, exc, advice) from None
     except ZooOpsError:
         raise
     except Exception as exc:  # urllib3 / socket errors: the API was not reached
@@ -112,15 +137,24 @@ def call_api(
         ) from None
 
 
-def api_error(where: str, verb: str, exc: Any) -> ZooOpsError:
+# HTTP status -> (the error, what to do about it). A store may add its own (a ConfigMap's
+# 422 is a refused value, not an unhealthy apiserver).
+Advice = Mapping[int, tuple[type[ZooOpsError], str]]
+_CHECK_RBAC = (ConfigError, "check kube_context and your RBAC permissions")
+DEFAULT_ADVICE: Advice = {
+    404: (NotFound, "check namespace and names in zoo_ops.toml"),
+    401: _CHECK_RBAC,
+    403: _CHECK_RBAC,
+}
+_OTHERWISE = (StepFailed, "retry, or check the apiserver's health")
+
+
+def api_error(where: str, verb: str, exc: Any, advice: Advice | None = None) -> ZooOpsError:
     """The zoo_ops error for an ApiException, naming the object, the verb and the Status."""
     status = getattr(exc, "status", None)
     text = f"{where}: {verb} failed with HTTP {status} ({status_text(exc)})"
-    if status == 404:
-        return NotFound(f"{text}; check namespace and names in zoo_ops.toml")
-    if status in (401, 403):
-        return ConfigError(f"{text}; check kube_context and your RBAC permissions")
-    return StepFailed(f"{text}; retry, or check the apiserver's health")
+    error, hint = {**DEFAULT_ADVICE, **(advice or {})}.get(status or 0, _OTHERWISE)
+    return error(f"{text}; {hint}")
 
 
 def parse_quantity(value: object) -> Decimal:

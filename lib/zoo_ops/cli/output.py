@@ -48,9 +48,5 @@ def format_frame(frame: pd.DataFrame) -> str:
     return format_table(headers, [list(row) for row in frame.itertuples(index=False, name=None)])
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    print(format_table(headers, rows))
-
-
 def print_frame(frame: pd.DataFrame) -> None:
     print(format_frame(frame))

@@ -1,6 +1,6 @@
 """`zoo-ops demo`: build an embedded environment with a demo zoo and user applications.
 
-What it builds (issue 2): the database schema, the local dynamic-settings ConfigMap
+What it builds: the database schema, the local dynamic-settings ConfigMap
 file (automation on, whitelist empty), an admin organization owning the catalog's zoo
 models each with a current *legacy* (pre-truss) version served from an artifact
 folder, a few organizations and users, a test user for the runbooks, and N user

@@ -15,7 +15,7 @@ candidate node, and what the old version holds, so that a refusal shows its numb
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 
@@ -97,13 +97,6 @@ class Amounts:
 
 def _ceil(value: Decimal) -> int:
     return int(value.to_integral_value(rounding=ROUND_CEILING))
-
-
-def sum_amounts(items: Iterable[Amounts]) -> Amounts:
-    total = Amounts()
-    for item in items:
-        total = total.plus(item)
-    return total
 
 
 @dataclass(frozen=True)

@@ -435,11 +435,6 @@ def path_digest(rel_path: str) -> bytes:
     return blake3(rel_path.encode("utf-8")).digest()
 
 
-def content_digest(data: bytes) -> bytes:
-    """blake3 digest of a file's bytes, as truss's ``file_content_hash``."""
-    return blake3(data).digest()
-
-
 def directory_content_hash(
     entries: Iterable[tuple[str, EntryKind]],
     file_digest: Callable[[str], bytes],

@@ -242,10 +242,6 @@ def parse_automation_flag(raw: str | None) -> bool:
     )
 
 
-def serialize_automation_flag(enabled: bool) -> str:
-    return "true" if enabled else "false"
-
-
 @dataclass(frozen=True)
 class DynamicSettings:
     """The settings zoo-ops reads from the ConfigMap's data; other keys are not its business."""

@@ -48,7 +48,6 @@ SKIPPED_DUPLICATE = "skipped-duplicate"
 FAILED = "failed"
 DISABLED = "disabled"
 WOULD_DEPLOY = "would-deploy"
-ACTIONS = (DEPLOYED, SKIPPED_DUPLICATE, FAILED, DISABLED, WOULD_DEPLOY)
 RECONCILE_COLUMNS = ["model", "target", "truss_hash", "action", "version_id", "detail"]
 _POLL_FIRST_S = 0.05
 _POLL_CAP_S = 1.0

@@ -1,9 +1,10 @@
 """Step 01: deploy the truss as a copy, `MODEL_copy` (the seed's "Enable model zoo
 automation for this model but as a copy").
 
-``preflight`` checks the seed's prerequisites and hashes the truss; ``enable_automation``
-sets ``{model: {copy: true}}`` in the whitelist; ``deploy_copy`` runs the automation
-and waits for the copy's version to be ACTIVE, then reads it back.
+``preflight`` checks the seed's prerequisites and hashes the truss; the runbook then
+sets ``{model: {copy: true}}`` with :func:`zoo_ops.services.deploy.enable_automation`,
+and ``deploy_copy`` runs the automation and waits for the copy's version to be ACTIVE,
+then reads it back.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from zoo_ops.environment import Environment
 from zoo_ops.errors import StepFailed, ZooOpsError
 from zoo_ops.services.deploy import Deployment, deploy, find_version_with_hash, resolve_truss_dir
 from zoo_ops.services.results import StepResult
+from zoo_ops.steps.parameters import CopyParameters
 
 
 @dataclass
@@ -168,7 +170,7 @@ def deploy_copy(
     model: str,
     *,
     truss_hash: str | None,
-    wait_timeout_s: float = 600,
+    wait_timeout_s: float = CopyParameters.wait_timeout_s,
     dry_run: bool = False,
 ) -> Deployment:
     return deploy(

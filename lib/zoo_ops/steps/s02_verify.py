@@ -30,6 +30,7 @@ from zoo_ops.services.applications import (
     resolve_test_user,
 )
 from zoo_ops.services.results import StepResult
+from zoo_ops.steps.parameters import VerifyParameters
 
 TARGETS = ("copy", "new")
 
@@ -109,7 +110,7 @@ def probe_application(
     env: Environment,
     model: str,
     *,
-    target: str = "copy",
+    target: str = VerifyParameters.target,
     user_email: str = "",
     oracle_id: str = "",
     dry_run: bool = False,
@@ -216,8 +217,8 @@ def compare(
     app: ProbeApplication,
     *,
     inputs: str = "",
-    rtol: float = 1e-6,
-    restore: bool = True,
+    rtol: float = VerifyParameters.rtol,
+    restore: bool = VerifyParameters.restore,
 ) -> Comparison:
     """Predict every input on the baseline, then on the candidate, through the application.
 

@@ -20,6 +20,7 @@ from zoo_ops.errors import GateClosed, StepFailed
 from zoo_ops.migration.engine import latest_migration
 from zoo_ops.migration.plan import FORWARDS
 from zoo_ops.services.results import StepResult
+from zoo_ops.steps.parameters import RetireParameters
 
 
 @dataclass
@@ -54,7 +55,11 @@ class RetirePlan(StepResult):
 
 
 def check_retire(
-    env: Environment, model: str, *, min_age_days: float = 3.0, delete_copy: bool = True
+    env: Environment,
+    model: str,
+    *,
+    min_age_days: float = RetireParameters.min_age_days,
+    delete_copy: bool = RetireParameters.delete_copy,
 ) -> RetirePlan:
     """Read the facts and evaluate every guard; nothing is changed."""
     store = env.platform

@@ -8,11 +8,10 @@ neither Succeeded nor Failed, with the scheduler's rule for init containers.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
-from zoo_ops.adapters.kube_client import api_client, call_api, parse_quantity
+from zoo_ops.adapters.kube_client import LazyClient, call_api, parse_quantity
 from zoo_ops.domain.capacity import (
     GPU_RESOURCE,
     Amounts,
@@ -105,7 +104,7 @@ class KubernetesCluster:
         self.context = context
         self.namespace = namespace
         self._api = api
-        self._lock = threading.Lock()
+        self._client = LazyClient(self.context)
 
     @property
     def location(self) -> str:
@@ -115,12 +114,8 @@ class KubernetesCluster:
 
     @property
     def api(self) -> Any:
-        with self._lock:
-            if self._api is None:
-                from kubernetes import client
-
-                self._api = client.CoreV1Api(api_client(self.context))
-            return self._api
+        """A CoreV1Api, built on first use so that configuring an env never needs a cluster."""
+        return self._api if self._api is not None else self._client.api("CoreV1Api")
 
     def _list(self, what: str, fn: Any, **kwargs: Any) -> list[Any]:
         """Every item of a list call, page by page."""

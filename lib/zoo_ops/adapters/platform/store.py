@@ -1,8 +1,9 @@
 """PlatformStore: the queries zoo-ops makes of the platform's database.
 
 Every write reads back what it wrote (DESIGN §7) and raises when the effect is not
-there. SQL lives here and in the migration engine; nothing above the adapters writes
-SQL.
+there. The platform's SQL lives here; zoo-ops's own tables have theirs in
+``platform/runs.py``, ``platform/deploys.py`` and ``migration/store.py``. Nothing above
+the adapters and the migration store writes SQL.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, Executable, and_, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from zoo_ops.adapters.platform import schema as s
@@ -97,6 +98,14 @@ class PlatformStore:
     def begin(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:
             yield conn
+
+    def _execute(self, stmt: Executable, conn: Connection | None) -> None:
+        """Run ``stmt`` in the caller's transaction, or in one of its own."""
+        if conn is not None:
+            conn.execute(stmt)
+        else:
+            with self.begin() as c:
+                c.execute(stmt)
 
     def create_schema(self) -> None:
         s.create_schema(self.engine)
@@ -191,11 +200,7 @@ class PlatformStore:
             current_version_id=None,
             created_at=oracle.created_at,
         )
-        if conn is not None:
-            conn.execute(stmt)
-        else:
-            with self.begin() as c:
-                c.execute(stmt)
+        self._execute(stmt, conn)
         return oracle
 
     def version(self, version_id: str) -> OracleVersion:
@@ -259,11 +264,7 @@ class PlatformStore:
             artifact=artifact,
             created_at=version.created_at,
         )
-        if conn is not None:
-            conn.execute(stmt)
-        else:
-            with self.begin() as c:
-                c.execute(stmt)
+        self._execute(stmt, conn)
         return version
 
     def set_version_status(

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
 from typing import Any
 
-from zoo_ops.adapters.kube_client import api_client, call_api
+from zoo_ops.adapters.kube_client import LazyClient, call_api
 from zoo_ops.errors import StepFailed
 
 
@@ -23,7 +22,7 @@ class KubernetesSecretStore:
         self.name = name
         self.context = context
         self._api = api
-        self._lock = threading.Lock()
+        self._client = LazyClient(self.context)
 
     @property
     def location(self) -> str:
@@ -32,12 +31,8 @@ class KubernetesSecretStore:
 
     @property
     def api(self) -> Any:
-        with self._lock:
-            if self._api is None:
-                from kubernetes import client
-
-                self._api = client.CoreV1Api(api_client(self.context))
-            return self._api
+        """A CoreV1Api, built on first use so that configuring an env never needs a cluster."""
+        return self._api if self._api is not None else self._client.api("CoreV1Api")
 
     def exists(self) -> bool:
         return self._read() is not None

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo_ops.adapters.kube_client import api_client, call_api
+from zoo_ops.adapters.kube_client import LazyClient, call_api
 from zoo_ops.adapters.polling import poll
 from zoo_ops.domain.capacity import GPU_RESOURCE, node_label_for_accelerator
 from zoo_ops.errors import StepFailed
@@ -215,28 +214,17 @@ class KubernetesServing:
         self.predict_timeout_s = predict_timeout_s
         # Added to every Deployment's annotations (platform conventions, test hooks).
         self.extra_annotations = dict(extra_annotations or {})
-        self._client = api_client_
-        self._lock = threading.Lock()
+        self._client = LazyClient(context, api_client_)
 
     # -- clients -------------------------------------------------------------------------------
 
-    def _api_client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                self._client = api_client(self.context)
-            return self._client
-
     @property
     def apps(self) -> Any:
-        from kubernetes import client
-
-        return client.AppsV1Api(self._api_client())
+        return self._client.api("AppsV1Api")
 
     @property
     def core(self) -> Any:
-        from kubernetes import client
-
-        return client.CoreV1Api(self._api_client())
+        return self._client.api("CoreV1Api")
 
     def _where(self, kind: str, name: str) -> str:
         return f"{kind} {self.namespace}/{name}"

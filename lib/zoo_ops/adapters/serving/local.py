@@ -191,10 +191,3 @@ class LocalServing:
             with _MODELS_LOCK:
                 _MODELS[key] = loaded
             return loaded
-
-
-def forget_loaded_models() -> None:
-    """Drop every cached model of this process (tests that rewrite artifacts use it)."""
-    with _MODELS_LOCK:
-        _MODELS.clear()
-        _LOAD_LOCKS.clear()

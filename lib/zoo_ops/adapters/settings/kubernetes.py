@@ -13,15 +13,19 @@ message only: never a stack trace, never a header (which could carry a bearer to
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from zoo_ops.adapters.kube_client import api_client, status_text
+from zoo_ops.adapters.kube_client import Advice, LazyClient, call_api
 from zoo_ops.adapters.settings import ConditionalStore, SettingsSnapshot, WriteConflict
-from zoo_ops.errors import ConfigError, NotFound, SettingsError, StepFailed, ZooOpsError
+from zoo_ops.errors import NotFound, SettingsError, StepFailed
 
-# (connect, read) seconds: a hung apiserver must not hang a runbook cell forever.
-REQUEST_TIMEOUT = (10, 30)
+_REFUSED = (SettingsError, "the apiserver refused the new value")
+_ADVICE: Advice = {
+    404: (NotFound, "create the ConfigMap or fix namespace/configmap in zoo_ops.toml"),
+    400: _REFUSED,
+    422: _REFUSED,
+    409: (StepFailed, "retry"),
+}
 
 
 class KubernetesConfigMap(ConditionalStore):
@@ -43,7 +47,7 @@ class KubernetesConfigMap(ConditionalStore):
         where = f"context {context}, " if context else ""
         self.location = f"ConfigMap {namespace}/{name} ({where}Kubernetes)"
         self._api = api
-        self._api_lock = threading.Lock()
+        self._client = LazyClient(self.context)
 
     def __repr__(self) -> str:
         return f"KubernetesConfigMap({self.location!r})"
@@ -51,12 +55,7 @@ class KubernetesConfigMap(ConditionalStore):
     @property
     def api(self) -> Any:
         """A CoreV1Api, built on first use so that configuring an env never needs a cluster."""
-        with self._api_lock:
-            if self._api is None:
-                from kubernetes import client
-
-                self._api = client.CoreV1Api(api_client(self.context))
-            return self._api
+        return self._api if self._api is not None else self._client.api("CoreV1Api")
 
     # -- ConditionalStore --------------------------------------------------------------
 
@@ -87,35 +86,5 @@ class KubernetesConfigMap(ConditionalStore):
 
     def _call(self, verb: str, fn: Any, *args: Any, conflict_ok: bool = False) -> Any:
         """Call the API; None on 409 when ``conflict_ok``; other failures as zoo_ops errors."""
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            return fn(*args, _request_timeout=REQUEST_TIMEOUT)
-        except ApiException as exc:
-            if exc.status == 409 and conflict_ok:
-                return None
-            raise self._error(verb, exc) from None
-        except ZooOpsError:
-            raise
-        except Exception as exc:  # urllib3 / socket errors: the API was not reached
-            problem = " ".join(f"{type(exc).__name__}: {exc}".split())
-            raise StepFailed(
-                f"{self.location}: cannot {verb} ({problem[:200]}); "
-                "check the cluster is reachable and kube_context is right"
-            ) from None
-
-    def _error(self, verb: str, exc: Any) -> ZooOpsError:
-        text = status_text(exc)
-        status = exc.status
-        where = f"{self.location}: {verb} failed with HTTP {status} ({text})"
-        if status == 404:
-            return NotFound(
-                f"{where}; create the ConfigMap or fix namespace/configmap in zoo_ops.toml"
-            )
-        if status in (401, 403):
-            return ConfigError(f"{where}; check kube_context and your RBAC permissions")
-        if status in (400, 422):
-            return SettingsError(f"{where}; the apiserver refused the new value")
-        if status == 409:
-            return StepFailed(f"{where}; retry")
-        return StepFailed(f"{where}; retry, or check the apiserver's health")
+        tolerate = (409,) if conflict_ok else ()
+        return call_api(self.location, verb, fn, *args, tolerate=tolerate, advice=_ADVICE)
