@@ -16,6 +16,7 @@ from support.migration import Platform, build_platform, table_checksum, zoo_ops_
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, GateClosed, LockHeld, NotFound
+from zoo_ops.migration import batches
 from zoo_ops.migration import engine as m
 from zoo_ops.migration import store as msql
 from zoo_ops.migration.plan import ABANDONED, DONE, OPEN, MigrationPlan
@@ -352,7 +353,7 @@ def test_postgres_batches_pick_through_the_proxy_index(postgres_url: str) -> Non
             plan = "\n".join(
                 r[0]
                 for r in conn.execute(
-                    text("EXPLAIN " + msql._PG_MOVE_ALL),
+                    text("EXPLAIN " + batches._PG_MOVE_ALL),
                     {"mid": "x", "source": "a", "target": "b", "n": 10, "batch": 1},
                 )
             )

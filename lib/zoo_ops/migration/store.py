@@ -2,53 +2,36 @@
 
 ``MigrationStore(engine)`` reads the facts a decision needs in one call
 (:meth:`MigrationStore.facts`), and acts on a decision: the per-(environment, model)
-lock, migration records, batches, the journal. It never decides: the rules are in
+lock (:mod:`zoo_ops.migration.locks`), migration records, batches
+(:mod:`zoo_ops.migration.batches`), the journal. It never decides: the rules are in
 :mod:`zoo_ops.migration.plan`, and the loop in :mod:`zoo_ops.migration.engine`.
-
-A batch is one transaction that picks up to ``batch_size`` user versions still on the
-source, points them at the target and writes one journal row each (migration id, user
-version id, previous proxy, new proxy, batch number), then commits. The work is done
-server-side: no user version id travels through Python, because at a million rows the
-round trips and the per-row parameter binding cost more than the writes themselves.
-
-- PostgreSQL: one statement of data-modifying CTEs. ``picked`` locks the rows
-  (``FOR UPDATE SKIP LOCKED``: a row a user is editing right now is left for a later
-  batch instead of blocking the migration), ``moved`` updates them by ``ctid`` (already
-  locked by us, so the tuple cannot move under us; no second primary-key descent),
-  ``journaled`` appends the journal rows in id order (sorted keys make the B-tree
-  inserts walk the index left to right instead of hopping between random pages) and
-  ``counted`` bumps the migration record's counters in the same transaction.
-- SQLite: ``INSERT INTO journal SELECT ... LIMIT n`` then ``UPDATE ... WHERE id IN
-  (this batch's journal rows, found by rowid)`` in one ``BEGIN IMMEDIATE`` transaction. SQLite has one
-  writer at a time, so there is nothing to skip.
-
-The lock: PostgreSQL takes ``pg_try_advisory_lock`` on a key derived from (database,
-schema, environment, model) on a connection held for the whole migration; it dies with
-the session, so a crashed holder never blocks. SQLite writes a row in ``zoo_ops_lock``
-with holder, host and pid; a row whose pid is dead on this host is taken over, any other
-is refused with a message saying how to release it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, Self
+from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select, text, update
+from sqlalchemy import Connection, delete, insert, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.engine import is_postgres
+from zoo_ops.adapters.processes import pid_alive
 from zoo_ops.domain.ids import new_id
 from zoo_ops.errors import LockHeld, StepFailed
+from zoo_ops.migration.batches import BatchMover
+from zoo_ops.migration.locks import (
+    MigrationLock,
+    _advisory_holders,
+    _advisory_key_for,
+    _AdvisoryLock,
+    _LockRow,
+)
 from zoo_ops.migration.plan import (
     ABANDONED,
     BACKWARDS,
@@ -79,336 +62,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-# --- the lock -----------------------------------------------------------------------------
-
-
-class MigrationLock(Protocol):
-    def check(self) -> None:
-        """Raise StepFailed if the lock was lost (its session died, it was released)."""
-
-    def release(self) -> None: ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(self, *exc: object) -> None: ...
-
-
-class _Held:
-    """``with lock:`` releases it on the way out, whatever happened inside."""
-
-    def release(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def advisory_key(database: str, schema: str, env: str, model: str) -> int:
-    """A signed 64-bit advisory-lock key: blake2b-64 of (database, schema, env, model).
-
-    The schema is part of the key because several zoo-ops databases (test schemas, a
-    staging copy) may share one PostgreSQL database, and advisory locks are per database.
-    """
-    raw = "\0".join(("zoo-ops-migrate", database, schema, env, model)).encode()
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
-
-
-def _advisory_key_for(conn: Connection, env: str, model: str) -> int:
-    database, schema = conn.execute(text("SELECT current_database(), current_schema()")).one()
-    return advisory_key(str(database), str(schema or ""), env, model)
-
-
-def _advisory_holders(conn: Connection, key: int) -> list[Any]:
-    unsigned = key & 0xFFFFFFFFFFFFFFFF
-    return list(
-        conn.execute(
-            text(
-                "SELECT a.pid, a.application_name, a.backend_start "
-                "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "AND l.classid = CAST(:hi AS oid) AND l.objid = CAST(:lo AS oid)"
-            ),
-            {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF},
-        ).all()
-    )
-
-
-class _AdvisoryLock(_Held):
-    def __init__(self, conn: Connection, key: int) -> None:
-        self.conn = conn
-        self.key = key
-
-    def check(self) -> None:
-        try:
-            self.conn.exec_driver_sql("SELECT 1")
-        except Exception as exc:  # noqa: BLE001 - any failure means the session is gone
-            raise StepFailed(
-                "lost the migration lock (its PostgreSQL session ended); rerun to resume"
-            ) from exc
-
-    def release(self) -> None:
-        try:
-            self.conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-        except Exception:  # noqa: BLE001 - a dead session holds no lock any more
-            # The session was terminated (that is usually why we are unwinding): its
-            # advisory lock ended with it. Raising here would hide the real error.
-            pass
-        finally:
-            # Invalidate rather than return it to the pool: ending the session is what
-            # guarantees the lock is gone, and the application_name stays with it.
-            self.conn.invalidate()
-            self.conn.close()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host and is not a zombie."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            # Field 3 is the state; "Z" is a zombie: dead, waiting to be reaped.
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-class _LockRow(_Held):
-    def __init__(self, engine: Engine, name: str, holder: str) -> None:
-        self.engine = engine
-        self.name = name
-        self.holder = holder
-
-    def _is_ours(self, conn: Connection) -> bool:
-        current = conn.execute(select(s.locks.c.holder).where(s.locks.c.name == self.name)).scalar()
-        return bool(current == self.holder)
-
-    def check(self) -> None:
-        with self.engine.connect() as conn:
-            ours = self._is_ours(conn)
-        if not ours:
-            raise StepFailed(
-                f"lost the migration lock {self.name!r} (it was released by someone else); "
-                "rerun to resume"
-            )
-
-    def release(self) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                delete(s.locks).where(
-                    and_(s.locks.c.name == self.name, s.locks.c.holder == self.holder)
-                )
-            )
-
-
 # --- batches --------------------------------------------------------------------------------
 
 # Both batch statements end alike: journal every moved row (in id order) and bump the
 # migration's counters in the same statement, so a batch is journaled exactly when it
 # is committed.
-_PG_JOURNAL_AND_COUNT = """), journaled AS (
-    INSERT INTO zoo_ops_migration_journal
-        (migration_id, oracle_version_id, previous_proxy, new_proxy, batch)
-    SELECT :mid, id, previous, new_proxy, :batch FROM moved ORDER BY id
-    RETURNING oracle_version_id
-), counted AS (
-    UPDATE zoo_ops_migration
-    SET moved_count = moved_count + (SELECT count(*) FROM journaled), batch_count = :batch
-    WHERE id = :mid AND EXISTS (SELECT 1 FROM journaled)
-)
-SELECT count(*), max(oracle_version_id) FROM journaled
-"""
-
-_PG_MOVE_ALL = (
-    """
-WITH picked AS (
-    SELECT ctid AS tid, id, proxy_model_version_id AS previous
-    FROM oracles_oracleversion
-    WHERE proxy_model_version_id = :source
-    LIMIT :n
-    FOR UPDATE SKIP LOCKED
-), moved AS (
-    UPDATE oracles_oracleversion AS v SET proxy_model_version_id = :target
-    FROM picked WHERE v.ctid = picked.tid
-    RETURNING v.id, picked.previous, v.proxy_model_version_id AS new_proxy
-"""
-    + _PG_JOURNAL_AND_COUNT
-)
-
 # scope="recorded": walk the forward migration's journal in key order from a cursor
 # (the journal's primary key is (migration_id, oracle_version_id)), keep the rows still
 # on the source, and restore each one's recorded previous proxy.
-_PG_MOVE_RECORDED = (
-    """
-WITH picked AS (
-    SELECT v.ctid AS tid, v.id, v.proxy_model_version_id AS previous, j.previous_proxy AS restore
-    FROM zoo_ops_migration_journal AS j
-    JOIN oracles_oracleversion AS v ON v.id = j.oracle_version_id
-    WHERE j.migration_id = :fwd AND j.oracle_version_id > :after
-      AND v.proxy_model_version_id = :source
-    ORDER BY j.oracle_version_id
-    LIMIT :n
-    FOR UPDATE OF v SKIP LOCKED
-), moved AS (
-    UPDATE oracles_oracleversion AS v SET proxy_model_version_id = picked.restore
-    FROM picked WHERE v.ctid = picked.tid
-    RETURNING v.id, picked.previous, v.proxy_model_version_id AS new_proxy
-"""
-    + _PG_JOURNAL_AND_COUNT
-)
-
-_SQLITE_JOURNAL_ALL = """
-INSERT INTO zoo_ops_migration_journal
-    (migration_id, oracle_version_id, previous_proxy, new_proxy, batch)
-SELECT :mid, id, proxy_model_version_id, :target, :batch
-FROM oracles_oracleversion
-WHERE proxy_model_version_id = :source
-LIMIT :n
-"""
-
-_SQLITE_JOURNAL_RECORDED = """
-INSERT INTO zoo_ops_migration_journal
-    (migration_id, oracle_version_id, previous_proxy, new_proxy, batch)
-SELECT :mid, v.id, v.proxy_model_version_id, j.previous_proxy, :batch
-FROM zoo_ops_migration_journal AS j
-JOIN oracles_oracleversion AS v ON v.id = j.oracle_version_id
-WHERE j.migration_id = :fwd AND j.oracle_version_id > :after
-  AND v.proxy_model_version_id = :source
-ORDER BY j.oracle_version_id
-LIMIT :n
-"""
-
 # This batch's journal rows are those above the journal's rowid before the insert: a
 # rowid table appends at max(rowid) + 1, and BEGIN IMMEDIATE keeps every other writer
 # out, so the range is exactly this batch without an index on (migration, batch).
-_SQLITE_ROWID = "SELECT coalesce(max(rowid), 0) FROM zoo_ops_migration_journal"
-
 # Point this batch's journaled rows at the proxy their journal row says they get.
-_SQLITE_APPLY = """
-UPDATE oracles_oracleversion
-SET proxy_model_version_id = (
-    SELECT r.new_proxy FROM zoo_ops_migration_journal AS r
-    WHERE r.migration_id = :mid AND r.oracle_version_id = oracles_oracleversion.id
-)
-WHERE id IN (SELECT oracle_version_id FROM zoo_ops_migration_journal WHERE rowid > :rowid)
-"""
-
-_SQLITE_BATCH_TAIL = """
-SELECT count(*), max(oracle_version_id) FROM zoo_ops_migration_journal WHERE rowid > :rowid
-"""
-
-
-@dataclass(frozen=True)
-class BatchOutcome:
-    moved: int
-    last_id: str | None  # the highest user version id moved: the recorded scope's cursor
-    lock_seconds: float  # from the batch's first statement to its commit
-
-
-class BatchMover:
-    """Moves batches for one migration over one connection held for the whole loop.
-
-    One connection, not a pool checkout per batch: the pool's pre-ping would add a
-    round trip to every batch.
-    """
-
-    def __init__(self, engine: Engine, plan: MigrationPlan, migration_id: str) -> None:
-        self.engine = engine
-        self.plan = plan
-        self.migration_id = migration_id
-        self.postgres = is_postgres(engine)
-        self.conn: Connection | None = None
-
-    def __enter__(self) -> BatchMover:
-        self.conn = self.engine.connect()
-        if self.postgres:
-            # Pick rows through the proxy index even when most of the table is on the
-            # source: a sequential scan with LIMIT restarts at the table's head every
-            # batch and re-reads every page already migrated (quadratic), and a bitmap
-            # scan builds the whole source set before returning the first row.
-            self.conn.exec_driver_sql("SET enable_seqscan = off")
-            self.conn.exec_driver_sql("SET enable_bitmapscan = off")
-            self.conn.commit()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        conn, self.conn = self.conn, None
-        if conn is None:
-            return
-        try:
-            if conn.in_transaction():
-                conn.rollback()
-            if self.postgres:
-                conn.exec_driver_sql("RESET enable_seqscan")
-                conn.exec_driver_sql("RESET enable_bitmapscan")
-                conn.commit()
-        except Exception:  # noqa: BLE001 - a broken connection must not go back to the pool
-            conn.invalidate()
-        finally:
-            conn.close()
-
-    def move(self, batch: int, batch_size: int, after: str = "") -> BatchOutcome:
-        """Move one batch in one transaction; commit; say how many rows moved."""
-        if self.conn is None:
-            raise RuntimeError("BatchMover used outside its with block")
-        conn = self.conn
-        recorded = self.plan.scope == SCOPE_RECORDED
-        params: dict[str, Any] = {
-            "mid": self.migration_id,
-            "source": self.plan.source_version_id,
-            "target": self.plan.target_version_id,
-            "fwd": self.plan.forward_migration_id,
-            "after": after,
-            "n": batch_size,
-            "batch": batch,
-        }
-        started = time.perf_counter()
-        try:
-            if self.postgres:
-                sql = _PG_MOVE_RECORDED if recorded else _PG_MOVE_ALL
-                moved, last_id = conn.execute(text(sql), params).one()
-            else:
-                sql = _SQLITE_JOURNAL_RECORDED if recorded else _SQLITE_JOURNAL_ALL
-                params["rowid"] = conn.execute(text(_SQLITE_ROWID)).scalar_one()
-                conn.execute(text(sql), params)
-                conn.execute(text(_SQLITE_APPLY), params)
-                moved, last_id = conn.execute(text(_SQLITE_BATCH_TAIL), params).one()
-                if moved:
-                    conn.execute(
-                        text(
-                            "UPDATE zoo_ops_migration SET moved_count = moved_count + :moved, "
-                            "batch_count = :batch WHERE id = :mid"
-                        ),
-                        {**params, "moved": moved},
-                    )
-            conn.commit()
-        except BaseException as exc:
-            if conn.in_transaction():
-                try:
-                    conn.rollback()
-                except Exception:  # noqa: BLE001 - the original error is what matters
-                    pass
-            if isinstance(exc, DBAPIError):
-                # A lost connection, a terminated backend, a deadlock: the batch rolled
-                # back as a whole, the journal agrees with the table, a rerun resumes.
-                first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else ""
-                raise StepFailed(
-                    f"batch {batch} of migration {self.migration_id} failed and was rolled "
-                    f"back ({type(exc.orig).__name__}: {first_line}); rerun to resume it"
-                ) from exc
-            raise
-        return BatchOutcome(int(moved), last_id, time.perf_counter() - started)
-
-
 _AFFECTED_SQL = """
 SELECT j.oracle_version_id, v.oracle_id, o.organization_id, j.previous_proxy, j.new_proxy
 FROM zoo_ops_migration_journal AS j
