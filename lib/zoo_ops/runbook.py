@@ -252,6 +252,20 @@ class Run:
             self._hook = None
 
 
+def scrap_encoding(value: Any) -> tuple[Any, str]:
+    """(value, scrapbook encoder) for a scrap: tables as arrow-backed pandas scraps, strings
+    as text (the json encoder would parse them), everything else as JSON. Scrapbook's
+    schema has no null at the top level, so "no value" (a dry run's version id) is
+    recorded as the empty string."""
+    if value is None:
+        return "", "text"
+    if isinstance(value, pd.DataFrame):
+        return value, "pandas"
+    if isinstance(value, str):
+        return value, "text"
+    return value, "json"
+
+
 def glue(name: str, value: Any) -> None:
     try:
         import scrapbook as sb
@@ -259,17 +273,7 @@ def glue(name: str, value: Any) -> None:
         return
     if _ipython() is None:
         return
-    # Tables as arrow-backed pandas scraps, strings as text (the json encoder would parse
-    # them), everything else as JSON. Scrapbook's schema has no null at the top level, so
-    # "no value" (a dry run's version id) is recorded as the empty string.
-    if value is None:
-        value = ""
-    if isinstance(value, pd.DataFrame):
-        encoder = "pandas"
-    elif isinstance(value, str):
-        encoder = "text"
-    else:
-        encoder = "json"
+    value, encoder = scrap_encoding(value)
     sb.glue(name, value, encoder=encoder)
 
 

@@ -33,6 +33,7 @@ from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound, ZooOpsError
 from zoo_ops.migration.engine import migrations_of_run, result_for
 from zoo_ops.migration.plan import BACKWARDS, FORWARDS, MigrationRecord
+from zoo_ops.runbook import scrap_encoding
 from zoo_ops.services.migration_output import affected_record
 from zoo_ops.trail import executed_path
 from zoo_ops.trail.notebook import UnreadableNotebook, read_notebook_scraps
@@ -241,19 +242,12 @@ def _run_scrap(record: Any, outcome: str, truss_hash: Any, problem: str | None) 
 
 
 def _scrap_output(name: str, value: Any) -> Any:
-    """One scrap as the display output ``scrapbook.glue`` makes (encoder as runbook.glue)."""
+    """One scrap as the display output ``scrapbook.glue`` makes, encoded as the runbook does."""
     import nbformat
     from scrapbook.encoders import registry
     from scrapbook.scraps import Scrap, scrap_to_payload
 
-    if value is None:
-        value = ""
-    if isinstance(value, pd.DataFrame):
-        encoder = "pandas"
-    elif isinstance(value, str):
-        encoder = "text"
-    else:
-        encoder = "json"
+    value, encoder = scrap_encoding(value)
     payload = scrap_to_payload(registry.encode(Scrap(name, value, encoder)))
     return nbformat.v4.new_output(
         "display_data",

@@ -119,33 +119,11 @@ class RunStore:
         except IntegrityError as exc:
             raise NotebookPathTaken(f"{notebook_path} is another run's notebook") from exc
 
-    def start(
-        self,
-        *,
-        step: str,
-        model: str,
-        env: str,
-        operator: str,
-        dry_run: bool,
-        parameters: dict[str, Any],
-        gate_override_reason: str | None,
-        notebook_path: str | None,
-        owner: ProcessId | None = None,
-    ) -> RunRecord:
-        """Insert a run started by this process (the kernel, under plain papermill)."""
+    def start(self, *, owner: ProcessId | None = None, **fields: Any) -> RunRecord:
+        """Insert a run started by this process (the kernel, under plain papermill); the
+        fields are :meth:`reserve`'s."""
         process = owner or this_process()
-        return self._insert(
-            step=step,
-            model=model,
-            env=env,
-            operator=operator,
-            dry_run=dry_run,
-            parameters=parameters,
-            gate_override_reason=gate_override_reason,
-            notebook_path=notebook_path,
-            owner=process,
-            kernel=process,
-        )
+        return self._insert(owner=process, kernel=process, **fields)
 
     def _insert(
         self,
