@@ -269,6 +269,8 @@ def _execute(
         error = error or current.error or f"stopped by {signal.Signals(stopper.signum).name}"
     elif outcome == INTERRUPTED and code == 0:
         code = errors.Interrupted.exit_code
+    if not run:
+        _record_run_scrap(out, runs.get(record.id), code)
     return Execution(path=out, outcome=outcome, exit_code=code, error=error, run_id=record.id)
 
 
@@ -348,6 +350,36 @@ def _reserve(
     raise errors.ConflictError(
         f"no free notebook name under {root / env / model} for {step}; retry in a minute"
     )
+
+
+def _record_run_scrap(out: Path, record: RunRecord, exit_code: int) -> None:
+    """Give a notebook whose kernel ended before it glued ``run`` (the kernel died, or the
+    first cell failed before the run began) its ``run`` scrap from the runs table, in a
+    last cell that says so: every notebook in the trail names its run. An unreadable or
+    missing notebook is left as it is (status reports it); so is one we cannot rewrite."""
+    import nbformat
+
+    from zoo_ops.runbook import run_scrap_of, scrap_output
+
+    try:
+        nb = nbformat.reads(out.read_text(encoding="utf-8"), as_version=4)
+    except Exception:  # noqa: BLE001 - missing or unreadable: nothing to complete
+        return
+    note = nbformat.v4.new_markdown_cell(
+        f"**Recorded by `zoo-ops run` after the kernel ended.** The run ended "
+        f"**{record.outcome}** before its runbook recorded it; the `run` scrap below is "
+        "its row in the runs table."
+    )
+    cell = nbformat.v4.new_code_cell("# the run's row in the runs table, recorded by zoo-ops run")
+    scrap = {**run_scrap_of(record, exit_code=exit_code), "recorded_by": "zoo-ops run"}
+    cell.outputs = [scrap_output("run", scrap)]
+    nb.cells.extend([note, cell])
+    staging = out.with_name(f".{out.name}.run-scrap")
+    try:
+        staging.write_text(nbformat.writes(nb), encoding="utf-8")
+        os.replace(staging, out)
+    except OSError:
+        staging.unlink(missing_ok=True)
 
 
 def partial_path(out: Path) -> Path:

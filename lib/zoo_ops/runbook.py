@@ -221,22 +221,7 @@ class Run:
             exit_code = Interrupted.exit_code
         elif error is not None:
             exit_code = 1
-        self.finished = {
-            "step": self.step,
-            "model": self.model,
-            "env": self.env.name,
-            "operator": self.operator,
-            "dry_run": self.dry_run,
-            "started_at": _isoformat(record.started_at),
-            "finished_at": _isoformat(record.finished_at),
-            "outcome": outcome,
-            "truss_hash": self.truss_hash,
-            "zoo_ops_version": __version__,
-            "gate_override_reason": self.gate_override_reason,
-            "run_id": self.record_.id,
-            "error": message,
-            "exit_code": exit_code,
-        }
+        self.finished = run_scrap_of(record, exit_code=exit_code)
         if glue_scrap:
             self.glue("run", self.finished)
         return pd.DataFrame([self.finished])
@@ -264,6 +249,42 @@ def scrap_encoding(value: Any) -> tuple[Any, str]:
     if isinstance(value, str):
         return value, "text"
     return value, "json"
+
+
+def run_scrap_of(record: RunRecord, *, exit_code: int) -> dict[str, Any]:
+    """The ``run`` scrap (DESIGN §5) of a closed run, from its row in the runs table."""
+    return {
+        "step": record.step,
+        "model": record.model,
+        "env": record.env,
+        "operator": record.operator,
+        "dry_run": bool(record.dry_run),
+        "started_at": _isoformat(record.started_at),
+        "finished_at": _isoformat(record.finished_at),
+        "outcome": record.outcome,
+        "truss_hash": record.truss_hash,
+        "zoo_ops_version": __version__,
+        "gate_override_reason": record.gate_override_reason or "",
+        "run_id": record.id,
+        "error": record.error,
+        "exit_code": exit_code,
+    }
+
+
+def scrap_output(name: str, value: Any) -> Any:
+    """One scrap as the display output ``scrapbook.glue`` makes (for a notebook written
+    outside a kernel: `trail recover`, or `zoo-ops run` completing a run's record)."""
+    import nbformat
+    from scrapbook.encoders import registry
+    from scrapbook.scraps import Scrap, scrap_to_payload
+
+    value, encoder = scrap_encoding(value)
+    payload = scrap_to_payload(registry.encode(Scrap(name, value, encoder)))
+    return nbformat.v4.new_output(
+        "display_data",
+        data={f"application/scrapbook.scrap.{encoder}+json": payload},
+        metadata={"scrapbook": {"name": name, "data": True, "display": False}},
+    )
 
 
 def glue(name: str, value: Any) -> None:
@@ -301,11 +322,12 @@ def start(step: str, namespace: Mapping[str, Any] | None = None, /, **values: An
     given = _given(step, namespace, values)
     try:
         return _start(step, given)
-    except ZooOpsError as err:
+    except Exception as err:
         if getattr(err, "run_recorded", False):
             raise
 
-        # Refused before a run existed: the notebook still says so in its `run` scrap.
+        # Refused (or broken: an unreachable database) before a run existed: the notebook
+        # still says so in its `run` scrap.
         def text(name: str, default: str = "") -> str:
             value = given.get(name, default)
             return value if isinstance(value, str) else repr(value)
@@ -328,7 +350,7 @@ def start(step: str, namespace: Mapping[str, Any] | None = None, /, **values: An
                 "gate_override_reason": reason if isinstance(reason, str) else "",
                 "run_id": os.environ.get(RUN_ID_ENV) or None,
                 "error": redact_text(str(err)),
-                "exit_code": err.exit_code,
+                "exit_code": err.exit_code if isinstance(err, ZooOpsError) else 1,
             },
         )
         raise

@@ -28,12 +28,11 @@ from typing import Any
 
 import pandas as pd
 
-from zoo_ops import __version__
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound, ZooOpsError
 from zoo_ops.migration.engine import migrations_of_run, result_for
 from zoo_ops.migration.plan import BACKWARDS, FORWARDS, MigrationRecord
-from zoo_ops.runbook import scrap_encoding
+from zoo_ops.runbook import run_scrap_of, scrap_output
 from zoo_ops.services.migration_output import affected_record
 from zoo_ops.trail import executed_path
 from zoo_ops.trail.notebook import UnreadableNotebook, read_notebook_scraps
@@ -216,21 +215,11 @@ def _step_scraps(
 
 
 def _run_scrap(record: Any, outcome: str, truss_hash: Any, problem: str | None) -> dict[str, Any]:
+    scrap = run_scrap_of(record, exit_code=0 if outcome == SUCCEEDED else 1)
     return {
-        "step": record.step,
-        "model": record.model,
-        "env": record.env,
-        "operator": record.operator,
-        "dry_run": bool(record.dry_run),
-        "started_at": _iso(record.started_at),
-        "finished_at": _iso(record.finished_at),
+        **scrap,
         "outcome": outcome,
         "truss_hash": record.truss_hash or (truss_hash if isinstance(truss_hash, str) else None),
-        "zoo_ops_version": __version__,
-        "gate_override_reason": record.gate_override_reason or "",
-        "run_id": record.id,
-        "error": record.error,
-        "exit_code": 0 if outcome == SUCCEEDED else 1,
         "recovered": True,
         "recovered_at": _iso(datetime.now(UTC)),
         "recovered_from": "database: runs table, migration record, journal",
@@ -239,21 +228,6 @@ def _run_scrap(record: Any, outcome: str, truss_hash: Any, problem: str | None) 
 
 
 # --- the notebook ---------------------------------------------------------------------------
-
-
-def _scrap_output(name: str, value: Any) -> Any:
-    """One scrap as the display output ``scrapbook.glue`` makes, encoded as the runbook does."""
-    import nbformat
-    from scrapbook.encoders import registry
-    from scrapbook.scraps import Scrap, scrap_to_payload
-
-    value, encoder = scrap_encoding(value)
-    payload = scrap_to_payload(registry.encode(Scrap(name, value, encoder)))
-    return nbformat.v4.new_output(
-        "display_data",
-        data={f"application/scrapbook.scrap.{encoder}+json": payload},
-        metadata={"scrapbook": {"name": name, "data": True, "display": False}},
-    )
 
 
 def _table_output(frame: pd.DataFrame) -> Any:
@@ -312,11 +286,11 @@ def _notebook(
         cells.append(nbformat.v4.new_markdown_cell(f"## The migration\n\n{what}."))
         step_cell = nbformat.v4.new_code_cell("# recovered from the migration record and journal")
         step_cell.outputs = [_table_output(t) for t in tables] + [
-            _scrap_output(name, value) for name, value in scraps.items() if name != "run"
+            scrap_output(name, value) for name, value in scraps.items() if name != "run"
         ]
         cells.append(step_cell)
     done = nbformat.v4.new_code_cell("run.finish()  # recovered")
-    done.outputs = [_table_output(run_frame), _scrap_output("run", scraps["run"])]
+    done.outputs = [_table_output(run_frame), scrap_output("run", scraps["run"])]
     cells.append(done)
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {
@@ -375,19 +349,5 @@ def _aside_name(path: Path) -> Path:
 
 
 def _record_path(env: Environment, run_id: str, path: Path) -> None:
-    """Record the recovered notebook's path on the run row.
-
-    Uses the RunStore's own method when it has one; otherwise one UPDATE of
-    ``notebook_path`` (the run row had none, so nothing is overwritten).
-    """
-    for name in ("set_notebook_path", "record_notebook_path", "set_recovered_path"):
-        method = getattr(env.runs, name, None)
-        if callable(method):
-            method(run_id, str(path))
-            return
-    from sqlalchemy import update
-
-    from zoo_ops.adapters.platform import schema as s
-
-    with env.runs.engine.begin() as conn:
-        conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(notebook_path=str(path)))
+    """Record the recovered notebook's path on the run row."""
+    env.runs.set_notebook_path(run_id, str(path))

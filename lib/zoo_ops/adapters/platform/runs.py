@@ -239,6 +239,16 @@ class RunStore:
             )
         return self.get(run_id)
 
+    def set_notebook_path(self, run_id: str, path: str) -> RunRecord:
+        """Record where the run's notebook is (papermill's output, or a recovered one)."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(s.runs).where(s.runs.c.id == run_id).values(notebook_path=path)
+            ).rowcount
+        if done != 1:
+            raise StepFailed(f"run {run_id} is not in the database")
+        return self.get(run_id)
+
     def release(self, run_id: str) -> None:
         """Forget a reservation that never started (its notebook name was taken on disk)."""
         with self.engine.begin() as conn:
