@@ -222,6 +222,10 @@ def _execute(
                     kernel_name=kernel,
                     progress_bar=progress,
                     cwd=str(cwd or Path.cwd()),
+                    # The run is recorded when its last cell ends (and a stopped run when
+                    # its cell fails): nothing is left for a graceful shutdown to do, and
+                    # a kernel that must go should be gone at once.
+                    shutdown_kernel="immediate",
                 )
             except PapermillExecutionError as exc:
                 ename = exc.ename

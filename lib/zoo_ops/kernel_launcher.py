@@ -13,6 +13,11 @@ ipykernel's launcher. Every :data:`POLL_S` the watchdog checks
   it on SIGINT, SIGTERM or SIGHUP; its text is the reason) -> ``request_stop``; a cell
   still running :data:`INTERRUPT_AFTER_S` later (one that has no safe point, e.g. not
   the migration engine) gets a KeyboardInterrupt.
+
+The start of every cell is a safe point too: once a stop was requested, a cell that
+starts runs :func:`zoo_ops.lifecycle.check_stop` before its first line (an IPython input
+transformer prepends the call), so a stopped run executes no further cell -- it does not
+walk through the deploy and the new application on its way to the engine's next check.
 """
 
 from __future__ import annotations
@@ -102,7 +107,19 @@ class Watchdog:
 
         events.register("pre_run_cell", started)
         events.register("post_run_cell", finished)
+        InteractiveShell.instance().input_transformers_post.append(stop_before_cell)
         self.hooked = True
+
+
+STOP_CHECK_LINE = "__import__('zoo_ops.lifecycle').lifecycle.check_stop()\n"
+
+
+def stop_before_cell(lines: list[str]) -> list[str]:
+    """An IPython input transformer: a cell that starts after a stop request first raises
+    :class:`~zoo_ops.errors.Interrupted` (nothing of it runs); otherwise unchanged."""
+    if lifecycle.stop_requested():
+        return [STOP_CHECK_LINE, *lines]
+    return lines
 
 
 def main() -> None:

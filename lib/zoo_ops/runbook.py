@@ -45,6 +45,7 @@ from zoo_ops.steps.parameters import CommonParameters, parameters_of, validate_s
 from zoo_ops.trail import canonical_step
 
 EXECUTED_PATH_ENV = "ZOO_OPS_EXECUTED_PATH"
+PAPERMILL_OUTPUT_PATH = "PAPERMILL_OUTPUT_PATH"  # injected by papermill --inject-output-path
 RUN_ID_ENV = lifecycle.RUN_ID_ENV
 __all__ = ["DRY_RUN", "FAILED", "INTERRUPTED", "REFUSED", "SUCCEEDED"]
 
@@ -319,9 +320,12 @@ def start(step: str, namespace: Mapping[str, Any] | None = None, /, **values: An
     run lacks ``confirm``.
     """
     started = datetime.now(UTC)
+    if namespace is None:
+        ip = _ipython()
+        namespace = ip.user_ns if ip is not None else {}
     given = _given(step, namespace, values)
     try:
-        return _start(step, given)
+        return _start(step, given, papermill_output=_papermill_output(namespace))
     except Exception as err:
         if getattr(err, "run_recorded", False):
             raise
@@ -356,13 +360,18 @@ def start(step: str, namespace: Mapping[str, Any] | None = None, /, **values: An
         raise
 
 
-def _given(
-    step: str, namespace: Mapping[str, Any] | None, values: Mapping[str, Any]
-) -> dict[str, Any]:
+def _papermill_output(namespace: Mapping[str, Any]) -> str | None:
+    """The output path papermill reports (``papermill --inject-output-path`` or
+    ``--inject-paths`` injects ``PAPERMILL_OUTPUT_PATH``): a local path made absolute
+    against the kernel's working directory, a URL (``s3://...``) as it is."""
+    value = namespace.get(PAPERMILL_OUTPUT_PATH)
+    if not isinstance(value, str) or not value.strip() or "\0" in value:
+        return None
+    return value if "://" in value else str(Path(value).absolute())
+
+
+def _given(step: str, namespace: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """The schema's names as the notebook has them (then ``values``); nothing else."""
-    if namespace is None:
-        ip = _ipython()
-        namespace = ip.user_ns if ip is not None else {}
     try:
         names = [p.name for p in parameters_of(canonical_step(step))]
     except ZooOpsError:
@@ -372,7 +381,7 @@ def _given(
     return given
 
 
-def _start(step: str, given: dict[str, Any]) -> Run:
+def _start(step: str, given: dict[str, Any], *, papermill_output: str | None = None) -> Run:
     step = canonical_step(step)
     params = validate_step(step, given)
     operator = params.operator or getpass.getuser()
@@ -393,7 +402,7 @@ def _start(step: str, given: dict[str, Any]) -> Run:
     store.create_schema()  # zoo-ops's own tables, where missing
 
     parameters = redact_parameters(asdict(params))
-    notebook = os.environ.get(EXECUTED_PATH_ENV) or None
+    notebook = os.environ.get(EXECUTED_PATH_ENV) or papermill_output
     reserved = os.environ.get(RUN_ID_ENV) or None
     if reserved:
         # `zoo-ops run` reserved the row (and proved the trail writable) before it

@@ -121,9 +121,28 @@ class RunStore:
 
     def start(self, *, owner: ProcessId | None = None, **fields: Any) -> RunRecord:
         """Insert a run started by this process (the kernel, under plain papermill); the
-        fields are :meth:`reserve`'s."""
+        fields are :meth:`reserve`'s.
+
+        Plain papermill may write over an earlier run's notebook (the same OUT path
+        twice): that run no longer has a notebook, so its row lets go of the path. A run
+        still open holds its path: a second papermill run writing to it is refused.
+        """
         process = owner or this_process()
-        return self._insert(owner=process, kernel=process, **fields)
+        path = fields.get("notebook_path")
+        if path:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(s.runs)
+                    .where(s.runs.c.notebook_path == path, s.runs.c.outcome.is_not(None))
+                    .values(notebook_path=None)
+                )
+        try:
+            return self._insert(owner=process, kernel=process, **fields)
+        except IntegrityError as exc:
+            raise ConflictError(
+                f"{path} is the notebook of a run still in progress; "
+                "give this run another output path"
+            ) from exc
 
     def _insert(
         self,
