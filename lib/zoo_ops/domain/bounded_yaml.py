@@ -106,7 +106,7 @@ def value_problem(value: Any, path: str = "") -> str | None:
         item, where = stack.pop()
         at = f" at {where}" if where else ""
         if isinstance(item, float) and not math.isfinite(item):
-            return f"number {item}{at} is not finite; give a finite number"
+            return f"number {item}{at} is not finite (numbers must be)"
         if isinstance(item, str) and not _is_text(item):
             return f"string {item!r}{at} is not valid UTF-8 text (a lone surrogate)"
         if isinstance(item, dict | list) and id(item) not in seen:

@@ -83,7 +83,7 @@ def parse_manifest(raw: bytes, where: str) -> tuple[dict[str, Any], SettingsSnap
         manifest = load_bounded(raw)
     except DocumentRefused as exc:
         raise SettingsError(
-            f"{where}: not a valid YAML ConfigMap manifest ({exc}); fix the file"
+            f"{where}: not a valid YAML ConfigMap manifest: {exc}; fix the file"
         ) from None
     if not isinstance(manifest, dict) or manifest.get("kind") != "ConfigMap":
         raise SettingsError(
