@@ -39,16 +39,21 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
+    """A mapping whose own keys are unique; keys merged in with ``<<`` may be overridden."""
+    own = [pair for pair in node.value if pair[0].tag != "tag:yaml.org,2002:merge"]
+    seen: set[Any] = set()
+    for key_node, _ in own:
         key = loader.construct_object(key_node, deep=True)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
-        seen[key] = loader.construct_object(value_node, deep=True)
-    return seen
+        seen.add(key)
+    loader.flatten_mapping(node)  # merged pairs first, then the mapping's own: own wins
+    return {
+        loader.construct_object(k, deep=True): loader.construct_object(v, deep=True)
+        for k, v in node.value
+    }
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -143,7 +148,10 @@ def load_bounded(text: str | bytes, *, max_nodes: int = DEFAULT_MAX_NODES) -> An
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DocumentRefused(f"not UTF-8 text (byte {exc.start})") from None
-    loader = _StrictLoader(text)
+    try:
+        loader = _StrictLoader(text)  # the reader refuses control characters here already
+    except yaml.YAMLError as exc:
+        raise DocumentRefused(f"not valid YAML ({one_line(str(exc))})") from None
     try:
         node = loader.get_single_node()
         if node is None:
