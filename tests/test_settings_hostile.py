@@ -28,7 +28,7 @@ from zoo_ops.adapters.settings import ConditionalStore, SettingsSnapshot, local_
 from zoo_ops.adapters.settings.local_file import LocalConfigMapFile, changed_parts, overlap
 from zoo_ops.domain.bounded_yaml import DocumentRefused, load_bounded
 from zoo_ops.domain.whitelist import WHITELIST_KEY, parse_whitelist, with_whitelist
-from zoo_ops.errors import ConflictError, SettingsError, ZooOpsError
+from zoo_ops.errors import ConflictError, NotFound, SettingsError, ZooOpsError
 
 HAND_EDITS = 20
 
@@ -231,6 +231,23 @@ def test_a_hand_save_between_the_compare_and_the_swap_is_swapped_back(
     data = _data(settings_file)
     assert data["handKey"] == "late"
     assert "bert" in json.loads(data[WHITELIST_KEY])
+    assert not list(settings_file.parent.glob("*.tmp")), "a temp file was left behind"
+
+
+def test_a_settings_file_deleted_just_before_the_swap_is_one_line_not_recreated(
+    settings_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = local_file._exchange
+
+    def delete_then_exchange(a: Path, b: Path) -> bool:
+        b.unlink(missing_ok=True)
+        return real(a, b)
+
+    monkeypatch.setattr(local_file, "_exchange", delete_then_exchange)
+    with pytest.raises(NotFound, match="does not exist") as info:
+        LocalConfigMapFile(settings_file).apply(_add_entry("bert"))
+    assert "\n" not in str(info.value)
+    assert not settings_file.exists()
     assert not list(settings_file.parent.glob("*.tmp")), "a temp file was left behind"
 
 

@@ -19,6 +19,12 @@ file changed while writing ... rerun"). ``metadata.resourceVersion`` is bumped o
 write. Readers take no lock: a rename is atomic, so a reader sees the old file or the new
 one, never half of one.
 
+What no lock-free protocol can give: an editor that read the file BEFORE a zoo-ops write
+and saves AFTER it replaces zoo-ops's change (the read-back catches it when it is already
+there: the command fails, "a later write undid the change"); and a writer holding the old
+file open across the swap writes into the displaced copy (see :func:`conditional_replace`
+for the microseconds this leaves).
+
 YAML zoo-ops did not write is loaded through :mod:`zoo_ops.domain.bounded_yaml` (aliases
 bounded, numbers finite, strings valid text, no duplicate keys).
 """
@@ -228,6 +234,8 @@ def conditional_replace(path: Path, expected: bytes, content: bytes) -> None:
                 raise WriteConflict(str(path))
         else:
             _replace_then_check(path, tmp, expected, content)
+    except FileNotFoundError:  # deleted under us: the re-read says so in one line
+        raise WriteConflict(str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
