@@ -286,14 +286,18 @@ def compare(
     inputs: str = "",
     rtol: float = VerifyParameters.rtol,
     restore: bool = VerifyParameters.restore,
+    requests: list[tuple[str, Any]] | None = None,
 ) -> Comparison:
     """Predict every input on the baseline, then on the candidate, through the application.
 
     In a dry run (no application) both versions are asked directly and nothing changes.
     The application's original proxy is put back in a ``finally`` when ``restore``.
+    ``requests``: the inputs :func:`plan_probe` already checked (the file is not read
+    again after the test application exists); else ``inputs`` is loaded here.
     """
     check_rtol(rtol)
-    requests = load_inputs(env, app.model, inputs)
+    if requests is None:
+        requests = load_inputs(env, app.model, inputs)
     store = env.platform
     baseline = store.version(app.baseline_version_id)
     candidate = store.version(app.candidate_version_id)
