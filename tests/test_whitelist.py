@@ -151,7 +151,7 @@ def test_diff_rows_say_added_removed_changed_unchanged():
 
 
 _names = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Cc", "Zl", "Zp")),
+    alphabet=st.characters(blacklist_categories=("Cs", "Cf", "Zs", "Cc", "Zl", "Zp")),
     min_size=1,
     max_size=12,
 ).filter(lambda s: not s.endswith("_copy") and not any(c.isspace() for c in s))

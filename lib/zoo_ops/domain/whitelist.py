@@ -13,6 +13,7 @@ Pure: values in, values out. The stores that hold these strings live in
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,9 @@ COPY_SUFFIX = "_copy"
 
 # json.dumps' default separators: the form the seed's ConfigMap already uses
 # ('{"iris": {"copy": true}}'), so a canonical value reads as a hand-written one.
+# Unicode categories a name may not hold: control, format (bidi overrides, zero-width),
+# surrogate.
+_NOT_TEXT = frozenset({"Cc", "Cf", "Cs"})
 _SEPARATORS = (", ", ": ")
 _SHOWN_CHARS = 60
 _FIX = "fix the value in the ConfigMap, then retry"
@@ -38,13 +42,21 @@ def name_problem(model: str) -> str | None:
     """Why ``model`` cannot be a whitelist key, or None when it can.
 
     A key is a model zoo model name: non-empty, no whitespace (a stray space makes a name
-    that never matches), and not ending in ``_copy`` (that is the *target* of
+    that never matches), no control or format character (Unicode Cc, Cf: they forge
+    lines and reorder text in a table), no lone surrogate (Cs: not UTF-8, it crashes the
+    first print), and not ending in ``_copy`` (that is the *target* of
     ``copy: true``; whitelisting it would deploy ``NAME_copy_copy``).
     """
     if model == "":
         return "model name is empty"
     if any(ch.isspace() for ch in model):
         return f"model name {model!r} contains whitespace"
+    bad = next((ch for ch in model if unicodedata.category(ch) in _NOT_TEXT), None)
+    if bad is not None:
+        return (
+            f"model name {model!r} contains {ascii(bad)}, a control, format or lone "
+            "surrogate character"
+        )
     if model.endswith(COPY_SUFFIX):
         return f"model name {model!r} ends in {COPY_SUFFIX!r} (that is a copy's name, not a zoo model's)"
     return None

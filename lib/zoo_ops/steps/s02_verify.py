@@ -10,15 +10,16 @@ proxy, as the platform routes them.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.store import Application, OracleVersion
+from zoo_ops.domain.bounded_yaml import DocumentRefused, load_bounded
 from zoo_ops.domain.compare import first_difference
 from zoo_ops.domain.ids import new_id
 from zoo_ops.domain.whitelist import COPY_SUFFIX
@@ -106,49 +107,110 @@ class ProbeApplication(StepResult):
         }
 
 
-def probe_application(
+@dataclass(frozen=True)
+class ProbePlan:
+    """Everything 02 needs, checked, before it changes anything (DESIGN: bad input changes
+    nothing): the user or application, the two versions, the inputs and the tolerance."""
+
+    model: str
+    target: str
+    user_email: str
+    existing: Application | None
+    baseline: OracleVersion
+    candidate: OracleVersion
+    requests: list[tuple[str, Any]]
+
+    @property
+    def truss_hash(self) -> str | None:
+        return self.candidate.truss_hash
+
+
+def plan_probe(
     env: Environment,
     model: str,
     *,
     target: str = VerifyParameters.target,
     user_email: str = "",
     oracle_id: str = "",
-    dry_run: bool = False,
-) -> ProbeApplication:
-    """The test application: ``oracle_id``'s, or a new one for the test user (not in a dry run)."""
-    # The caller's own values first: a wrong user is named before the state is looked at.
+    inputs: str = "",
+    rtol: float = VerifyParameters.rtol,
+) -> ProbePlan:
+    """Check every input of the step, writing nothing; the first problem is raised.
+
+    Order: the caller's own values first (user, tolerance: a wrong one is named before
+    the state is looked at), then the versions, the application named, the inputs.
+    """
     email = "" if oracle_id else resolve_test_user(env, user_email)
+    check_rtol(rtol)
     candidate, baseline = candidate_and_baseline(env, model, target)
+    existing = _named_application(env, model, oracle_id) if oracle_id else None
+    requests = load_inputs(env, model, inputs)
+    return ProbePlan(model, target, email, existing, baseline, candidate, requests)
+
+
+def check_rtol(rtol: object) -> float:
+    """``rtol`` if it is a finite number >= 0 (nan compares false to everything: no check)."""
+    if isinstance(rtol, bool) or not isinstance(rtol, int | float):
+        raise BadInput(f"parameter rtol={rtol!r}: must be a number >= 0")
+    if not math.isfinite(rtol) or rtol < 0:
+        raise BadInput(f"parameter rtol={rtol!r}: must be a finite number >= 0")
+    return float(rtol)
+
+
+def _named_application(env: Environment, model: str, oracle_id: str) -> Application:
+    """The application ``oracle_id``, which must use ``model`` (or its copy)."""
     store = env.platform
+    app = store.application(oracle_id)
+    proxied = store.version(app.proxy_model_version_id)
+    allowed = {store.zoo_model(model).id}
+    copy = store.find_zoo_model(model + COPY_SUFFIX)
+    if copy is not None:
+        allowed.add(copy.id)
+    if proxied.oracle_id not in allowed:
+        raise BadInput(
+            f"application {oracle_id} does not use model zoo model {model}; pick one that does"
+        )
+    return app
+
+
+def probe_application(
+    env: Environment, plan: ProbePlan, *, dry_run: bool = False
+) -> ProbeApplication:
+    """The test application: the one named, or a new one for the test user (not in a dry run).
+
+    The only write of the step's first half, made after :func:`plan_probe` and the gate.
+    """
+    application = plan.existing
     created = False
-    if oracle_id:
-        app = store.application(oracle_id)
-        proxied = store.version(app.proxy_model_version_id)
-        allowed = {store.zoo_model(model).id}
-        copy = store.find_zoo_model(model + COPY_SUFFIX)
-        if copy is not None:
-            allowed.add(copy.id)
-        if proxied.oracle_id not in allowed:
-            raise BadInput(
-                f"application {oracle_id} does not use model zoo model {model}; pick one that does"
-            )
-        application: Application | None = app
-    else:
-        if dry_run:
-            application = None
-        else:
-            user = store.user_by_email(email)
-            application = store.create_application(
-                user.organization_id, model, name=f"zoo-ops-test-{model}-{new_id(5)}"
-            )
-            created = True
+    if application is None and not dry_run:
+        user = env.platform.user_by_email(plan.user_email)
+        application = env.platform.create_application(
+            user.organization_id, plan.model, name=f"zoo-ops-test-{plan.model}-{new_id(5)}"
+        )
+        created = True
     return ProbeApplication(
-        model, target, application, created, email, baseline.id, candidate.id, candidate.truss_hash
+        plan.model,
+        plan.target,
+        application,
+        created,
+        plan.user_email,
+        plan.baseline.id,
+        plan.candidate.id,
+        plan.candidate.truss_hash,
     )
 
 
+# Inputs are examples (arrays of numbers): larger than a settings file, far below a bomb.
+MAX_INPUT_NODES = 1_000_000
+
+
 def load_inputs(env: Environment, model: str, inputs: str = "") -> list[tuple[str, Any]]:
-    """(name, request) pairs: a YAML/JSON file of truss examples, else the truss's examples.yaml."""
+    """(name, request) pairs: a YAML/JSON file of truss examples, else the truss's examples.yaml.
+
+    The file must be a regular file (a FIFO would hang the read, a folder crash it) and is
+    loaded with aliases bounded, numbers finite and strings valid text
+    (:func:`~zoo_ops.domain.bounded_yaml.load_bounded`).
+    """
     from zoo_ops.adapters.truss_runtime import read_truss
     from zoo_ops.domain.truss_config import parse_examples
 
@@ -161,10 +223,15 @@ def load_inputs(env: Environment, model: str, inputs: str = "") -> list[tuple[st
             path = env.config.root / path
         if not path.exists():
             raise NotFound(f"inputs file {path} does not exist; pass a truss examples.yaml")
+        if not path.is_file():
+            raise BadInput(f"inputs {path} is not a regular file; pass a truss examples.yaml")
         try:
-            examples = parse_examples(yaml.safe_load(path.read_text()), str(path))
-        except yaml.YAMLError as exc:
-            raise BadInput(f"{path}: not YAML ({exc.__class__.__name__}); fix the file") from exc
+            data = load_bounded(path.read_bytes(), max_nodes=MAX_INPUT_NODES)
+        except DocumentRefused as exc:
+            raise BadInput(f"inputs file {path}: {exc}; fix the file") from None
+        except OSError as exc:
+            raise BadInput(f"inputs file {path} cannot be read ({exc.strerror}); fix it") from None
+        examples = parse_examples(data, str(path))
     if not examples:
         raise BadInput(f"no inputs to compare for {model}; give an examples.yaml with at least one")
     return [(e.name, e.input) for e in examples]
@@ -219,15 +286,18 @@ def compare(
     inputs: str = "",
     rtol: float = VerifyParameters.rtol,
     restore: bool = VerifyParameters.restore,
+    requests: list[tuple[str, Any]] | None = None,
 ) -> Comparison:
     """Predict every input on the baseline, then on the candidate, through the application.
 
     In a dry run (no application) both versions are asked directly and nothing changes.
     The application's original proxy is put back in a ``finally`` when ``restore``.
+    ``requests``: the inputs :func:`plan_probe` already checked (the file is not read
+    again after the test application exists); else ``inputs`` is loaded here.
     """
-    if not isinstance(rtol, int | float) or rtol < 0:
-        raise BadInput(f"parameter rtol={rtol!r}: must be a number >= 0")
-    requests = load_inputs(env, app.model, inputs)
+    check_rtol(rtol)
+    if requests is None:
+        requests = load_inputs(env, app.model, inputs)
     store = env.platform
     baseline = store.version(app.baseline_version_id)
     candidate = store.version(app.candidate_version_id)

@@ -21,7 +21,8 @@ from typing import Protocol, runtime_checkable
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity import wait_random_exponential as full_jitter
 
-from zoo_ops.errors import ConfigError, ConflictError, StepFailed, ZooOpsError
+from zoo_ops.domain.bounded_yaml import one_line, value_problem
+from zoo_ops.errors import ConfigError, ConflictError, SettingsError, StepFailed, ZooOpsError
 
 Change = Callable[[dict[str, str]], dict[str, str]]
 
@@ -101,7 +102,20 @@ class ConditionalStore:
     # -- the protocol ------------------------------------------------------------------
 
     def read(self) -> SettingsSnapshot:
-        return self._read_state()[0]
+        return self._read_checked()[0]
+
+    def _read_checked(self) -> tuple[SettingsSnapshot, object]:
+        """``_read_state`` whose data is text: a lone surrogate (a ``\\ud800`` JSON or YAML
+        escape) would crash the first print of it, so it is refused here, in one line."""
+        snapshot, token = self._read_state()
+        for key, value in snapshot.data.items():
+            for what in (key, value):
+                if isinstance(what, str) and value_problem(what) is not None:
+                    raise SettingsError(
+                        f"{self.location}: data key {one_line(repr(key))} holds a string that "
+                        "is not valid UTF-8 text (a lone surrogate); fix the ConfigMap"
+                    )
+        return snapshot, token
 
     def apply(self, change: Change) -> SettingsSnapshot:
         """Apply one change conditionally on the resourceVersion read; retry on conflict.
@@ -134,7 +148,7 @@ class ConditionalStore:
     def _apply_once(self, change: Change) -> SettingsSnapshot:
         """One read -> change -> conditional write -> read back; WriteConflict to retry."""
         with self._attempt_guard():
-            snapshot, token = self._read_state()
+            snapshot, token = self._read_checked()
             base = dict(snapshot.data)
             new = change(dict(base))
             _check_data(new)

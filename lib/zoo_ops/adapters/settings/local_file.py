@@ -8,17 +8,37 @@ Same shape as the seed's ``kubectl edit`` view::
     data: {automaticallyDeployedModelZooModelsWhitelist: '{"iris": {"copy": true}}', ...}
 
 Writers serialise on an inter-process file lock (plus a per-path thread lock) held from
-read to write, so zoo-ops writers never conflict; the write is still conditional, as the
-apiserver's PUT is — the file must be byte-for-byte what was read (a hand edit without
-the lock is a conflict, re-read and re-applied) — and the file is replaced atomically (temp file in the same directory, fsync, rename, fsync of the
-directory) with ``metadata.resourceVersion`` bumped. Readers take no lock: a rename is
-atomic, so a reader sees the old file or the new one, never half of one.
+read to write, so zoo-ops writers never conflict. A human editor or a script takes no
+lock, so every write is also a compare-and-swap on CONTENT (:func:`conditional_replace`):
+the new file is prepared and fsynced beside the old one, the file is re-read and must be
+byte-for-byte what was read, and only then swapped in (an exchange that hands back the
+displaced file, checked, where the kernel offers one). A hand edit caught this way is never
+overwritten: if it touched only other ``data`` keys the change is re-read and re-applied;
+if it touched a key this write changes, the write is refused in one line ("the settings
+file changed while writing ... rerun"). ``metadata.resourceVersion`` is bumped on every
+write. Readers take no lock: a rename is atomic, so a reader sees the old file or the new
+one, never half of one.
+
+What no lock-free protocol can give: an editor that read the file BEFORE a zoo-ops write
+and saves AFTER it replaces zoo-ops's change (the read-back catches it when it is already
+there: the command fails, "a later write undid the change"); and a writer holding the old
+file open across the swap writes into the displaced copy (see :func:`conditional_replace`
+for the microseconds this leaves).
+
+YAML zoo-ops did not write is loaded through :mod:`zoo_ops.domain.bounded_yaml` (aliases
+bounded, numbers finite, strings valid text, no duplicate keys).
 """
 
 from __future__ import annotations
 
 import copy
+import ctypes
+import errno
+import functools
+import json
 import os
+import reprlib
+import sys
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -30,6 +50,7 @@ import filelock
 import yaml
 
 from zoo_ops.adapters.settings import ConditionalStore, SettingsSnapshot, WriteConflict
+from zoo_ops.domain.bounded_yaml import DocumentRefused, load_bounded, one_line
 from zoo_ops.errors import BadInput, ConflictError, NotFound, SettingsError
 
 DEFAULT_NAME = "baseten-django-dynamic-settings"
@@ -50,26 +71,6 @@ def _thread_lock(path: Path) -> threading.Lock:
         return _thread_locks.setdefault(key, threading.Lock())
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys (PyYAML keeps the last silently)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen[key] = loader.construct_object(value_node, deep=True)
-    return seen
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 @dataclass(frozen=True)
 class _FileState:
     """What a write needs from the read: the exact bytes (the precondition) and the manifest."""
@@ -85,11 +86,10 @@ def parse_manifest(raw: bytes, where: str) -> tuple[dict[str, Any], SettingsSnap
     rather than coerced: the real apiserver refuses it too.
     """
     try:
-        manifest = yaml.load(raw.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506 - safe subclass
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        problem = " ".join(str(exc).split())
+        manifest = load_bounded(raw)
+    except DocumentRefused as exc:
         raise SettingsError(
-            f"{where}: not a valid YAML ConfigMap manifest ({problem}); fix the file"
+            f"{where}: not a valid YAML ConfigMap manifest: {exc}; fix the file"
         ) from None
     if not isinstance(manifest, dict) or manifest.get("kind") != "ConfigMap":
         raise SettingsError(
@@ -103,12 +103,18 @@ def parse_manifest(raw: bytes, where: str) -> tuple[dict[str, Any], SettingsSnap
         if not isinstance(key, str) or not isinstance(value, str):
             raise SettingsError(
                 f"{where}: data.{key} must be a string, got YAML {type(value).__name__} "
-                f"{value!r}; quote the value"
+                f"{_shown(value)}; quote the value"
             )
     rv = metadata.get("resourceVersion", "")
     return manifest, SettingsSnapshot(
         data=dict(data), resource_version="" if rv is None else str(rv)
     )
+
+
+def _shown(value: object) -> str:
+    """A bad value for a one-line message: its repr, cut short (it may be a huge list)."""
+    text = reprlib.repr(value)
+    return one_line(text)
 
 
 def next_resource_version(rv: str) -> str:
@@ -125,29 +131,190 @@ def dump_manifest(manifest: Mapping[str, Any]) -> bytes:
 
 
 def atomic_write(path: Path, content: bytes) -> None:
-    """Replace ``path`` with ``content`` atomically and durably.
+    """Replace ``path`` with ``content`` atomically and durably (no precondition).
 
     Temp file in the same directory (a rename across filesystems is not atomic), written
     and fsynced, given the old file's mode, renamed over ``path``, then the directory
     fsynced so the rename itself survives a crash.
     """
+    tmp = _prepared_temp(path, content)
+    try:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _prepared_temp(path: Path, content: bytes) -> Path:
+    """A temp file beside ``path`` holding ``content``, fsynced, with ``path``'s mode.
+
+    Everything slow (writing, fsync) happens here, BEFORE the last comparison, so the
+    window between "the file is still what we read" and the swap is a few syscalls.
+    """
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.chmod(name, mode)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        Path(name).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    return Path(name)
+
+
+def _fsync_dir(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap the files at ``a`` and ``b`` (Linux renameat2 RENAME_EXCHANGE).
+
+    False when the platform or filesystem cannot (not Linux, old glibc, EINVAL/ENOSYS),
+    and the caller falls back to a plain rename. The exchange is what lets a writer see
+    WHICH file its swap displaced: a plain rename unlinks it unseen.
+    """
+    renameat2 = getattr(_libc(), "renameat2", None) if sys.platform == "linux" else None
+    if renameat2 is None:
+        return False
+    done = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if done == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def conditional_replace(path: Path, expected: bytes, content: bytes) -> None:
+    """Replace ``path`` with ``content`` only if it still holds exactly ``expected``.
+
+    Compare-and-swap on CONTENT for writers that take no lock (an editor, a script). The
+    new file is prepared and fsynced first; then, as the last steps: compare, swap. Where
+    the kernel can exchange two paths atomically (Linux, RENAME_EXCHANGE), the swap hands
+    back the file it displaced: if that is not ``expected`` (an edit landed between the
+    compare and the swap, by rename or written in place) it is swapped straight back and
+    :class:`WriteConflict` raised — the edit survives. Elsewhere a plain rename follows the
+    compare, and the inode that was compared is re-read after it: an in-place edit that
+    reached it is written back. What remains: a writer holding the file open from before
+    the swap and writing to it after the re-read (microseconds) writes into the displaced
+    file; and, without the exchange, a rename-style save in the two syscalls between
+    compare and rename. Raises :class:`WriteConflict` when the file is not ``expected``.
+    """
+    tmp = _prepared_temp(path, content)
+    try:
+        if _read_or_none(path) != expected:
+            raise WriteConflict(str(path))
+        if _exchange(tmp, path):
+            displaced = tmp.read_bytes()
+            if displaced != expected:
+                _put_back(path, tmp, content)
+                raise WriteConflict(str(path))
+        else:
+            _replace_then_check(path, tmp, expected, content)
+    except FileNotFoundError:  # deleted under us: the re-read says so in one line
+        raise WriteConflict(str(path)) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _put_back(path: Path, displaced: Path, ours: bytes) -> None:
+    """Swap an edit that our exchange displaced back into place; ours must come out."""
+    _exchange(displaced, path)
+    if displaced.read_bytes() != ours:
+        # A third write landed between the two swaps: keep what came out, for the operator.
+        kept = displaced.with_name(f"{path.name}.conflict-{os.getpid()}")
+        os.replace(displaced, kept)
+        raise ConflictError(
+            f"{path}: the settings file changed twice while writing; compare it with {kept} "
+            "and rerun"
+        )
+
+
+def _replace_then_check(path: Path, tmp: Path, expected: bytes, content: bytes) -> None:
+    """Rename over ``path``; then re-read the replaced inode and restore an in-place edit."""
+    with open(path, "rb") as old:
+        if old.read() != expected:
+            raise WriteConflict(str(path))
+        os.replace(tmp, path)
+        old.seek(0)
+        edited = old.read()
+    if edited != expected and _read_or_none(path) == content:
+        atomic_write(path, edited)
+        raise WriteConflict(str(path))
+
+
+def changed_parts(before: Mapping[str, str], after: Mapping[str, str]) -> set[tuple[str, str]]:
+    """What differs between two ConfigMap ``data`` dicts, as (key, entry) pairs.
+
+    A value that is a JSON object on both sides (the whitelist) is compared entry by
+    entry: ``(key, entry)`` for each top-level entry added, removed or changed. Any other
+    changed value is ``(key, "")``, the whole key. Two edits conflict when their parts
+    overlap (see :func:`overlap`).
+    """
+    parts: set[tuple[str, str]] = set()
+    for key in set(before) | set(after):
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        old_obj, new_obj = _json_object(old), _json_object(new)
+        if old_obj is None or new_obj is None:
+            parts.add((key, ""))
+            continue
+        parts |= {
+            (key, entry)
+            for entry in set(old_obj) | set(new_obj)
+            if old_obj.get(entry, _ABSENT) != new_obj.get(entry, _ABSENT)
+        }
+    return parts
+
+
+def overlap(ours: set[tuple[str, str]], theirs: set[tuple[str, str]]) -> list[str]:
+    """The parts both edits changed, for a message; a whole key overlaps any entry of it."""
+    return sorted(
+        {
+            f"{key}.{entry}" if entry and other else key
+            for key, entry in ours
+            for other_key, other in theirs
+            if key == other_key and (entry == other or not entry or not other)
+        }
+    )
+
+
+_ABSENT = object()
+
+
+def _json_object(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 class LocalConfigMapFile(ConditionalStore):
@@ -231,16 +398,33 @@ class LocalConfigMapFile(ConditionalStore):
         # Comparing bytes, not just resourceVersion, also catches a hand edit (an editor,
         # `kubectl edit`-style tooling) that did not bump the version.
         assert isinstance(token, _FileState)
-        if self._read_bytes() != token.raw:
-            raise WriteConflict(str(self.path))
         manifest = copy.deepcopy(token.manifest)
         metadata = manifest.get("metadata") or {}
         new_rv = next_resource_version(snapshot.resource_version)
         metadata["resourceVersion"] = new_rv
         manifest["metadata"] = metadata
         manifest["data"] = dict(new_data)
-        atomic_write(self.path, dump_manifest(manifest))
+        try:
+            conditional_replace(self.path, token.raw, dump_manifest(manifest))
+        except WriteConflict:
+            self._refuse_if_same_keys(snapshot.data, new_data)
+            raise
         return new_rv
+
+    def _refuse_if_same_keys(self, base: Mapping[str, str], new_data: Mapping[str, str]) -> None:
+        """After a hand edit got in: re-applying is safe only if it touched other parts.
+
+        A hand edit of a key (or whitelist entry) this write changes is a decision someone
+        made after zoo-ops read the file; recomputing over it would silently override
+        them, so refuse. Edits of other keys or entries are re-read and re-applied.
+        """
+        _, now = parse_manifest(self._read_bytes(), str(self.path))
+        both = overlap(changed_parts(base, new_data), changed_parts(base, now.data))
+        if both:
+            raise ConflictError(
+                f"{self.path}: the settings file changed while writing ({', '.join(both)} "
+                "edited by someone else); nothing written, check it and rerun"
+            )
 
     def _attempt_guard(self) -> _Locked:
         # Pessimistic for zoo-ops's own writers: read -> change -> write under the lock.
