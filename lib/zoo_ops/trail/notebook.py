@@ -353,14 +353,14 @@ def fingerprint_of(st: os.stat_result) -> Fingerprint:
 def read_scraps(path: Path) -> dict[str, Any]:
     """All scraps of an executed notebook as plain values (DataFrames stay DataFrames)."""
     import nbformat
-    import scrapbook as sb
+    from scrapbook.models import Notebook
 
     if not os.path.lexists(path):
         raise NotFound(f"{path}: no such executed notebook")
     try:
         text = read_trail_bytes(path)
         read_notebook_scraps(text, ())  # a notebook at all (a clear reason if not)
-        nb = sb.Notebook(nbformat.reads(text.decode("utf-8"), as_version=4))
+        nb = Notebook(nbformat.reads(text.decode("utf-8"), as_version=4))
         return checked_scraps({name: scrap.data for name, scrap in nb.scraps.items()})
     except UnreadableNotebook as exc:
         raise BadInput(f"{path}: not a readable executed runbook ({exc}); check the file") from exc

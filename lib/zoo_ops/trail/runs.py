@@ -9,7 +9,8 @@ model, step, run id and truss hash, or the run is shown with the disagreement an
 counted by the gate or ``rollout``. A notebook of the trail that no run row claims (a
 copied file, another database's run) is a view of outcome ``not recorded``; one that no
 row claims and that cannot be read is no view at all (the trail index lists it, with
-the reason). Where a notebook sits never makes a run: only a row does.
+the reason). Where a notebook sits never makes a run: only a row does. (Trail alone,
+:func:`trail_views`, an unreadable notebook is shown as ``unreadable``.)
 
 Without a database (its URL names an unset variable, its file does not exist) the trail
 alone is shown: :func:`trail_views`, outcomes as the notebooks say, none of them trusted.
@@ -313,9 +314,7 @@ def join_runs(
 
 
 def trail_views(entries: Iterable[TrailEntry]) -> list[RunView]:
-    """The trail alone (no database at hand), oldest first by file name; unreadable
-    notebooks are left out (listed with their reason by TrailIndex.unreadable)."""
-    return sorted(
-        (view_of_entry(e, database=False) for e in entries if e.state != UNREADABLE),
-        key=RunView.order,
-    )
+    """The trail alone (no database at hand), oldest first by file name. With no record
+    to go by, an unreadable notebook is shown as such (``unreadable``, never a success);
+    TrailIndex.unreadable says why."""
+    return sorted((view_of_entry(e, database=False) for e in entries), key=RunView.order)
