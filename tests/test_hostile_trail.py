@@ -500,3 +500,18 @@ def test_a_cached_index_row_is_checked_like_a_notebook(
     conn.close()
     assert [e.run_id for e in index.entries()] == ["r-hostile"]
     assert index.last.read == 1 and index.last.cached == 0
+
+
+def test_04s_lookup_of_the_latest_forward_run_skips_hostile_files(
+    staged: tuple[Any, Any], hostile_trail: dict[Path, str]
+) -> None:
+    """`04_revert` with no forward_run looks for the latest successful 03_migrate: the
+    badly named file holding a succeeded 03_migrate `run` scrap is not one, and no other
+    hostile file crashes or hangs the lookup."""
+    from zoo_ops.errors import NotFound
+    from zoo_ops.steps.s04_revert import latest_forward_run
+
+    staging, _prod = staged
+    assert any("20261399" in p.name for p in hostile_trail)
+    with pytest.raises(NotFound, match="no successful 03_migrate of iris in staging"):
+        latest_forward_run(staging, "iris")

@@ -241,7 +241,7 @@ def read_notebook_scraps(
     ``pandas`` scraps are returned as their encoded payload string: use
     :func:`zoo_ops.trail.read_scraps` for tables.
     """
-    if not text or not (text.strip() if isinstance(text, str) else text.strip()):
+    if not text.strip():
         raise UnreadableNotebook("empty file")
     try:
         nb = json.loads(text)
@@ -351,7 +351,9 @@ def fingerprint_of(st: os.stat_result) -> Fingerprint:
 
 
 def read_scraps(path: Path) -> dict[str, Any]:
-    """All scraps of an executed notebook as plain values (DataFrames stay DataFrames)."""
+    """All scraps of an executed notebook as plain values (DataFrames stay DataFrames),
+    each checked against its schema; read as the trail's reader reads (a regular file of
+    bounded size). BadInput, one line, for a file that is not such a notebook."""
     import nbformat
     from scrapbook.models import Notebook
 
