@@ -308,6 +308,7 @@ def test_status_history_report_and_rollout_list_each_hostile_file_and_go_on(
 
     code, out, err = run_cli(["report", "-e", "staging", "-o", str(tmp_path / "report")], capsys)
     assert (code, err) == (0, ""), err
+    assert_listed_once_each(out, hostile_trail, "report output")
     index = unescape((tmp_path / "report" / "index.html").read_text())
     listed = "\n".join(
         part.split("</li>")[0] for part in index.split("<li class='unreadable-file'>")[1:]
@@ -515,3 +516,22 @@ def test_04s_lookup_of_the_latest_forward_run_skips_hostile_files(
     assert any("20261399" in p.name for p in hostile_trail)
     with pytest.raises(NotFound, match="no successful 03_migrate of iris in staging"):
         latest_forward_run(staging, "iris")
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        good_run(),
+        # A run refused before zoo-ops recorded it (runbook.start): no id, no hash, and a
+        # dry_run parameter that was not a boolean.
+        good_run(run_id=None, truss_hash=None, dry_run=None, outcome="refused", exit_code=2),
+        # A notebook written by `zoo-ops trail recover`.
+        good_run(recovered=True, recovered_at="2026-01-02T00:00:00+00:00", outcome="crashed"),
+    ],
+    ids=["finished", "refused-before-recorded", "recovered"],
+)
+def test_the_run_scraps_zoo_ops_writes_follow_the_schema(run: dict[str, Any]) -> None:
+    from zoo_ops.domain.scrap_schema import run_scrap_problem
+
+    assert run_scrap_problem(run) is None
+    assert run_scrap_problem({**run, "run_id": 7}) == "`run` scrap run_id is an integer, not text"
