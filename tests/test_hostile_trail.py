@@ -354,7 +354,10 @@ def rewrite_run(source: Path, target: Path, **changes: Any) -> None:
 
 
 def test_a_notebook_filed_under_staging_does_not_open_prods_gate(
-    staged: tuple[Any, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    staged: tuple[Any, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The issue's bypass: a succeeded 01_copy whose run row is in prod's database, its
     notebook filed (or copied) under executed/staging/iris/ -- verbatim, and edited to
@@ -384,12 +387,8 @@ def test_a_notebook_filed_under_staging_does_not_open_prods_gate(
     assert not gate.verdict.open
     assert "has not succeeded in staging" in gate.verdict.detail
 
-    monkey_cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        code, _out, err = run_cli(["run", "01_copy", "-m", "iris", "-e", "prod"], capsys)
-    finally:
-        os.chdir(monkey_cwd)
+    monkeypatch.chdir(tmp_path)
+    code, _out, err = run_cli(["run", "01_copy", "-m", "iris", "-e", "prod"], capsys)
     assert code != 0
     assert "has not succeeded in staging" in err
     assert "Traceback" not in err
@@ -535,3 +534,26 @@ def test_the_run_scraps_zoo_ops_writes_follow_the_schema(run: dict[str, Any]) ->
 
     assert run_scrap_problem(run) is None
     assert run_scrap_problem({**run, "run_id": 7}) == "`run` scrap run_id is an integer, not text"
+
+
+def test_rollout_goes_on_from_the_run_row_when_its_notebook_has_a_list_for_run_id(
+    staged: tuple[Any, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The issue's crash: a `run` scrap with a list for run_id. The notebook is listed as
+    unreadable; the run row (the authority) still says 01_copy succeeded: not repeated."""
+    from zoo_ops.execute import execute_runbook
+
+    done = execute_runbook("01_copy", model="iris", env="staging")
+    assert done.exit_code == 0, done.error
+    path = Path(done.path)
+    rewrite_run(path, path, run_id=["a", "list"])
+    monkeypatch.chdir(tmp_path)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("environments: [staging]\nmodels: [iris]\nsteps: [01_copy]\n")
+    code, out, err = run_cli(["rollout", str(plan)], capsys)
+    assert (code, err) == (0, ""), err
+    assert "done before" in out
+    assert f"unreadable trail file {path}: `run` scrap run_id is a list, not text" in out

@@ -50,7 +50,14 @@ from zoo_ops.commands.status import (
     status,
     view_time,
 )
-from zoo_ops.trail import STEPS, RunView, TrailEntry, UnreadableNotebook, read_trail_bytes
+from zoo_ops.trail import (
+    STEPS,
+    RunView,
+    TrailEntry,
+    UnreadableFile,
+    UnreadableNotebook,
+    read_trail_bytes,
+)
 from zoo_ops.trail.notebook import UNREADABLE
 
 INDEX_NAME = "index.html"
@@ -128,6 +135,11 @@ class ReportResult:
     reused: list[Path] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
     table: StatusTable | None = field(default=None, repr=False)
+
+    @property
+    def unreadable(self) -> list[UnreadableFile]:
+        """The files of the trail the report could not use, with why (listed in it too)."""
+        return self.table.unreadable if self.table is not None else []
 
 
 def outcome_class(outcome: str) -> str:
