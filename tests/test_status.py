@@ -208,6 +208,14 @@ def test_running_and_unreadable_notebooks_are_shown_not_skipped(tmp_path: Path) 
     table = status(None, None, tmp_path)
     assert cell(table, "01_copy").outcome == "running"
     assert cell(table, "02_verify").outcome == "unreadable"
+    # ... and each unreadable one is listed with why.
+    assert [(u.path.name, u.reason) for u in table.unreadable] == [
+        ("20260101T000000Z-02_verify.ipynb", "no run scrap"),
+        (
+            "20260102T000000Z-02_verify.ipynb",
+            "not JSON (Expecting property name enclosed in double quotes at line 1 column 2)",
+        ),
+    ]
 
 
 # --- never stale ---------------------------------------------------------------------------
@@ -277,7 +285,8 @@ def test_concurrent_processes_share_the_index(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "outputs",
     [
-        [scrap_output("truss_hash", "123", "json")],  # a JSON string parsed, as scrapbook does
+        # A JSON string parsed, as scrapbook does (to 123: a scrap with no type rule).
+        [scrap_output("deleted_copy_versions", "123", "json")],
         [scrap_output("truss_hash", "not json", "json")],
         [scrap_output("truss_hash", 42, "text")],  # text of a number becomes a string
         [scrap_output("passed", True, "json"), scrap_output("passed", False, "json")],

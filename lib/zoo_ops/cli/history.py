@@ -33,11 +33,13 @@ def run_history(args: argparse.Namespace) -> int:
     print(f"{table.oracle_version_id}{owner} in {table.env}")
     if not table.events:
         print("no changes recorded by zoo-ops")
-        return 0
-    rows = []
-    for event in table.events:
-        row = event.as_row()
-        row["notebook"] = display_path(event.notebook)
-        rows.append(tuple(str(row[c]) for c in COLUMNS))
-    print(format_table(COLUMNS, rows))
+    else:
+        rows = []
+        for event in table.events:
+            row = event.as_row()
+            row["notebook"] = display_path(event.notebook)
+            rows.append(tuple(str(row[c]) for c in COLUMNS))
+        print(format_table(COLUMNS, rows))
+    for unreadable in table.unreadable:
+        print(unreadable.line())
     return 0

@@ -36,4 +36,6 @@ def run_report(args: argparse.Namespace) -> int:
     with database_runs(list(envs) if envs else environment_names()) as runs:
         result = render_report(envs, executed_roots(envs), out, runs)
     print(result.index)
+    for unreadable in result.unreadable:
+        print(unreadable.line())
     return 0

@@ -30,6 +30,8 @@ def run_rollout(args: argparse.Namespace) -> int:
 
     report = rollout(load_plan(args.plan), confirm=tuple(args.confirm))
     print_frame(report.to_frame())
+    for unreadable in report.unreadable:
+        print(unreadable.line())
     if report.exit_code:
         last = report.rows[-1]
         sys.stderr.write(

@@ -97,6 +97,7 @@ def print_status(table: StatusTable, envs: Sequence[str] | None, model: str | No
         scope = f" for model {model}" if model else ""
         where = ", ".join(envs) if envs else "any environment"
         print(f"no runs{scope} in {where}")
+        print_unreadable(table)
         return
     headers = ("model", "step", "outcome", "at", "truss_hash", "notebook", "dry run", "note")
     shown_envs = sorted({*table.envs(), *(r.env for r in table.runs)})
@@ -129,3 +130,12 @@ def print_status(table: StatusTable, envs: Sequence[str] | None, model: str | No
                 f"refused {r.model} {r.step} at {format_at(r.at)} (run {r.run_id}): "
                 f"{r.error or 'no reason recorded'}"
             )
+    print_unreadable(table)
+
+
+def print_unreadable(table: StatusTable) -> None:
+    """One line per file of the trail no reader used, with the reason."""
+    if table.unreadable:
+        print()
+    for unreadable in table.unreadable:
+        print(unreadable.line())

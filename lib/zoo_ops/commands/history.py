@@ -37,6 +37,7 @@ from zoo_ops.trail import (
     RunLike,
     TrailEntry,
     TrailIndex,
+    UnreadableFile,
     effective_outcome,
     join_runs,
 )
@@ -104,6 +105,8 @@ class HistoryTable:
     oracle_version_id: str
     oracle_id: str | None
     events: list[HistoryEvent] = field(default_factory=list)
+    # Files of the trail no reader used (a bad name, a bad notebook), with the reason.
+    unreadable: list[UnreadableFile] = field(default_factory=list)
 
     def as_rows(self) -> list[dict[str, Any]]:
         return [e.as_row() for e in self.events]
@@ -260,7 +263,8 @@ def history(env: Environment, oracle_version_id: str) -> HistoryTable:
         )
     found = env.platform.find_version(version_id)
     oracle_id = found.oracle_id if found else None
-    trail = TrailIndex(env.config.executed_root_path).entries(env.name)
+    index = TrailIndex(env.config.executed_root_path)
+    trail = index.entries(env.name)
     notebook_of_migration = {
         str(e.scraps["migration_id"]): e.path for e in trail if e.scraps.get("migration_id")
     }
@@ -288,5 +292,9 @@ def history(env: Environment, oracle_version_id: str) -> HistoryTable:
         )
     )
     return HistoryTable(
-        env=env.name, oracle_version_id=version_id, oracle_id=oracle_id, events=events
+        env=env.name,
+        oracle_version_id=version_id,
+        oracle_id=oracle_id,
+        events=events,
+        unreadable=index.unreadable,
     )

@@ -35,7 +35,7 @@ from zoo_ops.migration.plan import BACKWARDS, FORWARDS, MigrationRecord
 from zoo_ops.runbook import run_scrap_of, scrap_output
 from zoo_ops.services.migration_output import affected_record
 from zoo_ops.trail import executed_path
-from zoo_ops.trail.notebook import UnreadableNotebook, read_notebook_scraps
+from zoo_ops.trail.notebook import UnreadableNotebook, read_notebook_scraps, read_trail_bytes
 
 SUCCEEDED = "succeeded"
 CRASHED = "crashed"
@@ -92,11 +92,10 @@ def _notebook_problem(path: Path | None) -> tuple[str | None, dict[str, Any] | N
     if path is None:
         return "no notebook recorded", None
     try:
-        scraps, _names, _papermill = read_notebook_scraps(path.read_bytes(), {"run"})
-    except FileNotFoundError:
-        return "missing", None
+        # A regular file only (a FIFO at the recorded path must not hang recover).
+        scraps, _names, _papermill = read_notebook_scraps(read_trail_bytes(path), {"run"})
     except (OSError, UnreadableNotebook) as exc:
-        return f"unreadable ({exc})", None
+        return ("missing" if not os.path.lexists(path) else f"unreadable ({exc})"), None
     run = scraps.get("run")
     if not isinstance(run, dict):
         return "no `run` scrap", None

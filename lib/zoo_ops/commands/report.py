@@ -50,7 +50,15 @@ from zoo_ops.commands.status import (
     status,
     view_time,
 )
-from zoo_ops.trail import STEPS, RunView, TrailEntry
+from zoo_ops.trail import (
+    STEPS,
+    RunView,
+    TrailEntry,
+    UnreadableFile,
+    UnreadableNotebook,
+    read_trail_bytes,
+)
+from zoo_ops.trail.notebook import UNREADABLE
 
 INDEX_NAME = "index.html"
 NOTEBOOK_CSS_NAME = "notebook.css"
@@ -127,6 +135,11 @@ class ReportResult:
     reused: list[Path] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
     table: StatusTable | None = field(default=None, repr=False)
+
+    @property
+    def unreadable(self) -> list[UnreadableFile]:
+        """The files of the trail the report could not use, with why (listed in it too)."""
+        return self.table.unreadable if self.table is not None else []
 
 
 def outcome_class(outcome: str) -> str:
@@ -220,29 +233,38 @@ class PageRenderer:
     def render(self, entry: TrailEntry) -> str:
         import nbformat
 
+        if entry.state == UNREADABLE:
+            return _unreadable_page(entry, entry.problem or "unreadable")
         try:
-            nb = nbformat.read(str(entry.path), as_version=4)
+            # Through the trail's reader: a regular file of bounded size, never a FIFO.
+            text = read_trail_bytes(entry.path).decode("utf-8")
+            nb = nbformat.reads(text, as_version=4)
+        except UnreadableNotebook as exc:
+            return _unreadable_page(entry, str(exc))
         except Exception as exc:  # noqa: BLE001 - an unreadable notebook still gets a page
-            return _unreadable_page(entry, exc)
+            return _unreadable_page(entry, exc.__class__.__name__)
         resources: dict[str, Any] = {
             "zoo_ops_header": page_header(entry),
             "zoo_ops_css": _CSS,
             "zoo_ops_notebook_css": NOTEBOOK_CSS_NAME,
             "metadata": {"name": entry.path.stem},
         }
-        with warnings.catch_warnings():
-            # Scrap outputs carry only scrapbook's mimetypes: nothing to show, by design.
-            warnings.filterwarnings("ignore", message="Your element with mimetype")
-            body, _ = self.exporter.from_notebook_node(nb, resources=resources)
+        try:
+            with warnings.catch_warnings():
+                # Scrap outputs carry only scrapbook's mimetypes: nothing to show, by design.
+                warnings.filterwarnings("ignore", message="Your element with mimetype")
+                body, _ = self.exporter.from_notebook_node(nb, resources=resources)
+        except Exception as exc:  # noqa: BLE001 - a notebook nbconvert cannot render
+            return _unreadable_page(entry, f"not renderable ({exc.__class__.__name__})")
         return str(body)
 
 
-def _unreadable_page(entry: TrailEntry, exc: Exception) -> str:
+def _unreadable_page(entry: TrailEntry, reason: str) -> str:
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{escape(entry.path.stem)}</title><style>{_CSS}</style></head>"
         f"<body class='zoo-ops'>{page_header(entry)}"
-        f"<p class='unreadable'>not a readable notebook ({escape(exc.__class__.__name__)})</p>"
+        f"<p class='unreadable'>not a readable notebook ({escape(reason)})</p>"
         "</body></html>"
     )
 
@@ -337,7 +359,20 @@ def index_html(table: StatusTable, pages: dict[Path, str], generated: datetime) 
         f"<title>zoo-ops report</title><style>{_CSS}</style></head><body class='zoo-ops'>"
         f"<h1>zoo-ops report</h1><p class='note'>generated {escape(format_at(generated))} "
         f"by zoo-ops {escape(__version__)}; {escape(summary)}</p>{only}"
-        f"{''.join(sections)}</body></html>"
+        f"{''.join(sections)}{unreadable_html(table)}</body></html>"
+    )
+
+
+def unreadable_html(table: StatusTable) -> str:
+    """The files of the trail no reader used, each with the reason ("" when none)."""
+    if not table.unreadable:
+        return ""
+    items = "".join(
+        f"<li class='unreadable-file'>{escape(u.line())}</li>" for u in table.unreadable
+    )
+    return (
+        f"<section class='unreadable'><h2>Unreadable trail files ({len(table.unreadable)})"
+        f"</h2><ul>{items}</ul></section>"
     )
 
 

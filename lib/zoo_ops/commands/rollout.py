@@ -21,7 +21,7 @@ from zoo_ops.domain.rollout_plan import RETIRE, RolloutPlan, parse_plan, retire_
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound
 from zoo_ops.execute import execute_runbook
-from zoo_ops.trail import RunView, join_runs, trail_entries
+from zoo_ops.trail import RunView, TrailIndex, UnreadableFile, join_runs
 from zoo_ops.trail.runs import DRY_RUN, REFUSED
 
 REVERT = "04_revert"
@@ -42,6 +42,13 @@ def load_plan(path: Path) -> RolloutPlan:
 class RolloutReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     exit_code: int = 0
+    # Files of the trail the rollout did not use (a bad name, a bad notebook), with why.
+    unreadable: list[UnreadableFile] = field(default_factory=list)
+
+    def note_unreadable(self, files: list[UnreadableFile]) -> None:
+        for found in files:
+            if found not in self.unreadable:
+                self.unreadable.append(found)
 
     def add(
         self, model: str, env: str, step: str, action: str, detail: str = "", path: str = ""
@@ -63,14 +70,17 @@ class RolloutReport:
         )
 
 
-def _real_runs(env: Environment, model: str) -> list[RunView]:
+def _real_runs(env: Environment, model: str, report: RolloutReport | None = None) -> list[RunView]:
     """The model's runs in this environment that were not dry runs and not refused, from
     its runs table (the authority: a run made by plain papermill to any path counts),
     each cross-checked with its notebook where one exists; oldest first. A notebook of the
     trail that no run row claims (a database since rebuilt, a copied file) proves nothing
     here, nor does a run whose notebook disagrees with its row."""
     records = env.runs.find(model=model, env=env.name)
-    entries = trail_entries(env.config.executed_root_path, env.name, model)
+    index = TrailIndex(env.config.executed_root_path)
+    entries = index.entries(env.name, model)
+    if report is not None:
+        report.note_unreadable(index.unreadable)
     return [
         v
         for v in join_runs(records, entries, read_outside=True)
@@ -110,7 +120,7 @@ def rollout(
             truss_hash = truss_content_hash(
                 env.config.truss_root_path / model, cache=env.hash_cache
             )
-            runs = _real_runs(env, model)
+            runs = _real_runs(env, model, report)
             migrate, revert = _latest(runs, MIGRATE), _latest(runs, REVERT)
             if (
                 revert is not None

@@ -44,6 +44,7 @@ from zoo_ops.trail import (
     RunView,
     TrailEntry,
     TrailIndex,
+    UnreadableFile,
     join_runs,
     trail_views,
 )
@@ -172,6 +173,8 @@ class StatusTable:
     runs: list[RunView] = field(default_factory=list, repr=False)
     # Environments shown from the trail alone, and why (their database was not read).
     trail_only: dict[str, str] = field(default_factory=dict)
+    # Files of the trail that no reader uses (a bad name, a bad notebook), with the reason.
+    unreadable: list[UnreadableFile] = field(default_factory=list)
 
     def envs(self) -> list[str]:
         return sorted({r.env for r in self.rows})
@@ -332,10 +335,11 @@ def status_rows(
 
 
 def trail_envs(executed_root: Path) -> list[str]:
-    """Environment folders present in the trail."""
-    if not executed_root.is_dir():
+    """Environment folders present in the trail (none when the root cannot be listed)."""
+    try:
+        return sorted(p.name for p in executed_root.iterdir() if p.is_dir() and p.name[0] != ".")
+    except OSError:
         return []
-    return sorted(p.name for p in executed_root.iterdir() if p.is_dir() and p.name[0] != ".")
 
 
 def status(
@@ -356,6 +360,7 @@ def status(
     roots = [Path(executed_root)] if isinstance(executed_root, str | Path) else executed_root
     runs = runs or {}
     entries: dict[str, list[TrailEntry]] = {}
+    unreadable: list[UnreadableFile] = []
     for root in map(Path, roots):
         present = trail_envs(root)
         wanted = present if env_names is None else [e for e in env_names if e in present]
@@ -363,6 +368,7 @@ def status(
         for env in wanted:
             if env not in entries:
                 entries[env] = index.entries(env, model)
+                unreadable.extend(index.unreadable)
     envs = set(entries)
     envs |= {
         e for e, source in runs.items() if source.records and (env_names is None or e in env_names)
@@ -385,7 +391,9 @@ def status(
         migration_of={e: s.migration_of for e, s in runs.items()},
     )
     notebooks = [e for env in sorted(entries) for e in entries[env]]
-    return StatusTable(rows=rows, notebooks=notebooks, runs=views, trail_only=trail_only)
+    return StatusTable(
+        rows=rows, notebooks=notebooks, runs=views, trail_only=trail_only, unreadable=unreadable
+    )
 
 
 # --- reading each environment's runs table ----------------------------------------------

@@ -11,7 +11,7 @@ from zoo_ops.domain.gates import GateVerdict, staging_gate
 from zoo_ops.environment import Environment
 from zoo_ops.errors import GateClosed, ZooOpsError
 from zoo_ops.services.results import StepResult
-from zoo_ops.trail import join_runs, trail_entries
+from zoo_ops.trail import TrailIndex, join_runs
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,9 @@ def succeeded_hashes(required: Environment, step: str, model: str) -> tuple[set[
     cross-checked with its notebook where the notebook exists (its ``run`` scrap must name
     the same environment, model, step, run id and truss hash): a disagreement is not
     counted, and says why in the evidence. A notebook of the trail with no run row (another
-    database's, a copied file) is never counted.
+    database's, a copied file, one filed under the required environment's folder by a run
+    elsewhere) is never counted: where a file sits grants nothing. Unreadable trail files
+    are named in the evidence and skipped.
     """
     hashes: set[str] = set()
     evidence: list[str] = []
@@ -62,14 +64,12 @@ def succeeded_hashes(required: Environment, step: str, model: str) -> tuple[set[
     except Exception as exc:  # noqa: BLE001 - an unreachable staging DB is not a success
         evidence.append(f"{required.name} database unreadable: {exc.__class__.__name__}")
         return hashes, evidence
-    entries = [
-        e
-        for e in trail_entries(required.config.executed_root_path, required.name, model)
-        if e.step == step
-    ]
+    index = TrailIndex(required.config.executed_root_path)
+    entries = [e for e in index.entries(required.name, model) if e.step == step]
+    evidence.extend(f"not counted: {u.line()}" for u in index.unreadable)
     for view in join_runs(records, entries, read_outside=True):
-        if view.record is None:
-            continue  # a notebook no run row claims proves nothing
+        if view.record is None or view.dry_run:
+            continue  # a notebook no run row claims proves nothing; a dry run changed nothing
         if not view.trusted:
             evidence.append(f"run {view.run_id} not counted: {view.notebook_note}")
             continue

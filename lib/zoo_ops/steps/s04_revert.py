@@ -36,7 +36,7 @@ from zoo_ops.migration.engine import (
 from zoo_ops.migration.plan import FORWARDS, MigrationRecord
 from zoo_ops.services.migration_output import TqdmProgress, affected_record, read_affected
 from zoo_ops.services.results import StepResult
-from zoo_ops.trail import read_entry, read_scraps, trail_notebooks
+from zoo_ops.trail import TrailIndex, read_scraps
 
 FORWARD_STEP = "03_migrate"
 
@@ -75,12 +75,13 @@ class ForwardRun(StepResult):
 
 
 def latest_forward_run(env: Environment, model: str) -> Path:
-    """The newest executed 03_migrate of ``model`` in ``env`` that succeeded (not a dry run)."""
+    """The newest executed 03_migrate of ``model`` in ``env`` that succeeded (not a dry run).
+
+    Read through the trail index: unreadable files (a bad name, a FIFO, a scrap of the
+    wrong type) are skipped; the notebook found is then checked against the journal."""
     found = [
         entry.path
-        for entry in map(
-            read_entry, trail_notebooks(env.config.executed_root_path, env.name, model)
-        )
+        for entry in TrailIndex(env.config.executed_root_path).entries(env.name, model)
         if entry.step == FORWARD_STEP and entry.run and entry.run.get("outcome") == "succeeded"
     ]
     if not found:

@@ -5,7 +5,7 @@ reader: :class:`TrailEntry`); ``index`` caches those reads for ``status``, ``his
 and ``report``; ``runs`` joins the database's runs table (the authority) with them.
 """
 
-from zoo_ops.trail.index import INDEX_FILE_NAME, TrailIndex, trail_entries
+from zoo_ops.trail.index import INDEX_FILE_NAME, TrailIndex, UnreadableFile, trail_entries
 from zoo_ops.trail.names import (
     STEPS,
     canonical_step,
@@ -13,7 +13,14 @@ from zoo_ops.trail.names import (
     parse_trail_name,
     trail_notebooks,
 )
-from zoo_ops.trail.notebook import TrailEntry, read_entry, read_notebook_at, read_scraps
+from zoo_ops.trail.notebook import (
+    TrailEntry,
+    UnreadableNotebook,
+    read_entry,
+    read_notebook_at,
+    read_scraps,
+    read_trail_bytes,
+)
 from zoo_ops.trail.runs import (
     NOT_RECORDED,
     RunLike,
@@ -31,6 +38,8 @@ __all__ = [
     "RunLike",
     "RunView",
     "TrailIndex",
+    "UnreadableFile",
+    "UnreadableNotebook",
     "canonical_step",
     "effective_outcome",
     "executed_path",
@@ -39,6 +48,7 @@ __all__ = [
     "read_entry",
     "read_notebook_at",
     "read_scraps",
+    "read_trail_bytes",
     "trail_entries",
     "trail_notebooks",
     "trail_views",

@@ -23,6 +23,13 @@ whichever lands last is still checked against the file next time. An index that 
 opened or written (read-only trail, corrupt file) is rebuilt or bypassed, never trusted.
 
 Each notebook is read by :func:`zoo_ops.trail.notebook.read_indexed`, the trail's one reader.
+
+Nothing in the trail is trusted, the index file included: a file under ``ENV/MODEL/``
+named ``*.ipynb`` that is not a trail name (``20261399T000000Z-03_migrate.ipynb``), and
+every notebook the reader finds unreadable (bad JSON, a scrap of the wrong type, a FIFO,
+a directory, no permission), is listed in :attr:`TrailIndex.unreadable` with the reason
+and skipped by every reader; a row of the index that does not hold what a row must hold
+is a cache miss, never an entry.
 """
 
 from __future__ import annotations
@@ -35,8 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_ops.trail.names import parse_trail_name, trail_notebooks
+from zoo_ops.domain.names import name_problem
+from zoo_ops.domain.scrap_schema import run_scrap_problem, scrap_problem
+from zoo_ops.trail.names import parse_trail_name
 from zoo_ops.trail.notebook import (
+    OK,
+    RUNNING,
+    UNREADABLE,
     Fingerprint,
     TrailEntry,
     fingerprint_of,
@@ -45,7 +57,9 @@ from zoo_ops.trail.notebook import (
 
 INDEX_FILE_NAME = ".index.sqlite"
 # Bump when what a row holds changes: an index of another version is rebuilt.
-INDEX_FORMAT = 1
+# 2: scraps are checked against their schema before a row is written.
+INDEX_FORMAT = 2
+NOT_A_TRAIL_NAME = "not named YYYYmmddTHHMMSSZ-STEP.ipynb with a real UTC time"
 RECENT_S = 2.0
 BUSY_TIMEOUT_MS = 15_000
 
@@ -77,11 +91,66 @@ def _to_row(entry: TrailEntry, relpath: str) -> tuple[Any, ...]:
     )
 
 
-def _from_row(root: Path, relpath: str, fingerprint: Fingerprint, payload: str) -> TrailEntry:
+@dataclass(frozen=True)
+class UnreadableFile:
+    """A file of the trail no reader uses, and why."""
+
+    path: Path
+    reason: str
+
+    def line(self) -> str:
+        """One line for an operator: the file (escaped when its name holds a control or
+        undecodable character: one line stays one line), what is wrong, that it was skipped."""
+        text = str(self.path)
+        shown = text if text.isprintable() else ascii(text)
+        return f"unreadable trail file {shown}: {self.reason}; skipped"
+
+
+def stray_reason(path: Path) -> str | None:
+    """Why ``ENV/MODEL/NAME.ipynb`` is no trail notebook (None: it is one): its folders must
+    be an environment and a model name, its name ``STAMP-STEP.ipynb`` with a real time."""
+    problem = name_problem("environment", path.parent.parent.name) or name_problem(
+        "model", path.parent.name
+    )
+    if problem is not None:
+        return f"its folder is not ENV/MODEL: {problem}"
+    return None if parse_trail_name(path) is not None else NOT_A_TRAIL_NAME
+
+
+def _row_payload(payload: str) -> dict[str, Any] | None:
+    """A row's payload when it holds what :func:`_to_row` writes; else None (re-read)."""
+    try:
+        data = json.loads(payload)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("state") not in (OK, RUNNING, UNREADABLE):
+        return None
+    run, problem = data.get("run"), data.get("problem")
+    shapes_ok = (
+        isinstance(data.get("scraps"), dict)
+        and isinstance(data.get("names"), list)
+        and all(isinstance(n, str) for n in data["names"])
+        and isinstance(data.get("parameters"), dict)
+        and (problem is None or isinstance(problem, str))
+    )
+    if not shapes_ok or (run is None) != (data["state"] != OK):
+        return None
+    if run is not None and run_scrap_problem(run) is not None:
+        return None
+    if any(scrap_problem(name, value) for name, value in data["scraps"].items()):
+        return None
+    return data
+
+
+def _from_row(
+    root: Path, relpath: str, fingerprint: Fingerprint, payload: str
+) -> TrailEntry | None:
+    """The entry a row caches; None when the row is not one this version wrote."""
     path = root / relpath
     parsed = parse_trail_name(path)
-    assert parsed is not None  # only trail names are stored
-    data = json.loads(payload)
+    data = _row_payload(payload)
+    if parsed is None or data is None:
+        return None
     return TrailEntry(
         path=path,
         env=path.parent.parent.name,
@@ -124,10 +193,30 @@ class TrailIndex:
         self.root = Path(executed_root)
         self.index_path = index_path or self.root / INDEX_FILE_NAME
         self.last = RefreshStats()
+        self.unreadable: list[UnreadableFile] = []
+
+    def listing(
+        self, env: str | None = None, model: str | None = None
+    ) -> tuple[list[Path], list[UnreadableFile]]:
+        """(trail notebooks oldest first by name, ``*.ipynb`` files that are not trail names)."""
+        if not self.root.is_dir():
+            return [], []
+        paths: list[Path] = []
+        strays: list[UnreadableFile] = []
+        for path in self.root.glob(f"{env or '*'}/{model or '*'}/*.ipynb"):
+            reason = stray_reason(path)
+            if reason is not None:
+                strays.append(UnreadableFile(path, reason))
+            else:
+                paths.append(path)
+        paths.sort(key=lambda p: (p.name, str(p)))
+        strays.sort(key=lambda u: str(u.path))
+        return paths, strays
 
     def entries(self, env: str | None = None, model: str | None = None) -> list[TrailEntry]:
-        """Every executed notebook under the root (filtered), oldest first by name."""
-        paths = trail_notebooks(self.root, env, model)
+        """Every executed notebook under the root (filtered), oldest first by name; what
+        cannot be read is also in :attr:`unreadable`, with the reason."""
+        paths, strays = self.listing(env, model)
         stats = RefreshStats(listed=len(paths))
         conn = self._connect() if paths or self.index_path.exists() else None
         stats.index_used = conn is not None
@@ -141,15 +230,19 @@ class TrailIndex:
             for path in paths:
                 relpath = path.relative_to(self.root).as_posix()
                 try:
-                    fingerprint = fingerprint_of(path.stat())
+                    fingerprint: Fingerprint | None = fingerprint_of(path.stat())
                 except FileNotFoundError:
                     continue  # deleted between listing and stat: gone
+                except OSError:
+                    fingerprint = None  # the reader says why it cannot be read
                 seen.add(relpath)
                 cached = rows.get(relpath)
                 if cached is not None and cached[0] == fingerprint:
-                    result.append(_from_row(self.root, relpath, fingerprint, cached[1]))
-                    stats.cached += 1
-                    continue
+                    hit = _from_row(self.root, relpath, fingerprint, cached[1])
+                    if hit is not None:
+                        result.append(hit)
+                        stats.cached += 1
+                        continue
                 entry = read_indexed(path)
                 stats.read += 1
                 result.append(entry)
@@ -163,6 +256,15 @@ class TrailIndex:
             if conn is not None:
                 conn.close()
         self.last = stats
+        self.unreadable = sorted(
+            strays
+            + [
+                UnreadableFile(e.path, e.problem or "unreadable")
+                for e in result
+                if e.state == UNREADABLE
+            ],
+            key=lambda u: str(u.path),
+        )
         return result
 
     # --- sqlite ---------------------------------------------------------------------------

@@ -47,7 +47,10 @@ def parse_trail_name(path: Path) -> tuple[str, datetime] | None:
     match = _NAME.match(path.name)
     if not match:
         return None
-    stamp = datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC)
+    try:
+        stamp = datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:  # 20261399T...: the shape of a stamp, not a time
+        return None
     return match["step"], stamp
 
 

@@ -7,12 +7,20 @@ scraps of a name replacing earlier ones, the payload checked against scrap schem
 Only scalar scraps are decoded here; tables (``pandas`` payloads) are read with scrapbook
 by :func:`read_scraps`. A notebook that cannot be read, or that lacks the ``run`` scrap,
 is an entry in state ``unreadable`` (or ``running``), never skipped silently.
+
+A trail is a folder anyone can write to, so nothing in it is trusted: only a regular file
+is opened (:func:`read_trail_bytes`: opened without blocking, then ``fstat``; a FIFO, a
+device, a socket or a directory named ``*.ipynb`` is refused, never read) and at most
+:data:`MAX_NOTEBOOK_BYTES` are read; every scrap a reader uses is checked against its
+schema (:mod:`zoo_ops.domain.scrap_schema`) and a notebook holding one that does not
+match is ``unreadable`` with the reason.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -20,6 +28,7 @@ from json import JSONDecodeError
 from pathlib import Path
 from typing import Any
 
+from zoo_ops.domain.scrap_schema import scrap_problem
 from zoo_ops.errors import BadInput, NotFound
 from zoo_ops.trail.names import parse_trail_name
 
@@ -57,9 +66,69 @@ _DATA_TYPES = (dict, list, bool, str, int, float)
 
 Fingerprint = tuple[int, int, int, int]
 
+# The largest executed notebook read (inline `affected` tables of 100,000 rows stay far
+# below it); a larger file is unreadable rather than a memory exhaustion.
+MAX_NOTEBOOK_BYTES = 256 * 1024 * 1024
+_READ_CHUNK = 1 << 20
+
 
 class UnreadableNotebook(Exception):
     """The notebook is not JSON, not a notebook, or holds a scrap scrapbook would refuse."""
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _os_problem(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, PermissionError):
+        return "cannot be read (permission denied)"
+    if isinstance(exc, IsADirectoryError):
+        return "a directory, not a notebook file"
+    return f"cannot be read ({exc.strerror or exc.__class__.__name__})"
+
+
+def read_trail_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit`` (:data:`MAX_NOTEBOOK_BYTES`) bytes.
+
+    Opened with ``O_NONBLOCK`` so that opening a FIFO returns at once, then ``fstat``: only
+    a regular file is read. Raises UnreadableNotebook saying why (a FIFO, a directory, too
+    large, permission denied, missing): a reader lists the file as unreadable and goes on.
+    """
+    limit = MAX_NOTEBOOK_BYTES if limit is None else limit
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UnreadableNotebook(_os_problem(exc)) from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnreadableNotebook(f"{_file_kind(mode)}, not a notebook file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(_READ_CHUNK, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise UnreadableNotebook(_os_problem(exc)) from exc
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise UnreadableNotebook(f"larger than {limit} bytes; not read")
+    return b"".join(chunks)
 
 
 @dataclass(frozen=True)
@@ -172,10 +241,14 @@ def read_notebook_scraps(
     ``pandas`` scraps are returned as their encoded payload string: use
     :func:`zoo_ops.trail.read_scraps` for tables.
     """
+    if not text.strip():
+        raise UnreadableNotebook("empty file")
     try:
         nb = json.loads(text)
     except (JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UnreadableNotebook(f"not JSON ({exc.__class__.__name__})") from exc
+        raise UnreadableNotebook(f"not JSON ({_json_problem(exc)})") from exc
+    except RecursionError as exc:
+        raise UnreadableNotebook("not JSON (nested too deeply)") from exc
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise UnreadableNotebook("not a notebook (no cells)")
     scraps: dict[str, Any] = {}
@@ -193,6 +266,26 @@ def read_notebook_scraps(
     metadata = nb.get("metadata")
     papermill = metadata.get("papermill") if isinstance(metadata, dict) else None
     return scraps, tuple(all_names), papermill if isinstance(papermill, dict) else {}
+
+
+def _json_problem(exc: ValueError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(exc, JSONDecodeError):
+        if exc.pos >= len(exc.doc.rstrip()):
+            return "truncated"
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    return exc.__class__.__name__
+
+
+def checked_scraps(scraps: dict[str, Any]) -> dict[str, Any]:
+    """``scraps`` when every one follows its schema; else UnreadableNotebook saying which
+    does not (:func:`zoo_ops.domain.scrap_schema.scrap_problem`)."""
+    for name, value in scraps.items():
+        problem = scrap_problem(name, value)
+        if problem is not None:
+            raise UnreadableNotebook(problem)
+    return scraps
 
 
 def read_indexed(path: Path) -> TrailEntry:
@@ -228,8 +321,11 @@ def read_notebook_at(path: Path, *, env: str, model: str, step: str, stamp: date
         fingerprint=fingerprint,
     )
     try:
-        scraps, names, papermill = read_notebook_scraps(path.read_bytes(), INDEXED_SCRAPS | {"run"})
-    except (OSError, UnreadableNotebook) as exc:
+        scraps, names, papermill = read_notebook_scraps(
+            read_trail_bytes(path), INDEXED_SCRAPS | {"run"}
+        )
+        checked_scraps(scraps)
+    except UnreadableNotebook as exc:
         return replace(base, problem=str(exc))
     run = scraps.pop("run", None)
     parameters = papermill.get("parameters")
@@ -255,14 +351,21 @@ def fingerprint_of(st: os.stat_result) -> Fingerprint:
 
 
 def read_scraps(path: Path) -> dict[str, Any]:
-    """All scraps of an executed notebook as plain values (DataFrames stay DataFrames)."""
-    import scrapbook as sb
+    """All scraps of an executed notebook as plain values (DataFrames stay DataFrames),
+    each checked against its schema; read as the trail's reader reads (a regular file of
+    bounded size). BadInput, one line, for a file that is not such a notebook."""
+    import nbformat
+    from scrapbook.models import Notebook
 
-    if not path.exists():
+    if not os.path.lexists(path):
         raise NotFound(f"{path}: no such executed notebook")
     try:
-        nb = sb.read_notebook(str(path))
-        return {name: scrap.data for name, scrap in nb.scraps.items()}
+        text = read_trail_bytes(path)
+        read_notebook_scraps(text, ())  # a notebook at all (a clear reason if not)
+        nb = Notebook(nbformat.reads(text.decode("utf-8"), as_version=4))
+        return checked_scraps({name: scrap.data for name, scrap in nb.scraps.items()})
+    except UnreadableNotebook as exc:
+        raise BadInput(f"{path}: not a readable executed runbook ({exc}); check the file") from exc
     except Exception as exc:  # noqa: BLE001 - any unreadable notebook is one verdict
         raise BadInput(
             f"{path}: not a readable executed runbook ({exc.__class__.__name__}); check the file"

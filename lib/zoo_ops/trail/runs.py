@@ -7,7 +7,10 @@ with its notebook -- the trail entry carrying its run id, else the file at the r
 cross-checks the two: the notebook's ``run`` scrap must name the same environment,
 model, step, run id and truss hash, or the run is shown with the disagreement and never
 counted by the gate or ``rollout``. A notebook of the trail that no run row claims (a
-copied file, another database's run) is a view of outcome ``not recorded``.
+copied file, another database's run) is a view of outcome ``not recorded``; one that no
+row claims and that cannot be read is no view at all (the trail index lists it, with
+the reason). Where a notebook sits never makes a run: only a row does. (Trail alone,
+:func:`trail_views`, an unreadable notebook is shown as ``unreadable``.)
 
 Without a database (its URL names an unset variable, its file does not exist) the trail
 alone is shown: :func:`trail_views`, outcomes as the notebooks say, none of them trusted.
@@ -303,11 +306,15 @@ def join_runs(
             claimed.add(id(view.entry))
         views.append(view)
     for e in entries:
-        if id(e) not in claimed:
+        # An unreadable notebook no row claims is no run: it is listed with its reason
+        # (TrailIndex.unreadable), not counted.
+        if id(e) not in claimed and e.state != UNREADABLE:
             views.append(view_of_entry(e, database=True))
     return sorted(views, key=RunView.order)
 
 
 def trail_views(entries: Iterable[TrailEntry]) -> list[RunView]:
-    """The trail alone (no database at hand), oldest first by file name."""
+    """The trail alone (no database at hand), oldest first by file name. With no record
+    to go by, an unreadable notebook is shown as such (``unreadable``, never a success);
+    TrailIndex.unreadable says why."""
     return sorted((view_of_entry(e, database=False) for e in entries), key=RunView.order)
