@@ -173,7 +173,7 @@ def test_start_reads_exactly_the_schemas_names_from_the_namespace(monkeypatch) -
 
     seen: dict[str, Any] = {}
 
-    def fake_start(step: str, given: dict[str, Any]) -> Any:
+    def fake_start(step: str, given: dict[str, Any], **_: Any) -> Any:
         seen.update(given)
         raise BadInput("stop here")
 

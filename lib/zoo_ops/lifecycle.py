@@ -10,6 +10,7 @@ point, so a stopped run never leaves a batch half done and never starts a new on
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Callable
 
@@ -41,11 +42,47 @@ def stop_requested() -> bool:
     if not _stop.is_set():
         if _parent and os.getppid() != _parent[0]:
             request_stop(PARENT_DIED)
+        elif _parent and os.environ.get(RUN_ID_ENV) and (why := parent_stopping(_parent[0])):
+            request_stop(why)
         else:
             stop_file = os.environ.get(STOP_FILE_ENV)
             if stop_file and os.path.exists(stop_file):
                 request_stop(read_stop_reason(stop_file))
     return _stop.is_set()
+
+
+# A signal zoo-ops run is about to take (pending), or the kernel's flag of a process
+# already exiting: the kernel stops then, not when the CLI gets the CPU to say so.
+_STOP_SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_PF_EXITING = 0x4  # include/linux/sched.h
+
+
+def parent_stopping(pid: int) -> str | None:
+    """Why ``zoo-ops run`` (process ``pid``) is going, read from Linux's /proc: a pending
+    SIGKILL, SIGTERM, SIGINT or SIGHUP (``SigPnd``/``ShdPnd`` of ``/proc/PID/status``), or
+    the exiting flag of ``/proc/PID/stat``; None when neither (or no /proc).
+
+    Under load the CLI may wait milliseconds for the CPU before its handler writes the
+    stop file or before it dies; batches take a millisecond. Looking at the signal itself
+    makes the kernel stop within one batch of the signal's delivery.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            flags = int(fh.read().rsplit(b")", 1)[1].split()[6])  # field 9: flags
+        if flags & _PF_EXITING:
+            return "zoo-ops run is exiting"
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            status = fh.read()
+    except (OSError, ValueError, IndexError):
+        return None
+    pending = 0
+    for line in status.splitlines():
+        if line.startswith((b"SigPnd:", b"ShdPnd:")):
+            pending |= int(line.split()[1], 16)
+    for sig in _STOP_SIGNALS:
+        if pending & (1 << (sig - 1)):
+            return f"{sig.name} to zoo-ops run"
+    return None
 
 
 def read_stop_reason(path: str) -> str:

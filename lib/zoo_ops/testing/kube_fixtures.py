@@ -242,7 +242,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     rbac_path = config.rootpath / RBAC_FILE
     if not rbac_path.exists():
         return
-    for path in basetemp.rglob(REQUESTS_FILE):
+    # Each xdist worker leaves its file at the top of its own basetemp (popen-gwN/); no
+    # deeper walk, which would race tests' leftovers being cleaned up.
+    for path in [basetemp / REQUESTS_FILE, *basetemp.glob(f"*/{REQUESTS_FILE}")]:
+        if not path.is_file():
+            continue
         mine |= {tuple(json.loads(line)) for line in path.read_text().splitlines() if line}
     if not mine:
         return  # no test talked to a stand-in through zoo-ops: nothing to say
