@@ -102,7 +102,9 @@ def test_database_url_redacted_hides_a_query_string_password(
     ['".."', '"."', '"a/b"', '"/etc"', '"st\\naging"', '"st\u0430ging"', '"-x"', '""'],
 )
 def test_a_badly_named_environment_refuses_the_file(write_config, table: str) -> None:
-    write_config(f'[env.staging]\nsettings = "kubernetes"\n[env.{table}]\nsettings = "kubernetes"\n')
+    write_config(
+        f'[env.staging]\nsettings = "kubernetes"\n[env.{table}]\nsettings = "kubernetes"\n'
+    )
     for load in (lambda: load_environment("staging"), environment_names):
         with pytest.raises(ConfigError) as err:
             load()

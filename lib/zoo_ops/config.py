@@ -102,7 +102,6 @@ class EnvironmentConfig:
 _FIELDS = {f.name for f in fields(EnvironmentConfig)} - {"name", "root", "raw"}
 
 
-
 def resolve_sqlite_url(url: str, root: Path) -> str:
     """Make ``sqlite:///relative.db`` absolute against ``root``; other URLs unchanged."""
     if not url.startswith("sqlite:///") or url.startswith("sqlite:////"):

@@ -30,8 +30,8 @@ import yaml
 from zoo_ops.adapters.paths import check_apart, check_removable, resolved
 from zoo_ops.adapters.platform.schema import ACTIVE
 from zoo_ops.adapters.platform.store import ApplicationSpec
-from zoo_ops.domain.ids import new_id
 from zoo_ops.config import EnvironmentConfig, config_path
+from zoo_ops.domain.ids import new_id
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput
 from zoo_ops.services.applications import TEST_USER_META_KEY
@@ -121,9 +121,7 @@ def reset_targets(cfg: EnvironmentConfig) -> list[Path]:
         # is deleted lies in it, so it must not hold what is kept.
         check_apart(folder, keep={**kept, **others}, outside=others)
     others = {"executed_root": trail_root, "truss_root": trusses}
-    artifacts = check_removable(
-        state / "artifacts", state, keep={**kept, **others}, outside=others
-    )
+    artifacts = check_removable(state / "artifacts", state, keep={**kept, **others}, outside=others)
     trail = check_removable(
         cfg.trail_path(),
         trail_root,
@@ -137,9 +135,7 @@ def check_settings_target(cfg: EnvironmentConfig, settings_path: Path) -> None:
     """Refuse a settings file the demo must not overwrite (see the module docstring)."""
     real = resolved(settings_path, "settings file")
     if real == resolved(config_path(), "configuration file"):
-        raise BadInput(
-            f"settings file {real} is the configuration file; point settings elsewhere"
-        )
+        raise BadInput(f"settings file {real} is the configuration file; point settings elsewhere")
     for what, folder in (("truss_root", cfg.truss_root_path), ("trail", cfg.executed_root_path)):
         if real.is_relative_to(resolved(folder, what)):
             raise BadInput(f"settings file {real} lies inside the {what}; point settings elsewhere")

@@ -23,9 +23,9 @@ characters, bounded length), also in a plain ``papermill`` run that never went t
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-import math
 from typing import Any, TypeVar, get_type_hints
 
 from zoo_ops.domain.names import check_name

@@ -52,9 +52,7 @@ def executed_path(
     """
     at = (at or datetime.now(UTC)).astimezone(UTC)
     step = canonical_step(step)
-    folder = confined(
-        executed_root, check_name("environment", env), check_name("model", model)
-    )
+    folder = confined(executed_root, check_name("environment", env), check_name("model", model))
     path = confined(folder, f"{at.strftime(STAMP_FORMAT)}-{step}.ipynb")
     while path.exists():
         # Two runs in one second: the later one is named a second on.
