@@ -25,6 +25,14 @@ _LEVELS = ("env_0", "env_1", "env_2")
 TAKES_ENV = "takes_env"
 
 
+def model_name(value: str) -> str:
+    """An argparse ``type`` for ``-m MODEL``: the name rule, refused as a usage error."""
+    try:
+        return check_name("model", value)
+    except BadInput as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def add_env_option(
     parser: argparse.ArgumentParser, level: int, *, repeatable: bool = False
 ) -> None:

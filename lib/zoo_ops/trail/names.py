@@ -72,7 +72,15 @@ def parse_trail_name(path: Path) -> tuple[str, datetime] | None:
 def trail_notebooks(
     executed_root: Path, env: str | None = None, model: str | None = None
 ) -> list[Path]:
-    """Every executed runbook path under the root, oldest first by name."""
+    """Every executed runbook path under the root, oldest first by name.
+
+    ``env`` and ``model`` are names (the name rule): they become glob patterns, where
+    ``*`` or ``../x`` would read other environments' or other folders' notebooks.
+    """
+    if env is not None:
+        check_name("environment", env)
+    if model is not None:
+        check_name("model", model)
     if not executed_root.exists():
         return []
     pattern = f"{env or '*'}/{model or '*'}/*.ipynb"
