@@ -2,8 +2,9 @@
 
 Each case is DATA: ``argv`` for ``zoo-ops`` (runbook parameters go through ``zoo-ops run``,
 exactly as an operator passes them), the expected ``exit`` code, an ``error`` fragment,
-the ``databases`` to run it on, and optional ``setup`` steps, ``truss`` breakage and
-``files``. Placeholders in argv and error: ``{tmp}``, ``{trusses}``, ``{forward_run}``,
+the ``databases`` to run it on, and optional ``setup`` steps, ``truss`` breakage,
+``files`` (written into the case's folder; a name ending in ``/`` makes a folder) and
+``config`` (TOML appended to the case's zoo_ops.toml, e.g. another ``[env.NAME]``). Placeholders in argv and error: ``{tmp}``, ``{trusses}``, ``{forward_run}``,
 ``{tampered_mapping}``, ``{tampered_migration_id}``, ``{truncated}``, ``{copy_run}``,
 ``{failed_forward}``, ``{summarizer_app}``.
 
@@ -11,7 +12,10 @@ Each case must end with exit code ``exit``, ONE line on stderr naming the proble
 traceback), and NOTHING changed: every platform table and zoo-ops's migration, journal,
 lock and deploy tables checksummed before and after, and the settings file's bytes.
 (``zoo_ops_run`` is excluded: a refused runbook run is recorded there as failed, which is
-the audit trail doing its job.)
+the audit trail doing its job.) The trail's existing files stay byte-identical (a new
+``STAMP-STEP.ipynb`` of the refused run is allowed: it is the audit trail), and outside
+the state and trail folders no file or folder appears, vanishes or changes -- the case's
+folder (trusses, config, files the case wrote) is snapshotted before and after.
 
 Malformed *settings values* are the corpus of tests/bad_settings (test_bad_settings.py);
 this corpus covers what an operator types.
@@ -23,7 +27,7 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +45,7 @@ from zoo_ops.execute import execute_runbook
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).parent / "bad_inputs"
 CASE_FILES = sorted(CORPUS.glob("*.yaml"))
-KEYS = {"why", "argv", "exit", "error", "databases", "setup", "truss", "files"}
+KEYS = {"why", "argv", "exit", "error", "databases", "setup", "truss", "files", "config"}
 UNCHECKED_TABLES = {s.runs.name}
 ONE_ERROR_LINE = re.compile(r"^zoo-ops(?: [a-z_]+)*: error: ")
 
@@ -60,9 +64,9 @@ PARAMS = [
 ]
 
 
-def test_the_corpus_has_at_least_40_distinct_cases() -> None:
+def test_the_corpus_has_at_least_100_distinct_cases() -> None:
     cases = [load_case(p) for p in CASE_FILES]
-    assert len(cases) >= 40
+    assert len(cases) >= 100
     assert len({json.dumps(c["argv"]) + json.dumps(c.get("truss")) for c in cases}) == len(cases)
 
 
@@ -81,6 +85,54 @@ def fingerprint(env: Environment) -> dict[str, str]:
     settings = Path(env.config.settings.removeprefix("file:"))
     out["settings"] = hashlib.sha256(settings.read_bytes()).hexdigest()
     return out
+
+
+# The case's folders the command may write in, and the database's own files (the
+# database is fingerprinted table by table instead).
+WRITABLE = {"state", "executed"}
+DATABASE_FILES = {"platform.db", "platform.db-wal", "platform.db-shm", "platform.db-journal"}
+TRAIL_NAME = re.compile(r"^\d{8}T\d{6}Z-\d\d_[a-z]+\.ipynb$")
+
+
+def tree(root: Path, *, skip: Collection[str] = ()) -> dict[str, str]:
+    """Every file, folder and link under ``root`` (top-level names in ``skip`` left out):
+    relative path -> ``dir``, ``link:TARGET``, ``special`` or the file's sha256."""
+    out: dict[str, str] = {}
+    if not root.exists():
+        return out
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in skip:
+            continue
+        if path.is_symlink():
+            out[str(rel)] = f"link:{path.readlink()}"
+        elif path.is_dir():
+            out[str(rel)] = "dir"
+        elif path.is_file():
+            out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            out[str(rel)] = "special"
+    return out
+
+
+def assert_trail_kept(before: dict[str, str], after: dict[str, str], case: str) -> None:
+    """The trail's files unchanged; only new notebooks (and their folders) added."""
+    changed = sorted(k for k, v in before.items() if after.get(k) != v)
+    assert not changed, f"{case}: trail files changed or removed: {changed}"
+    added = [k for k in after if k not in before and after[k] != "dir"]
+    strays = sorted(k for k in added if not TRAIL_NAME.match(Path(k).name))
+    assert not strays, f"{case}: files in the trail that are no notebook: {strays}"
+
+
+def assert_nothing_else_written(before: dict[str, str], after: dict[str, str], case: str) -> None:
+    """Outside the state and trail folders, the case's folder is exactly as it was."""
+    created = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    assert not (created or removed or changed), (
+        f"{case}: outside state/ and executed/: created {created}, removed {removed}, "
+        f"changed {changed}"
+    )
 
 
 def break_truss(trusses: Path, spec: dict[str, Any]) -> None:
@@ -179,10 +231,10 @@ def case_env(
     tmp_path: Path,
     write_config: Callable[[str], Path],
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Callable[[str], tuple[Environment, Path]]]:
+) -> Iterator[Callable[..., tuple[Environment, Path]]]:
     made: list[Environment] = []
 
-    def make(db: str) -> tuple[Environment, Path]:
+    def make(db: str, extra_config: str = "") -> tuple[Environment, Path]:
         url = (
             f"sqlite:///{tmp_path / 'platform.db'}"
             if db == "sqlite"
@@ -190,8 +242,7 @@ def case_env(
         )
         trusses = tmp_path / "trusses"
         shutil.copytree(REPO / "truss_models", trusses)
-        write_config(
-            f"""
+        local = f"""
 [env.local]
 database_url = "{url}"
 settings = "file:{tmp_path / "state" / "dynamic-settings.yaml"}"
@@ -199,11 +250,13 @@ state_dir = "{tmp_path / "state"}"
 truss_root = "{trusses}"
 executed_root = "{tmp_path / "executed"}"
 """
-        )
+        write_config(local)
         monkeypatch.chdir(tmp_path)
         env = Environment.load("local")
         build_demo(env, apps=6)
         made.append(env)
+        if extra_config:  # after the build: a case's config may be one that cannot load
+            write_config(local + extra_config)
         return env, trusses
 
     yield make
@@ -215,24 +268,29 @@ executed_root = "{tmp_path / "executed"}"
 def test_bad_input_is_refused_with_one_line_and_nothing_changed(
     case_path: Path,
     db: str,
-    case_env: Callable[[str], tuple[Environment, Path]],
+    case_env: Callable[..., tuple[Environment, Path]],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     case = load_case(case_path)
-    env, trusses = case_env(db)
+    env, trusses = case_env(db, str(case.get("config", "")).replace("{tmp}", str(tmp_path)))
     values = {"tmp": str(tmp_path), "trusses": str(trusses)}
     for step in case.get("setup", []):
         SETUPS[step](env, tmp_path, values)
     if "summarizer_app" in json.dumps(case):
         values["summarizer_app"] = summarizer_app(env)
     for name, body in case.get("files", {}).items():
-        (tmp_path / name).write_text(body)
+        if name.endswith("/"):
+            (tmp_path / name).mkdir(parents=True)
+        else:
+            (tmp_path / name).write_text(body)
     if "truss" in case:
         break_truss(trusses, case["truss"])
     argv = [str(a).format(**values) for a in case["argv"]]
     fragment = str(case["error"]).format(**values)
     before = fingerprint(env)
+    trail_before = tree(tmp_path / "executed")
+    outside_before = tree(tmp_path, skip=WRITABLE | DATABASE_FILES)
     capsys.readouterr()
 
     try:
@@ -247,3 +305,6 @@ def test_bad_input_is_refused_with_one_line_and_nothing_changed(
     assert "Traceback" not in err
     assert fragment in lines[0], lines[0]
     assert fingerprint(env) == before, f"{case_path.stem}: something changed"
+    assert_trail_kept(trail_before, tree(tmp_path / "executed"), case_path.stem)
+    outside_after = tree(tmp_path, skip=WRITABLE | DATABASE_FILES)
+    assert_nothing_else_written(outside_before, outside_after, case_path.stem)

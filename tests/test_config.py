@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from zoo_ops.config import load_environment, redact_url
-from zoo_ops.errors import ConfigError
+from zoo_ops import config
+from zoo_ops.config import environment_names, load_environment
+from zoo_ops.domain.redaction import redact_url
+from zoo_ops.errors import BadInput, ConfigError
 
 
 def zoo_ops_cli(
@@ -79,6 +81,62 @@ def test_unknown_key_is_refused(write_config) -> None:
 )
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_config_has_no_redaction_of_its_own() -> None:
+    # One redaction for every URL form: the configuration uses the domain's.
+    assert config.redact_url is redact_url
+
+
+def test_database_url_redacted_hides_a_query_string_password(
+    write_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config('[env.staging]\ndatabase_url = "postgresql://zoo@h/db?password=hunter22"\n')
+    cfg = load_environment("staging")
+    assert "hunter22" not in cfg.database_url_redacted
+    assert cfg.database_url_redacted == "postgresql://zoo@h/db?password=***"
+
+
+@pytest.mark.parametrize(
+    "table",
+    ['".."', '"."', '"a/b"', '"/etc"', '"st\\naging"', '"st\u0430ging"', '"-x"', '""'],
+)
+def test_a_badly_named_environment_refuses_the_file(write_config, table: str) -> None:
+    write_config(
+        f'[env.staging]\nsettings = "kubernetes"\n[env.{table}]\nsettings = "kubernetes"\n'
+    )
+    for load in (lambda: load_environment("staging"), environment_names):
+        with pytest.raises(ConfigError) as err:
+            load()
+        assert "environment name" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_well_named_environments_load(write_config) -> None:
+    write_config('[env.staging-2]\nsettings = "kubernetes"\n[env.Prod_EU]\nsettings = "k"\n')
+    assert environment_names() == ["Prod_EU", "local", "staging-2"]
+    assert load_environment("Prod_EU").state_dir == ".zoo/Prod_EU"
+
+
+@pytest.mark.parametrize("name", ["..", "../prod", "/tmp/x", "a\nb", "\u0440rod", "x" * 64])
+def test_a_bad_requested_environment_name_is_refused_before_the_file_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # ZOO_OPS_CONFIG names a missing file: reading it would be a different error.
+    monkeypatch.setenv("ZOO_OPS_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(BadInput, match="environment name"):
+        load_environment(name)
+
+
+def test_truss_and_trail_paths_are_confined(write_config) -> None:
+    write_config('[env.staging]\nsettings = "kubernetes"\n')
+    cfg = load_environment("staging")
+    assert cfg.truss_path("iris") == cfg.truss_root_path / "iris"
+    assert cfg.trail_path("iris") == cfg.executed_root_path / "staging" / "iris"
+    for model in ("..", "../x", "/etc", "a/b"):
+        with pytest.raises(BadInput):
+            cfg.truss_path(model)
+        with pytest.raises(BadInput):
+            cfg.trail_path(model)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,14 @@
 An environment named ``local`` always exists, also without the file: the embedded
 default. ``${VAR}`` in a value is read from the process environment when the
 environment is loaded and is never written back anywhere (a trail shows the
-redacted form, see :func:`redact_url`).
+redacted form, see :func:`zoo_ops.domain.redaction.redact_url`).
+
+Every environment name -- each ``[env.NAME]`` table and the one asked for -- obeys the
+one name rule (:mod:`zoo_ops.domain.names`) before it is used: it becomes the trail
+folder ``executed/ENV/`` and the default ``state_dir`` ``.zoo/ENV``, so ``[env.".."]``
+must never load. A bad name anywhere in the file refuses the file, whichever
+environment was asked for: the operator learns of it at once, not when that
+environment is first used.
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from zoo_ops.domain.names import name_problem, rule
+from zoo_ops.domain.paths import confined
+from zoo_ops.domain.redaction import redact_url
 from zoo_ops.errors import ConfigError
 
 CONFIG_ENV_VAR = "ZOO_OPS_CONFIG"
@@ -66,6 +76,19 @@ class EnvironmentConfig:
         """Where this environment keeps local state (artifacts, hash cache, settings file)."""
         return self.path(self.state_dir)
 
+    def truss_path(self, model: str) -> Path:
+        """``truss_root/MODEL``, refused (:class:`BadInput`) when MODEL could leave truss_root.
+
+        Callers pass a model name already checked by the name rule; the confinement is the
+        second lock on the same door.
+        """
+        return confined(self.truss_root_path, model)
+
+    def trail_path(self, model: str | None = None) -> Path:
+        """``executed_root/ENV`` (or ``.../ENV/MODEL``), confined to ``executed_root``."""
+        parts = (self.name,) if model is None else (self.name, model)
+        return confined(self.executed_root_path, *parts)
+
     @property
     def database_url_resolved(self) -> str:
         """The database URL with a relative SQLite path made absolute against the root."""
@@ -77,20 +100,6 @@ class EnvironmentConfig:
 
 
 _FIELDS = {f.name for f in fields(EnvironmentConfig)} - {"name", "root", "raw"}
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***``: the only form a URL is ever shown in."""
-    from sqlalchemy.engine import make_url  # here: the CLI's start-up need not pay for it
-
-    try:
-        parsed = make_url(url)
-    except Exception:
-        # Not a SQLAlchemy URL: blank anything between "://user:" and "@".
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    if parsed.password is None:
-        return url
-    return parsed.render_as_string(hide_password=True)
 
 
 def resolve_sqlite_url(url: str, root: Path) -> str:
@@ -142,15 +151,39 @@ def read_config_tables(path: Path) -> dict[str, dict[str, Any]]:
     return envs
 
 
+def check_environment_name(name: object, where: str = "") -> str:
+    """``name`` when it obeys the name rule, else :class:`ConfigError` in one line.
+
+    ``where`` says where the name came from (the config file); without it the name was
+    asked for (``-e``).
+    """
+    problem = name_problem("environment", name)
+    if problem is None:
+        assert isinstance(name, str)
+        return name
+    origin = f"{where}: " if where else ""
+    fix = "rename the table" if where else "pass -e with a valid name"
+    raise ConfigError(f"{origin}{problem}; {rule('environment')}; {fix}")
+
+
+def checked_tables(path: Path) -> dict[str, dict[str, Any]]:
+    """:func:`read_config_tables`, every table's name checked by the name rule."""
+    tables = read_config_tables(path)
+    for name in tables:
+        check_environment_name(name, f"{path} [env.*]")
+    return tables
+
+
 def environment_names(cwd: Path | None = None) -> list[str]:
     path = config_path(cwd)
-    return sorted({LOCAL, *read_config_tables(path)})
+    return sorted({LOCAL, *checked_tables(path)})
 
 
 def load_environment(name: str = LOCAL, cwd: Path | None = None) -> EnvironmentConfig:
     """The named environment, ${VAR}s expanded. Unknown names list the known ones."""
+    check_environment_name(name)
     path = config_path(cwd)
-    tables = read_config_tables(path)
+    tables = checked_tables(path)
     root = path.parent.resolve()
     if name not in tables and name != LOCAL:
         known = ", ".join(sorted({LOCAL, *tables}))

@@ -37,6 +37,7 @@ from zoo_ops.adapters.platform.runs import (
 )
 from zoo_ops.adapters.processes import pid_alive
 from zoo_ops.config import load_environment
+from zoo_ops.domain.names import check_name
 from zoo_ops.domain.redaction import redact_parameters, redact_text
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound, TrailUnwritable
@@ -150,9 +151,13 @@ def execute_runbook(
     safe point, the notebook is saved with the run ``interrupted`` and the exit code is
     130, 143 or 129; the same signal again kills the kernel.
     """
+    # Names first: the run's row and notebook path are reserved from them before the
+    # kernel starts, so a name that could leave executed/ must stop here.
     step = canonical_step(step)
-    if not isinstance(model, str) or not model.strip():
+    if not isinstance(model, str) or not model:
         raise BadInput("a model is required; pass -m MODEL")
+    check_name("model", model)
+    check_name("environment", env)
     cfg = load_environment(env)
     notebook = runbook_path(step, cfg.root)
     given = dict(parameters or {})

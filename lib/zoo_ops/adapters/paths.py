@@ -20,10 +20,14 @@ a hostile local user racing the tool).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from zoo_ops.domain.names import shown
 from zoo_ops.errors import BadInput
+
+_NONE: Mapping[str, Path] = MappingProxyType({})
 
 
 def _resolve(path: Path, what: str) -> Path:
@@ -59,4 +63,52 @@ def resolve_inside(root: Path, path: Path, *, allow_root: bool = False) -> Path:
             f"path {shown(str(path))} resolves to {shown(str(real))}, outside "
             f"{shown(str(real_root))}; remove the symlink or use a path inside it"
         )
+    return real
+
+
+def resolved(path: Path, what: str = "path") -> Path:
+    """``path.resolve()``; a loop, a NUL or an OS error is one-line :class:`BadInput`."""
+    return _resolve(path, what)
+
+
+def check_removable(
+    target: Path,
+    root: Path,
+    *,
+    keep: Mapping[str, Path],
+    outside: Mapping[str, Path] = _NONE,
+) -> Path:
+    """``target`` resolved, when deleting it cannot delete anything zoo-ops must keep.
+
+    The rule for a destructive operation (``demo --reset``): the target resolves inside
+    ``root`` (never ``root`` itself, see :func:`resolve_inside`); it is not, and does not
+    contain, any path of ``keep`` (the repository, the config's folder, truss_root...);
+    and it does not lie inside any path of ``outside`` (a state folder inside truss_root
+    would delete part of a truss). Each refusal is one line naming both paths.
+    """
+    real = resolve_inside(root, target)
+    check_apart(real, keep=keep, outside=outside)
+    return real
+
+
+def check_apart(
+    folder: Path, *, keep: Mapping[str, Path], outside: Mapping[str, Path] = _NONE
+) -> Path:
+    """``folder`` resolved, when it neither is nor contains a ``keep`` path and lies in no
+    ``outside`` path (the second half of :func:`check_removable`)."""
+    real = _resolve(folder, "folder")
+    for what, path in keep.items():
+        kept = _resolve(path, what)
+        if kept == real or kept.is_relative_to(real):
+            raise BadInput(
+                f"{ascii(str(real))} is or contains the {what} {ascii(str(kept))}, so "
+                "zoo-ops may not delete in it; point the environment's folders elsewhere"
+            )
+    for what, path in outside.items():
+        other = _resolve(path, what)
+        if real.is_relative_to(other):
+            raise BadInput(
+                f"{ascii(str(real))} lies inside the {what} {ascii(str(other))}, so "
+                "zoo-ops may not delete in it; point the environment's folders elsewhere"
+            )
     return real

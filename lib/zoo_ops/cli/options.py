@@ -7,6 +7,9 @@ values over its parent's, so each level keeps ``-e`` in a destination of its own
 :func:`env_name` / :func:`env_names` read them together. Handlers call those rather
 than read ``args.env``, so they also work when a test builds the parser with only a
 command's ``register``.
+
+Every ``-e`` value is checked by the one name rule (:mod:`zoo_ops.domain.names`) as it
+is read, before any command can join it into a path or look it up.
 """
 
 from __future__ import annotations
@@ -14,11 +17,20 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from zoo_ops.domain.names import check_name
 from zoo_ops.errors import BadInput
 
 DEFAULT_ENV = "local"
 _LEVELS = ("env_0", "env_1", "env_2")
 TAKES_ENV = "takes_env"
+
+
+def model_name(value: str) -> str:
+    """An argparse ``type`` for ``-m MODEL``: the name rule, refused as a usage error."""
+    try:
+        return check_name("model", value)
+    except BadInput as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_env_option(
@@ -42,12 +54,17 @@ def add_env_option(
         parser.set_defaults(**{TAKES_ENV: "many" if repeatable else "one"})
 
 
-def given_envs(args: argparse.Namespace) -> list[str]:
-    """Every ``-e`` value, outermost first."""
+def _raw_envs(args: argparse.Namespace) -> list[str]:
+    """Every ``-e`` value as typed, outermost first."""
     values: list[str] = []
     for dest in _LEVELS:
         values.extend(getattr(args, dest, None) or [])
     return values
+
+
+def given_envs(args: argparse.Namespace) -> list[str]:
+    """Every ``-e`` value, outermost first, each checked by the name rule."""
+    return [check_name("environment", value) for value in _raw_envs(args)]
 
 
 def env_name(args: argparse.Namespace) -> str:
@@ -66,5 +83,5 @@ def env_names(args: argparse.Namespace) -> list[str] | None:
 
 def check_env_accepted(parser: argparse.ArgumentParser, args: Any) -> None:
     """Refuse ``zoo-ops -e X COMMAND`` for a command that takes no environment."""
-    if given_envs(args) and not getattr(args, TAKES_ENV, None):
+    if _raw_envs(args) and not getattr(args, TAKES_ENV, None):
         parser.error(f"zoo-ops {args.command} takes no -e ENV")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zoo_ops.cli.options import add_env_option, env_names
+from zoo_ops.cli.options import add_env_option, env_names, model_name
 
 if TYPE_CHECKING:
     from zoo_ops.commands.status import StatusTable
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "refusals, crashed runs and unrecorded notebooks are noted.",
     )
     add_env_option(p, 1, repeatable=True)
-    p.add_argument("-m", "--model", default=None, help="only this model")
+    p.add_argument("-m", "--model", default=None, type=model_name, help="only this model")
     p.set_defaults(handler=run_status)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from zoo_ops.cli.options import add_env_option, env_name
+from zoo_ops.cli.options import add_env_option, env_name, model_name
 
 _BOOL = {"true": True, "false": False}
 
@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_env_option(show, 2)
 
     s = actions.add_parser("set", help='whitelist MODEL with {"copy": true|false}')
-    s.add_argument("model", metavar="MODEL")
+    # The one name rule for a key added; `remove` takes any key, so a bad one can go.
+    s.add_argument("model", metavar="MODEL", type=model_name)
     s.add_argument(
         "--copy",
         required=True,

@@ -5,6 +5,15 @@ file (automation on, whitelist empty), an admin organization owning the catalog'
 models each with a current *legacy* (pre-truss) version served from an artifact
 folder, a few organizations and users, a test user for the runbooks, and N user
 applications spread round-robin over the zoo models.
+
+``--reset`` deletes, and only after these checks (:func:`reset_targets`), the
+environment's ``STATE/artifacts`` and its trail ``EXECUTED_ROOT/ENV``: each must
+resolve (symlinks followed) inside its own folder, and neither the state folder nor
+the trail root may be, contain or lie inside the configuration's folder, the working
+directory, the home folder, zoo-ops's source checkout, ``truss_root`` or each other.
+So ``[env.".."]``, ``state_dir = "."`` or a state folder linked to ``/`` delete nothing.
+The settings file the demo (re)writes may not be the configuration file nor lie in
+``truss_root`` or the trail.
 """
 
 from __future__ import annotations
@@ -18,8 +27,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from zoo_ops.adapters.paths import check_apart, check_removable, resolved
 from zoo_ops.adapters.platform.schema import ACTIVE
 from zoo_ops.adapters.platform.store import ApplicationSpec
+from zoo_ops.config import EnvironmentConfig, config_path
 from zoo_ops.domain.ids import new_id
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput
@@ -82,6 +93,56 @@ def legacy_artifact(version_id: str) -> str:
     return f"legacy:artifacts/{version_id}"
 
 
+def _kept_places(cfg: EnvironmentConfig) -> dict[str, Path]:
+    """Folders a reset must never delete, nor anything containing them."""
+    kept = {
+        "configuration folder": cfg.root,
+        "configuration file": config_path(),
+        "working directory": Path.cwd(),
+        "home folder": Path.home(),
+    }
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "lib" / "zoo_ops").is_dir():  # running from a source checkout
+        kept["zoo-ops source checkout"] = checkout
+    return kept
+
+
+def reset_targets(cfg: EnvironmentConfig) -> list[Path]:
+    """The folders ``--reset`` deletes, resolved, each refused in one line when unsafe.
+
+    See the module docstring for the rule; nothing is deleted here.
+    """
+    kept = _kept_places(cfg)
+    state, trail_root, trusses = cfg.state_path, cfg.executed_root_path, cfg.truss_root_path
+    folders = {"state folder": state, "executed_root": trail_root, "truss_root": trusses}
+    for what, folder in (("state folder", state), ("executed_root", trail_root)):
+        others = {k: v for k, v in folders.items() if k != what}
+        # The folder as a whole, wherever it is (it may be a link to another disk): what
+        # is deleted lies in it, so it must not hold what is kept.
+        check_apart(folder, keep={**kept, **others}, outside=others)
+    others = {"executed_root": trail_root, "truss_root": trusses}
+    artifacts = check_removable(state / "artifacts", state, keep={**kept, **others}, outside=others)
+    trail = check_removable(
+        cfg.trail_path(),
+        trail_root,
+        keep={**kept, "state folder": state, "truss_root": trusses},
+        outside={"state folder": state, "truss_root": trusses},
+    )
+    return [artifacts, trail]
+
+
+def check_settings_target(cfg: EnvironmentConfig, settings_path: Path) -> None:
+    """Refuse a settings file the demo must not overwrite (see the module docstring)."""
+    real = resolved(settings_path, "settings file")
+    if real == resolved(config_path(), "configuration file"):
+        raise BadInput(f"settings file {real} is the configuration file; point settings elsewhere")
+    for what, folder in (("truss_root", cfg.truss_root_path), ("trail", cfg.executed_root_path)):
+        if real.is_relative_to(resolved(folder, what)):
+            raise BadInput(f"settings file {real} lies inside the {what}; point settings elsewhere")
+    if real.exists() and not real.is_file():
+        raise BadInput(f"settings file {real} is not a regular file; point settings elsewhere")
+
+
 def build_demo(env: Environment, *, apps: int = DEFAULT_APPS, reset: bool = False) -> DemoSummary:
     """Create the demo environment from nothing; refuse an existing one unless ``reset``."""
     from zoo_ops.adapters.settings.local_file import LocalConfigMapFile
@@ -99,6 +160,10 @@ def build_demo(env: Environment, *, apps: int = DEFAULT_APPS, reset: bool = Fals
         raise BadInput(f"environment {cfg.name!r} is protected; the demo never writes to it")
     store = env.platform
     settings_path = cfg.path(cfg.settings[len("file:") :])
+    # Checked before anything is written or dropped, also without --reset: the demo
+    # writes into the state folder and the settings file either way.
+    doomed = reset_targets(cfg)
+    check_settings_target(cfg, settings_path)
     exists = store.has_schema() and store.any_zoo_model() is not None
     if exists and not reset:
         raise BadInput(
@@ -108,9 +173,10 @@ def build_demo(env: Environment, *, apps: int = DEFAULT_APPS, reset: bool = Fals
     catalog = load_catalog()
     if reset:
         store.drop_schema()
-        shutil.rmtree(cfg.state_path / "artifacts", ignore_errors=True)
-        # The trail of a rebuilt demo describes a database that no longer exists.
-        shutil.rmtree(cfg.executed_root_path / cfg.name, ignore_errors=True)
+        # artifacts, and the trail: a rebuilt demo's trail describes a database that no
+        # longer exists.
+        for folder in doomed:
+            shutil.rmtree(folder, ignore_errors=True)
     store.create_schema()
 
     LocalConfigMapFile.create(

@@ -23,6 +23,12 @@ in the list and on their page; crashed, interrupted and trail-unsaved runs likew
 (CRASHED, INTERRUPTED, TRAIL UNSAVED), with the notebook and migration they left. Pages need no network: the template drops nbconvert's
 CDN scripts (require.js, MathJax, mermaid). Nothing from the environment's
 configuration is written: no database URL, no variable, no absolute path.
+
+``out_dir`` is checked before anything is written (:func:`prepare_report_folder`): a
+report is regenerated, so a previous report's folder is overwritten in place, but an
+existing *file*, a folder holding other things (``-o .`` would scatter pages over the
+repository), a folder inside a trail, a missing parent, an unwritable place, or a
+report file name taken by a folder or special file is refused in one line, exit 2.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from zoo_ops.commands.status import (
     status,
     view_time,
 )
+from zoo_ops.errors import BadInput
 from zoo_ops.trail import (
     STEPS,
     RunView,
@@ -376,6 +383,60 @@ def unreadable_html(table: StatusTable) -> str:
     )
 
 
+# --- where it goes -----------------------------------------------------------------------
+
+
+def _report_files() -> tuple[str, ...]:
+    return (INDEX_NAME, NOTEBOOK_CSS_NAME, MANIFEST_NAME)
+
+
+def prepare_report_folder(out_dir: Path, trail_roots: Sequence[Path] = ()) -> Path:
+    """``out_dir`` made ready for a report (created if new), or :class:`BadInput`.
+
+    Accepted: a new folder whose parent exists, an empty folder, or a previous report's
+    folder (it holds ``index.html`` or the manifest). Refused: anything else, see the
+    module docstring. Only the last component is created: a typo in a parent is not
+    silently made into a tree of folders.
+    """
+    out = Path(out_dir).absolute()
+    where = f"report folder {ascii(str(out))}"
+    for root in trail_roots:
+        real_root = Path(root).resolve()
+        if out.resolve() == real_root or out.resolve().is_relative_to(real_root):
+            raise BadInput(f"{where} lies in the trail {root}; pass -o a folder outside it")
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise BadInput(f"{where} exists and is not a folder; pass -o a new or report folder")
+    if out.is_dir():
+        names = {p.name for p in out.iterdir()}
+        if names and not names & {INDEX_NAME, MANIFEST_NAME}:
+            raise BadInput(
+                f"{where} holds other files and no earlier report; pass -o a new, empty "
+                "or earlier report folder"
+            )
+        for name in _report_files():
+            path = out / name
+            if path.is_symlink() or (path.exists() and not path.is_file()):
+                raise BadInput(
+                    f"{where}: {name} is not a regular file; remove it or pass another -o"
+                )
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise BadInput(f"{where} is not writable; fix its permissions or pass another -o")
+        return out
+    if not out.parent.is_dir():
+        raise BadInput(
+            f"{where}: its parent {ascii(str(out.parent))} is not an existing folder; "
+            "create it or pass another -o"
+        )
+    try:
+        out.mkdir()
+    except OSError as err:
+        raise BadInput(
+            f"{where} cannot be created ({err.strerror or type(err).__name__}); "
+            "pass -o a writable place"
+        ) from None
+    return out
+
+
 # --- the build ----------------------------------------------------------------------------
 
 
@@ -399,8 +460,9 @@ def render_report(
     """Build the report in ``out_dir``; see the module doc for what is (re)written.
     ``runs``: each environment's runs table (:func:`zoo_ops.commands.status.database_runs`);
     without it, the trail alone."""
-    out_dir = Path(out_dir)
+    roots = [executed_root] if isinstance(executed_root, Path) else list(executed_root)
     table = status(env_names, None, executed_root, runs)
+    out_dir = prepare_report_folder(Path(out_dir), roots)
     manifest_path = out_dir / MANIFEST_NAME
     old = _load_manifest(manifest_path)
     result = ReportResult(index=out_dir / INDEX_NAME, table=table)

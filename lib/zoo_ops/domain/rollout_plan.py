@@ -16,10 +16,12 @@ current content is not repeated; 05_retire runs only once due.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from zoo_ops.domain.names import name_problem, rule
 from zoo_ops.errors import BadInput
 
 ROLLOUT_STEPS = ("01_copy", "02_verify", "03_migrate", "05_retire")
@@ -63,6 +65,10 @@ def _names(raw: Any, key: str, where: str) -> tuple[str, ...]:
         raise BadInput(f"{where}: `{key}` must be a non-empty list of names")
     if len(set(raw)) != len(raw):
         raise BadInput(f"{where}: `{key}` lists a name twice")
+    kind = {"environments": "environment", "models": "model"}.get(key)
+    problems = [name_problem(kind, name) for name in raw] if kind else []
+    for problem in filter(None, problems):  # the one name rule (zoo_ops.domain.names)
+        raise BadInput(f"{where}: `{key}`: {problem}; {rule(str(kind))}")
     return tuple(raw)
 
 
@@ -100,9 +106,12 @@ def parse_plan(data: Any, where: str) -> RolloutPlan:
                 )
     plan = RolloutPlan(environments, models, steps, dict(parameters))
     try:
-        plan.min_age_days  # noqa: B018 - validates the value early
+        if not math.isfinite(plan.min_age_days):  # nan, inf: no age is ever enough
+            raise ValueError
     except (TypeError, ValueError):
-        raise BadInput(f"{where}: parameters.05_retire.min_age_days must be a number") from None
+        raise BadInput(
+            f"{where}: parameters.05_retire.min_age_days must be a finite number"
+        ) from None
     return plan
 
 

@@ -25,7 +25,7 @@ def resolve_truss_dir(env: Environment, model: str, truss_dir: str | Path = "") 
     if truss_dir:
         path = Path(truss_dir)
         return path if path.is_absolute() else env.config.root / path
-    return env.config.truss_root_path / model
+    return env.config.truss_path(model)  # confined: a bad name cannot leave truss_root
 
 
 def find_version_with_hash(env: Environment, zoo_model: str, truss_hash: str) -> str | None:

@@ -13,16 +13,22 @@ that checks a value. Everything else follows from these classes:
   ``zoo-ops run STEP --help`` lists :func:`parameters_of`.
 
 A wrong value is refused in the runbook's first cell -- not after the whitelist was set
-and a version deployed. Kept light (no pandas, no SQLAlchemy): the CLI imports it.
+and a version deployed. ``model`` and ``env`` obey the one name rule
+(:mod:`zoo_ops.domain.names`: no ``../x``, no absolute path, no control or non-ASCII
+characters, bounded length), also in a plain ``papermill`` run that never went through
+``zoo-ops run``. Every number must be finite: ``nan`` passes every comparison
+(``nan < 0`` is false) and ``inf`` never times out, so both are refused. Kept light (no pandas, no SQLAlchemy): the CLI imports it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, get_type_hints
 
+from zoo_ops.domain.names import check_name
 from zoo_ops.errors import BadInput
 from zoo_ops.migration.plan import check_batch_size, check_scope
 
@@ -54,10 +60,14 @@ def _required(name: str, value: Any) -> str:
 
 
 def _model(name: str, value: Any) -> str:
-    value = _required(name, value)
-    if any(c.isspace() for c in value):
-        raise BadInput(f"parameter {name}={value!r}: must not contain whitespace")
-    return value
+    """A model zoo model's name: given, stripped like every text parameter, then the
+    name rule (whitespace inside, a ``/`` or a control character is refused)."""
+    return check_name("model", _required(name, value))
+
+
+def _environment(name: str, value: Any) -> str:
+    """An environment's name: stripped, then the name rule."""
+    return check_name("environment", _required(name, value))
 
 
 def _flag(name: str, value: Any) -> Any:
@@ -72,6 +82,8 @@ def _number(minimum: float, *, whole: bool = False, above: bool = False) -> Rule
         if isinstance(value, bool) or not isinstance(value, kinds):
             kind = "a whole number" if whole else "a number"
             raise BadInput(f"parameter {name}={value!r}: must be {kind}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadInput(f"parameter {name}={value!r}: must be a finite number")
         if value < minimum or (above and value == minimum):
             bound = f"> {minimum:g}" if above else f">= {minimum:g}"
             raise BadInput(f"parameter {name}={value!r}: must be {bound}")
@@ -113,7 +125,7 @@ class CommonParameters:
     """Every runbook's parameters (DESIGN §5)."""
 
     model: str = param("", 'model zoo model name, e.g. "iris" (required)', _model)
-    env: str = param("local", "environment name from zoo_ops.toml", _required)
+    env: str = param("local", "environment name from zoo_ops.toml", _environment)
     dry_run: bool = param(False, "compute and show everything, change nothing", _flag)
     confirm: str = param(
         "", "must equal env for a mutating run in a protected environment", _stripped
@@ -287,9 +299,12 @@ def convert_text(parameter: Parameter, text: Any) -> Any:
             raise BadInput(f"parameter {name}={text!r}: expected a whole number") from None
     if parameter.type is float:
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             raise BadInput(f"parameter {name}={text!r}: expected a number") from None
+        if not math.isfinite(number):
+            raise BadInput(f"parameter {name}={text!r}: expected a finite number")
+        return number
     return text
 
 

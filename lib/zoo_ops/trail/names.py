@@ -1,6 +1,10 @@
 """Names in the audit trail: steps, and where an executed runbook is kept.
 
 An executed copy is named ``executed/ENV/MODEL/YYYYmmddTHHMMSSZ-STEP.ipynb`` (DESIGN §5).
+ENV and MODEL must obey the one name rule (:mod:`zoo_ops.domain.names`) and the path is
+joined with :func:`zoo_ops.domain.paths.confined`, so no name can file a notebook
+outside ``executed_root`` (``-m ../staging/iris`` is refused, not filed under
+another environment's folder).
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from zoo_ops.domain.names import check_name, name_problem, shown
+from zoo_ops.domain.paths import confined
 from zoo_ops.errors import BadInput
 
 STEPS = ("01_copy", "02_verify", "03_migrate", "04_revert", "05_retire")
@@ -21,25 +27,37 @@ _ONE_SECOND = timedelta(seconds=1)
 
 
 def canonical_step(step: str) -> str:
-    """``03_migrate``, ``migrate`` and ``03`` all name the step ``03_migrate``."""
+    """``03_migrate``, ``migrate`` and ``03`` all name the step ``03_migrate``.
+
+    A value that is not even a name (the one name rule) is refused as such, shown
+    escaped; a name that is no step is refused with the list of steps.
+    """
     if step in STEPS:
         return step
     if step in STEP_ALIASES:
         return STEP_ALIASES[step]
-    raise BadInput(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
+    problem = name_problem("step", step)
+    if problem is not None:
+        raise BadInput(f"{problem}; steps are {', '.join(STEPS)}")
+    raise BadInput(f"unknown step {shown(step)}; steps are {', '.join(STEPS)}")
 
 
 def executed_path(
     executed_root: Path, env: str, model: str, step: str, at: datetime | None = None
 ) -> Path:
-    """Where a run of ``step`` started ``at`` is kept; never overwrites an earlier run."""
+    """Where a run of ``step`` started ``at`` is kept; never overwrites an earlier run.
+
+    ``env`` and ``model`` are checked by the name rule and ``step`` must be a step
+    (:class:`BadInput` otherwise), so the path always lies in ``executed_root/ENV/MODEL``.
+    """
     at = (at or datetime.now(UTC)).astimezone(UTC)
-    folder = executed_root / env / model
-    path = folder / f"{at.strftime(STAMP_FORMAT)}-{step}.ipynb"
+    step = canonical_step(step)
+    folder = confined(executed_root, check_name("environment", env), check_name("model", model))
+    path = confined(folder, f"{at.strftime(STAMP_FORMAT)}-{step}.ipynb")
     while path.exists():
         # Two runs in one second: the later one is named a second on.
         at = at.replace(microsecond=0) + _ONE_SECOND
-        path = folder / f"{at.strftime(STAMP_FORMAT)}-{step}.ipynb"
+        path = confined(folder, f"{at.strftime(STAMP_FORMAT)}-{step}.ipynb")
     return path
 
 
@@ -57,7 +75,15 @@ def parse_trail_name(path: Path) -> tuple[str, datetime] | None:
 def trail_notebooks(
     executed_root: Path, env: str | None = None, model: str | None = None
 ) -> list[Path]:
-    """Every executed runbook path under the root, oldest first by name."""
+    """Every executed runbook path under the root, oldest first by name.
+
+    ``env`` and ``model`` are names (the name rule): they become glob patterns, where
+    ``*`` or ``../x`` would read other environments' or other folders' notebooks.
+    """
+    if env is not None:
+        check_name("environment", env)
+    if model is not None:
+        check_name("model", model)
     if not executed_root.exists():
         return []
     pattern = f"{env or '*'}/{model or '*'}/*.ipynb"

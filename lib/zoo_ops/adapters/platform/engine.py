@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
-from zoo_ops.config import redact_url
+from zoo_ops.domain.redaction import redact_url
 from zoo_ops.errors import ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
