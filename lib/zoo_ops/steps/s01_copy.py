@@ -18,7 +18,7 @@ import pandas as pd
 from zoo_ops.domain.whitelist import COPY_SUFFIX, DynamicSettings
 from zoo_ops.environment import Environment
 from zoo_ops.errors import StepFailed, ZooOpsError
-from zoo_ops.services.deploy import Deployment, deploy, find_version_with_hash, resolve_truss_dir
+from zoo_ops.services.deploy import Deployment, deploy, deployed_truss_dir, find_version_with_hash
 from zoo_ops.services.results import StepResult
 from zoo_ops.steps.parameters import CopyParameters
 
@@ -33,7 +33,7 @@ class PreflightCheck:
 
 @dataclass
 class Preflight(StepResult):
-    """The prerequisites of deploying ``truss_dir`` to ``target_model``."""
+    """The prerequisites of deploying the truss in ``truss_dir`` to ``target_model``."""
 
     model: str
     target_model: str
@@ -74,16 +74,17 @@ def _check(checks: list[PreflightCheck], name: str, fn: Any) -> Any:
     return value
 
 
-def preflight(
-    env: Environment, model: str, *, truss_dir: str | Path = "", copy: bool = True
-) -> Preflight:
-    """Every prerequisite as a row (check, ok, detail); nothing is changed."""
+def preflight(env: Environment, model: str, *, copy: bool = True) -> Preflight:
+    """Every prerequisite as a row (check, ok, detail); nothing is changed.
+
+    The truss checked and hashed is the one the automation deploys, ``truss_root/MODEL``
+    (``services.deploy.deployed_truss_dir``): there is no other folder to name."""
     from zoo_ops.adapters.truss_files import truss_content_hash
     from zoo_ops.adapters.truss_runtime import read_truss
     from zoo_ops.services.preflight import preflight_capacity, preflight_secrets
 
     target = model + COPY_SUFFIX if copy else model
-    path = resolve_truss_dir(env, model, truss_dir)
+    path = deployed_truss_dir(env, model)
     checks: list[PreflightCheck] = []
     details: dict[str, pd.DataFrame] = {}
 
