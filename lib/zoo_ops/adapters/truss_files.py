@@ -399,9 +399,7 @@ def walk_truss(root: str, rules: IgnoreRules, *, want_stamps: bool = False) -> T
     dir_links: dict[str, str] = {}
     if links or specials:
         kept_dirs = {rel for rel, kind in entries if kind is EntryKind.DIRECTORY}
-        dir_links = check_truss_content(
-            os.path.realpath(root), root, links, specials, kept_dirs
-        )
+        dir_links = check_truss_content(os.path.realpath(root), root, links, specials, kept_dirs)
     return TrussTree(root, entries, stamps, dir_links, followed_files(links))
 
 

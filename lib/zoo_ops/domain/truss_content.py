@@ -96,9 +96,7 @@ def link_problem(link: LinkTarget, root: str, kept_dirs: frozenset[str] | set[st
     if link.kind != TARGET_DIRECTORY:
         return f"is a symlink to a {link.kind} ({link.resolved}); remove it"
     if target_rel == "" or link.rel.startswith(target_rel + "/"):
-        return (
-            "is a symlink to the truss folder or one of its parents, a cycle; remove it"
-        )
+        return "is a symlink to the truss folder or one of its parents, a cycle; remove it"
     if target_rel not in kept_dirs:
         return (
             f"is a symlink to folder {target_rel}, which the truss's ignore patterns leave "
