@@ -38,6 +38,7 @@ from zoo_ops.domain.truss_content import (
     inside_path,
     link_problem,
     link_text,
+    links_in_cycles,
 )
 from zoo_ops.environment import Environment
 from zoo_ops.errors import StepFailed, TrussError
@@ -74,6 +75,20 @@ def test_link_rule(link: LinkTarget, problem: str | None) -> None:
         assert found is None
     else:
         assert found is not None and problem in found and "\n" not in found
+
+
+@pytest.mark.parametrize(
+    ("dir_links", "in_cycles"),
+    [
+        ({"a/up": "b", "b/back": "a"}, ["a/up", "b/back"]),
+        ({"a/up": "b", "b/c/back": "a/x"}, []),  # a/x does not hold a/up
+        ({"a/up": "b", "b/on": "c", "c/back": "a"}, ["a/up", "b/on", "c/back"]),
+        ({"a/s": "shared", "b/s": "shared"}, []),  # two links to one folder: no cycle
+        ({"a/self": "a"}, ["a/self"]),
+    ],
+)
+def test_links_in_cycles(dir_links: dict[str, str], in_cycles: list[str]) -> None:
+    assert sorted(links_in_cycles(dir_links)) == in_cycles
 
 
 def test_link_text_is_relative_to_the_links_folder() -> None:
@@ -156,6 +171,14 @@ ADDITIONS: dict[str, tuple[str, Callable[[Path, Path], None], str | None]] = {
     ),
     "broken-link": ("data/gone", lambda at, out: at.symlink_to("nowhere"), "broken symlink"),
     "link-to-root": ("model/root", lambda at, out: at.symlink_to(".."), "a cycle"),
+    "two-folder-link-cycle": (
+        "data/to_model",
+        lambda at, out: (
+            at.symlink_to("../model"),
+            (at.parent.parent / "model" / "to_data").symlink_to("../data"),
+        ),
+        "leads back to itself",
+    ),
     "link-into-ignored": ("stuff", lambda at, out: at.symlink_to("build"), "ignore patterns"),
     "fifo": ("data/pipe", lambda at, out: make_fifo(at), "is a FIFO"),
     "link-to-fifo": (

@@ -16,7 +16,8 @@ walk keeps, so that what is hashed is exactly what is deployed:
    - to a directory: KEPT AS A LINK. truss hashes the link's path only and does not
      enter it; the deploy writes a relative link to the same directory of the copy. So
      the target must be a directory the walk keeps (not ignored, not reached through
-     another link) and neither the truss folder nor an ancestor of the link (a cycle).
+     another link) and neither the truss folder nor an ancestor of the link, nor a
+     folder from which other directory links lead back to the link (a cycle).
 
    Any other link is refused: one that leaves the truss (``data/x -> /etc/shadow``,
    ``../other``, an absolute path outside), a broken one, a loop.
@@ -139,11 +140,46 @@ def check_truss_content(
             problems.append((link.rel, problem))
         elif link.kind == TARGET_DIRECTORY:
             dir_links[link.rel] = inside_path(root, link.resolved) or ""
+    problems.extend(
+        (
+            rel,
+            "is a symlink that leads back to itself through other folder links, a cycle; remove it",
+        )
+        for rel in links_in_cycles(dir_links)
+    )
     if problems:
         rel, problem = min(problems)
         where = f"{display_root.rstrip('/')}/{rel}"
         raise TrussError(f"{where} {problem}")
     return dir_links
+
+
+def links_in_cycles(dir_links: dict[str, str]) -> list[str]:
+    """The directory links from which following links leads back to the link itself.
+
+    ``dir_links`` maps each directory link to its target (relative paths). Following a
+    link to T reaches T's subtree, hence every link located in it, hence their targets'
+    subtrees, and so on; the link is in a cycle when one reached folder holds it (e.g.
+    ``a/up -> b`` with ``b/back -> a``). truss's walk never follows them, but a tool
+    walking the deployed copy with links followed would never end."""
+    in_cycles = []
+    for link, target in dir_links.items():
+        reached = {target}
+        frontier = [target]
+        while frontier:
+            folder = frontier.pop()
+            for other, other_target in dir_links.items():
+                if _within(other, folder) and other_target not in reached:
+                    reached.add(other_target)
+                    frontier.append(other_target)
+        if any(_within(link, folder) for folder in reached):
+            in_cycles.append(link)
+    return in_cycles
+
+
+def _within(path: str, folder: str) -> bool:
+    """Whether relative ``path`` lies in relative ``folder``'s subtree ("" is the root)."""
+    return folder == "" or path == folder or path.startswith(folder + "/")
 
 
 def followed_files(links: Iterable[LinkTarget]) -> frozenset[str]:
