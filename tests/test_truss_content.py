@@ -312,6 +312,15 @@ def test_a_config_yaml_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
         read_truss(root)
 
 
+def test_a_truss_ignore_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    root = base_truss(tmp_path / "truss")
+    os.mkfifo(root / ".truss_ignore")
+    with pytest.raises(TrussError, match=r"\.truss_ignore: not a regular file"):
+        truss_content_hash(root)
+    with pytest.raises(TrussError, match=r"\.truss_ignore: not a regular file"):
+        read_truss(root)
+
+
 # --- through the command line: refused before any write -------------------------------------
 
 

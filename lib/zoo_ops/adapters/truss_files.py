@@ -87,10 +87,27 @@ def load_ignore_patterns(truss_dir: str | os.PathLike[str]) -> list[str]:
     ignore_file = Path(truss_dir) / TRUSS_IGNORE_FILENAME
     if not ignore_file.exists():
         return list(DEFAULT_TRUSS_IGNORE_PATTERNS)
+    return parse_truss_ignore(read_regular_text(ignore_file))
+
+
+def read_regular_text(path: Path) -> str:
+    """The UTF-8 text of ``path``, which must be a regular file (a link to one counts).
+
+    Opened non-blocking and checked with ``fstat`` before reading: a FIFO or a device
+    named config.yaml or .truss_ignore is refused in one line (TrussError) instead of
+    hanging the preflight."""
     try:
-        return parse_truss_ignore(ignore_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrussError(f"cannot read {ignore_file}: {exc}; fix or remove the file") from exc
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        raise TrussError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise TrussError(f"{path}: not a regular file; replace it with a file")
+        data = handle.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrussError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 # What must be unchanged for a cached digest to still be the file's digest:

@@ -35,8 +35,6 @@ import ast
 import inspect
 import itertools
 import json
-import os
-import stat
 import sys
 import threading
 import types
@@ -50,7 +48,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from zoo_ops.adapters.truss_files import walk_truss_folder
+from zoo_ops.adapters.truss_files import read_regular_text, walk_truss_folder
 from zoo_ops.domain.truss_config import Example, TrussConfig, parse_examples, parse_truss_config
 from zoo_ops.errors import NotFound, StepFailed, TrussError
 
@@ -177,25 +175,6 @@ def check_model_class(package: TrussPackage) -> None:
         raise TrussError(
             f"{model_file}: no class {class_name}; define it or set model_class_name in config.yaml"
         )
-
-
-def read_regular_text(path: Path) -> str:
-    """The UTF-8 text of ``path``, which must be a regular file (a link to one counts).
-
-    Opened non-blocking and checked with ``fstat`` before reading: a FIFO or a device
-    named config.yaml is refused in one line instead of hanging the preflight."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError as exc:
-        raise TrussError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise TrussError(f"{path}: not a regular file; replace it with a file")
-        data = handle.read()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TrussError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def load_yaml_file(path: Path) -> Any:
