@@ -152,7 +152,7 @@ def test_the_runs_table_is_the_index(staged: Any, tmp_path: Path, capsys: Any) -
 
     # 2. A refusal after the success does not hide it: noted beside it.
     refused = execute_runbook(
-        "01_copy", model="iris", env="staging", parameters={"truss_dir": "/no/such/truss"}
+        "01_copy", model="iris", env="staging", parameters={"wait_timeout_s": "0"}
     )
     assert refused.exit_code == 2
     row = cell(current_status(), "01_copy")

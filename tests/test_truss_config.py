@@ -16,6 +16,7 @@ from zoo_ops.domain.truss_config import (
     parse_cpu,
     parse_examples,
     parse_memory,
+    parse_requirements,
     parse_truss_config,
 )
 from zoo_ops.errors import TrussError
@@ -156,6 +157,13 @@ def test_an_accelerator_implies_use_gpu() -> None:
         ({"accelerator": "T4:two"}, f'{SOURCE}: resources.accelerator "T4:two"'),
         ({"accelerator": 4}, f"{SOURCE}: resources.accelerator 4"),
         ({"use_gpu": "yes"}, f"{SOURCE}: resources.use_gpu 'yes'"),
+        ({"cpu": float("inf")}, f'{SOURCE}: resources.cpu "inf"'),
+        ({"cpu": float("nan")}, f'{SOURCE}: resources.cpu "nan"'),
+        ({"cpu": -1}, f'{SOURCE}: resources.cpu "-1"'),
+        ({"memory": float("inf")}, f'{SOURCE}: resources.memory "inf"'),
+        ({"memory": float("nan")}, f'{SOURCE}: resources.memory "nan"'),
+        ({"memory": "-2Gi"}, f'{SOURCE}: resources.memory "-2Gi"'),
+        ({"memory": 1e300}, f'{SOURCE}: resources.memory "1e+300"'),
     ],
 )
 def test_bad_resources_name_the_file_and_key(
@@ -242,3 +250,41 @@ def test_malformed_examples_name_the_file_and_entry(data: Any, expected_start: s
     with pytest.raises(TrussError) as caught:
         parse_examples(data, EXAMPLES_SOURCE)
     assert str(caught.value).startswith(expected_start)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "numpy>=1.26",
+        "torch==2.1.0; python_version > '3.8'",
+        "transformers[torch]~=4.40",
+        "git+https://github.com/org/repo.git@v1#egg=repo",
+        "https://example.com/wheels/pkg-1.0-py3-none-any.whl",
+        "--extra-index-url https://download.pytorch.org/whl/cu121",
+        "pkg @ https://example.com/pkg.tar.gz",
+    ],
+)
+def test_requirements_pip_accepts_are_kept(line: str) -> None:
+    assert parse_requirements([line], SOURCE) == (line,)
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (["numpy>=1.26", ""], "requirements #2 '': empty"),
+        (["  "], "requirements #1 ' ': empty"),
+        (["numpy\nscipy"], "line break or control character"),
+        (["numpy\x00"], "line break or control character"),
+        (["numpy>=>1.26"], "not a pip requirement"),
+        (["numpy ==="], "not a pip requirement"),
+        (["two words"], "not a pip requirement"),
+    ],
+)
+def test_requirements_pip_would_reject_are_refused_naming_the_entry(
+    lines: list[str], expected: str
+) -> None:
+    with pytest.raises(TrussError) as caught:
+        parse_requirements(lines, SOURCE)
+    message = str(caught.value)
+    assert message.startswith(f"{SOURCE}: requirements #") and expected in message
+    assert "\n" not in message

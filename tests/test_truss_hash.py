@@ -251,7 +251,7 @@ def test_hash_changes_with_any_kept_byte_name_or_empty_dir(
     with tempfile.TemporaryDirectory() as tmp:
         root = materialise(Path(tmp) / "t", tree)
         rules = IgnoreRules(load_ignore_patterns(root))
-        kept = {rel for rel, _kind in truss_files._walk(str(root), rules, False)[0]}
+        kept = {rel for rel, _kind in truss_files.walk_truss(str(root), rules).entries}
         before = truss_content_hash(root)
         kept_leaves = sorted(rel for rel in tree if rel in kept and rel != ".truss_ignore")
         if not kept_leaves:
@@ -307,8 +307,8 @@ def test_cached_hash_equals_uncached_after_random_edits(
         root = materialise(Path(tmp) / "t", tree)
         cache = HashCache(Path(tmp) / "c.sqlite", racy_window_ns=0)
         for _round in range(3):
-            assert truss_content_hash(root, cache=cache) == truss_content_hash(root)
-            assert truss_content_hash(root, cache=cache) == truss_content_hash(root)
+            assert hash_or_refusal(root, cache) == hash_or_refusal(root, None)
+            assert hash_or_refusal(root, cache) == hash_or_refusal(root, None)
             # Next edit in a later timestamp tick: with racy_window_ns=0 the test itself
             # must keep edits apart (the default window is what does it in real use).
             time.sleep(0.02)
@@ -331,18 +331,29 @@ def test_cached_hash_equals_uncached_after_random_edits(
                     (root / name).write_bytes(b"added")
 
 
+def hash_or_refusal(root: Path, cache: HashCache | None) -> str:
+    """The hash, or the refusal's message: cached and uncached must agree on both."""
+    try:
+        return truss_content_hash(root, cache=cache)
+    except TrussError as err:
+        return f"refused: {err}"
+
+
 def test_symlinks_file_followed_directory_listed_not_entered(tmp_path: Path) -> None:
     root = tmp_path / "t"
     (root / "shared").mkdir(parents=True)
     (root / "shared" / "common.py").write_text("x = 1\n")
     (root / "link.py").symlink_to("shared/common.py")
     (root / "dirlink").symlink_to("shared")
-    (root / "dangling").symlink_to("nowhere")
     before = truss_content_hash(root)
     (root / "shared" / "common.py").write_text("x = 2\n")  # through the file link too
     assert truss_content_hash(root) != before
     ref = load_benchmark().reference_truss_hash(root, load_ignore_patterns(root))
     assert truss_content_hash(root) == ref
+    # truss would hash a dangling link's path; zoo-ops refuses it (test_truss_content.py).
+    (root / "dangling").symlink_to("nowhere")
+    with pytest.raises(TrussError, match="dangling is a broken symlink"):
+        truss_content_hash(root)
 
 
 def test_missing_or_non_directory_path_is_a_one_line_truss_error(tmp_path: Path) -> None:

@@ -21,10 +21,12 @@ bit for bit). This module feeds it from disk as fast as the bytes can be read:
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import marshal
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -34,6 +36,17 @@ from pathlib import Path
 
 from blake3 import blake3
 
+from zoo_ops.domain.truss_content import (
+    LINK_BROKEN,
+    LINK_LOOP,
+    TARGET_DIRECTORY,
+    TARGET_FILE,
+    LinkTarget,
+    SpecialFile,
+    check_truss_content,
+    followed_files,
+    link_text,
+)
 from zoo_ops.domain.truss_hash import (
     DEFAULT_TRUSS_IGNORE_PATTERNS,
     TRUSS_IGNORE_FILENAME,
@@ -41,6 +54,7 @@ from zoo_ops.domain.truss_hash import (
     IgnoreRules,
     directory_content_hash,
     parse_truss_ignore,
+    path_sort_key,
     select_children,
 )
 from zoo_ops.errors import TrussError
@@ -73,10 +87,27 @@ def load_ignore_patterns(truss_dir: str | os.PathLike[str]) -> list[str]:
     ignore_file = Path(truss_dir) / TRUSS_IGNORE_FILENAME
     if not ignore_file.exists():
         return list(DEFAULT_TRUSS_IGNORE_PATTERNS)
+    return parse_truss_ignore(read_regular_text(ignore_file))
+
+
+def read_regular_text(path: Path) -> str:
+    """The UTF-8 text of ``path``, which must be a regular file (a link to one counts).
+
+    Opened non-blocking and checked with ``fstat`` before reading: a FIFO or a device
+    named config.yaml or .truss_ignore is refused in one line (TrussError) instead of
+    hanging the preflight."""
     try:
-        return parse_truss_ignore(ignore_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrussError(f"cannot read {ignore_file}: {exc}; fix or remove the file") from exc
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        raise TrussError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise TrussError(f"{path}: not a regular file; replace it with a file")
+        data = handle.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrussError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 # What must be unchanged for a cached digest to still be the file's digest:
@@ -256,25 +287,29 @@ class HashCache:
         return max(mtime_ns, ctime_ns) + self.racy_window_ns <= started_ns
 
 
-def _list_children(abs_dir: str, dir_fd: int) -> list[tuple[str, EntryKind]]:
-    """(name, kind) of each entry of an open directory, as ``os.walk`` and truss see it.
+def _list_children(abs_dir: str, dir_fd: int) -> tuple[list[tuple[str, EntryKind]], set[str]]:
+    """(name, kind) of each entry of an open directory, as ``os.walk`` and truss see it,
+    and the names of the entries that are symlinks (from ``d_type``: no extra call).
 
     ``is_dir()`` follows symlinks and a symlinked directory is listed but not entered
     (DIRECTORY_LINK); ``is_file()`` follows symlinks, so a symlink to a file is a FILE
     hashed by its target's bytes; anything else (broken link, FIFO, socket) is OTHER.
     """
     listed: list[tuple[str, EntryKind]] = []
+    links: set[str] = set()
     with os.scandir(dir_fd) as it:
         for entry in it:
             name = entry.name
             if not name.isascii():
                 _require_utf8(name, os.path.join(abs_dir, name))
+            if entry.is_symlink():
+                links.add(name)
             try:
                 is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
             if is_dir:
-                link = entry.is_symlink()
+                link = name in links
                 listed.append((name, EntryKind.DIRECTORY_LINK if link else EntryKind.DIRECTORY))
                 continue
             try:
@@ -282,19 +317,71 @@ def _list_children(abs_dir: str, dir_fd: int) -> list[tuple[str, EntryKind]]:
             except OSError:
                 is_file = False
             listed.append((name, EntryKind.FILE if is_file else EntryKind.OTHER))
-    return listed
+    return listed, links
 
 
-def _walk(
-    root: str, rules: IgnoreRules, want_stamps: bool
-) -> tuple[list[tuple[str, EntryKind]], dict[str, FileStamp | None]]:
-    """The domain's ``walk_unignored`` on disk, with each kept file's stamp if wanted.
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+)
+
+
+def _special_kind(mode: int) -> str:
+    for test, name in _SPECIAL_KINDS:
+        if test(mode):
+            return name
+    return "special file"
+
+
+def _resolve_link(abs_path: str, kind: EntryKind, rel: str) -> LinkTarget:
+    """What the symlink at ``abs_path`` resolves to (its whole chain), for the rule."""
+    try:
+        resolved = os.path.realpath(abs_path, strict=True)
+    except OSError as exc:
+        return LinkTarget(rel, LINK_LOOP if exc.errno == errno.ELOOP else LINK_BROKEN)
+    if kind is EntryKind.FILE:
+        return LinkTarget(rel, resolved, TARGET_FILE)
+    if kind is EntryKind.DIRECTORY_LINK:
+        return LinkTarget(rel, resolved, TARGET_DIRECTORY)
+    try:
+        mode = os.stat(resolved).st_mode
+    except OSError:
+        return LinkTarget(rel, LINK_BROKEN)
+    return LinkTarget(rel, resolved, _special_kind(mode))
+
+
+@dataclass(frozen=True)
+class TrussTree:
+    """One walk of a truss folder: what the hash reads and the deploy writes.
+
+    ``entries``: every kept (relative path, kind), in walk order; ``stamps``: each FILE's
+    stamp when asked for; ``dir_links``: each directory link's target, relative to the
+    truss folder; ``followed``: the file links (hashed and deployed as their target's
+    bytes). See ``zoo_ops.domain.truss_content`` for the rule the walk enforces.
+    """
+
+    root: str
+    entries: list[tuple[str, EntryKind]]
+    stamps: dict[str, FileStamp | None]
+    dir_links: dict[str, str]
+    followed: frozenset[str]
+
+
+def walk_truss(root: str, rules: IgnoreRules, *, want_stamps: bool = False) -> TrussTree:
+    """The domain's ``walk_unignored`` on disk, with the content rule applied.
 
     Same steps as ``walk_unignored`` (``select_children`` decides), inlined so a kept
-    file is ``stat``-ed relative to its open directory while the walk is there.
+    file is ``stat``-ed relative to its open directory while the walk is there. Each kept
+    symlink is resolved and each kept special file named, then
+    ``domain.truss_content.check_truss_content`` refuses (TrussError, one line) a link
+    that leaves the truss, a broken link, a loop or a special file.
     """
     entries: list[tuple[str, EntryKind]] = []
     stamps: dict[str, FileStamp | None] = {}
+    links: list[LinkTarget] = []
+    specials: list[SpecialFile] = []
     pending = [""]
     while pending:
         rel_dir = pending.pop()
@@ -304,12 +391,19 @@ def _walk(
         except OSError as exc:
             raise TrussError(f"cannot list {abs_dir}: {exc.strerror or exc}") from exc
         try:
-            children = select_children(rel_dir, _list_children(abs_dir, dir_fd), rules)
+            listed, link_names = _list_children(abs_dir, dir_fd)
+            children = select_children(rel_dir, listed, rules)
             for rel, kind in children:
+                name = rel.rpartition("/")[2]
                 if kind is EntryKind.DIRECTORY:
                     pending.append(rel)
-                elif want_stamps and kind is EntryKind.FILE:
-                    name = rel.rpartition("/")[2]
+                    continue
+                if name in link_names:
+                    links.append(_resolve_link(f"{abs_dir}/{name}", kind, rel))
+                elif kind is EntryKind.OTHER:
+                    mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+                    specials.append(SpecialFile(rel, _special_kind(mode)))
+                if want_stamps and kind is EntryKind.FILE:
                     try:
                         stamps[rel] = _stamp(os.stat(name, dir_fd=dir_fd))
                     except OSError:
@@ -319,7 +413,26 @@ def _walk(
         finally:
             os.close(dir_fd)
         entries.extend(children)
-    return entries, stamps
+    dir_links: dict[str, str] = {}
+    if links or specials:
+        kept_dirs = {rel for rel, kind in entries if kind is EntryKind.DIRECTORY}
+        dir_links = check_truss_content(os.path.realpath(root), root, links, specials, kept_dirs)
+    return TrussTree(root, entries, stamps, dir_links, followed_files(links))
+
+
+def walk_truss_folder(path: str | os.PathLike[str]) -> TrussTree:
+    """``walk_truss`` of a truss folder with the patterns truss archives it with: what
+    the deploy copies. TrussError (one line) when the folder or its content is refused."""
+    root = _truss_root(path)
+    return walk_truss(root, IgnoreRules(load_ignore_patterns(root)))
+
+
+def _truss_root(path: str | os.PathLike[str]) -> str:
+    root = os.fspath(path)
+    if not os.path.isdir(root):
+        what = "does not exist" if not os.path.lexists(root) else "is not a directory"
+        raise TrussError(f"truss folder {root} {what}; pass the folder that holds config.yaml")
+    return root
 
 
 def _patterns_key(patterns: Sequence[str]) -> bytes:
@@ -458,10 +571,7 @@ def truss_content_hash(
     changed, everything but the walk) whose stamps it knows. ``workers``: threads for
     small files (default ``default_workers()``).
     """
-    root = os.fspath(path)
-    if not os.path.isdir(root):
-        what = "does not exist" if not os.path.lexists(root) else "is not a directory"
-        raise TrussError(f"truss folder {root} {what}; pass the folder that holds config.yaml")
+    root = _truss_root(path)
     if patterns is None:
         patterns = load_ignore_patterns(root) if ignore else []
     root_key = os.path.realpath(root)
@@ -469,7 +579,8 @@ def truss_content_hash(
     rules = IgnoreRules(patterns, memo)
     started_ns = time.time_ns()
 
-    entries, stamps = _walk(root, rules, want_stamps=cache is not None)
+    tree = walk_truss(root, rules, want_stamps=cache is not None)
+    entries, stamps = tree.entries, tree.stamps
     digests: dict[str, bytes] = {}
     fingerprint: bytes | None = None
     cached: dict[str, tuple[FileStamp, bytes]] = {}
@@ -518,3 +629,70 @@ def truss_content_hash(
 
 def _cache_key(root_key: str, rel: str) -> str:
     return f"{root_key.rstrip('/')}/{rel}"
+
+
+# --- the deploy's copy: exactly what the hash reads ------------------------------------------
+
+
+def copy_truss_content(source: str | os.PathLike[str], destination: str | os.PathLike[str]) -> str:
+    """Copy what truss archives of the truss folder ``source`` into ``destination`` (which
+    must not exist; its parent must) and return the content hash of what was written.
+
+    Algorithm: one ``walk_truss`` with the truss's ignore patterns, the walk the hash
+    makes, so its content rule refuses the same entries; then, parents first: a kept
+    directory is made, a directory link is written as a relative link to the same
+    directory of the copy, a file (a followed file link too) is copied byte for byte
+    with its permission bits while its blake3 digest is taken from the bytes written.
+    The hash of the copy is ``directory_content_hash`` of the walk's entries with those
+    digests: equal to ``truss_content_hash(source)`` unless the folder changed since it
+    was hashed, which the caller checks.
+    """
+    root = _truss_root(source)
+    tree = walk_truss(root, IgnoreRules(load_ignore_patterns(root)))
+    target = os.fspath(destination)
+    os.mkdir(target)
+    digests: dict[str, bytes] = {}
+    for rel, kind in sorted(tree.entries, key=lambda entry: path_sort_key(entry[0])):
+        written = f"{target}/{rel}"
+        if kind is EntryKind.DIRECTORY:
+            os.mkdir(written)
+        elif kind is EntryKind.DIRECTORY_LINK:
+            os.symlink(link_text(rel, tree.dir_links[rel]), written)
+        elif kind is EntryKind.FILE:
+            digests[rel] = _copy_file(f"{root}/{rel}", written, follow=rel in tree.followed)
+    return directory_content_hash(tree.entries, digests.__getitem__)
+
+
+def _copy_file(source: str, target: str, *, follow: bool) -> bytes:
+    """Copy one regular file, returning the blake3 digest of the bytes written.
+
+    The source is opened without following a link unless the walk accepted it as a
+    followed link, and non-blocking, so a file swapped for a link or a FIFO since the
+    walk is refused rather than followed outside or waited on.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
+    try:
+        src = os.open(source, flags)
+    except OSError as exc:
+        raise TrussError(f"cannot read {source}: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(src)
+        if not stat.S_ISREG(info.st_mode):
+            raise TrussError(f"{source} is no longer a regular file; hash and deploy again")
+        dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            hasher = blake3()
+            view = _read_buffer()
+            while n := os.readv(src, [view]):
+                chunk = view[:n]
+                hasher.update(chunk)
+                while chunk:
+                    chunk = chunk[os.write(dst, chunk) :]
+            os.fchmod(dst, info.st_mode & 0o777)  # permissions only: no setuid in a deploy
+        finally:
+            os.close(dst)
+    except OSError as exc:
+        raise TrussError(f"cannot copy {source}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(src)
+    return hasher.digest()

@@ -48,6 +48,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from zoo_ops.adapters.truss_files import read_regular_text, walk_truss_folder
 from zoo_ops.domain.truss_config import Example, TrussConfig, parse_examples, parse_truss_config
 from zoo_ops.errors import NotFound, StepFailed, TrussError
 
@@ -103,10 +104,16 @@ def discover_trusses(truss_root: Path | str) -> dict[str, Path]:
 
 
 def read_truss(path: Path | str) -> TrussPackage:
-    """Read and validate ``config.yaml`` and (if present) the examples file of a truss."""
+    """Read and validate ``config.yaml`` and (if present) the examples file of a truss.
+
+    The folder's content is judged first (``truss_files.walk_truss_folder``: no link out
+    of the truss, no loop, no special file), so every reader of a truss -- preflights,
+    the automation, 02 and 03 -- refuses the same trusses the deploy would, before
+    reading a byte of them."""
     truss_dir = Path(path)
     if not truss_dir.is_dir():
         raise TrussError(f"{truss_dir}: truss folder not found")
+    walk_truss_folder(truss_dir)
     config_path = truss_dir / CONFIG_FILENAME
     if not config_path.is_file():
         raise TrussError(f"{config_path}: missing; a truss folder needs a config.yaml")
@@ -138,13 +145,13 @@ def check_model_class(package: TrussPackage) -> None:
             f"{model_file}: missing; config.yaml's model_module_dir and "
             "model_class_filename must name the model file"
         )
+    source = read_regular_text(model_file)
     try:
-        source = model_file.read_text(encoding="utf-8")
         # CPython 3.11's ast.parse is not thread-safe (two reconciles in threads fail
         # with "AST constructor recursion depth mismatch"): one parse at a time.
         with _AST_LOCK:
             tree = ast.parse(source, filename=str(model_file))
-    except (OSError, UnicodeDecodeError, SyntaxError) as exc:
+    except (SyntaxError, ValueError, RecursionError) as exc:
         raise TrussError(
             f"{model_file}: not readable Python ({exc.__class__.__name__}: {exc})"
         ) from None
@@ -173,10 +180,7 @@ def check_model_class(package: TrussPackage) -> None:
 def load_yaml_file(path: Path) -> Any:
     """YAML-load one file; unreadable or malformed YAML is a TrussError naming the file
     and the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrussError(f"{path}: cannot read: {exc}") from None
+    text = read_regular_text(path)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from zoo_ops.errors import TrussError
 
 # Truss's defaults (truss_config.py) for what a config.yaml may leave out.
@@ -46,6 +48,7 @@ _MEMORY_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
 _CPU_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(m?)\s*$")
 _ACCELERATOR_RE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(?::\s*([0-9]+)\s*)?$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_VCS_RE = re.compile(r"^(?:git|hg|svn|bzr)\+")
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def parse_truss_config(data: Any, source: str) -> TrussConfig:
         raise TrussError(f"{source}: expected a mapping of config keys, got {_kind(data)}")
     model_name = _optional_str(data, "model_name", source) or ""
     python_version = _optional_str(data, "python_version", source) or "py39"
-    requirements = _string_list(data.get("requirements"), "requirements", source)
+    requirements = parse_requirements(data.get("requirements"), source)
     secrets = parse_secret_names(data.get("secrets"), source)
     resources = parse_resources(data.get("resources"), source)
     module_dir = _relative_name(data, "model_module_dir", DEFAULT_MODEL_MODULE_DIR, source)
@@ -185,6 +188,33 @@ def parse_secret_names(value: Any, source: str) -> tuple[str, ...]:
                 "(letters, digits, '_', '-', '.')"
             )
     return tuple(sorted(set(names)))
+
+
+def parse_requirements(value: Any, source: str) -> tuple[str, ...]:
+    """``requirements``: a list of pip requirement lines, as truss writes them to the
+    image's requirements.txt. Each must be one non-empty line without control
+    characters, and either a PEP 508 requirement (``numpy>=1.26``, checked with
+    ``packaging``, as pip parses it), a URL or VCS reference (``git+https://...``), or a
+    pip option line (``--extra-index-url ...``): what pip would reject at image build
+    time is refused now, naming the entry."""
+    lines = _string_list(value, "requirements", source)
+    for index, line in enumerate(lines):
+        where = f"{source}: requirements #{index + 1} {line!r}"
+        if not line.strip():
+            raise TrussError(f"{where}: empty; remove it")
+        if any(ord(c) < 32 or ord(c) == 127 for c in line):
+            raise TrussError(f"{where}: has a line break or control character; one per entry")
+        text = line.strip()
+        if text.startswith(("-", "#")) or "://" in text or _VCS_RE.match(text):
+            continue
+        try:
+            Requirement(text)
+        except InvalidRequirement as exc:
+            problem = str(exc).splitlines()[0]
+            raise TrussError(
+                f"{where}: not a pip requirement ({problem}); write it as e.g. numpy>=1.26"
+            ) from None
+    return lines
 
 
 def parse_resources(value: Any, source: str) -> Resources:

@@ -24,6 +24,11 @@ The ignore patterns are the truss's own ``.truss_ignore`` if it has one, else tr
 fixed default list below; with ``ignore`` off no pattern applies (truss's
 ``ignore_patterns=None``).
 
+This is truss's algorithm for any folder; zoo-ops hashes only folders that pass its
+content rule (``zoo_ops.domain.truss_content``, applied by the adapter's walk): links
+that stay inside the truss, no broken link, loop or special file. Within that rule the
+hash is truss's, bit for bit, and it covers exactly what the deploy copies.
+
 Nothing here touches the filesystem: the walk takes a ``list_dir`` callable and the hash
 takes a ``file_digest`` callable, so the same code serves the fast adapter
 (``zoo_ops.adapters.truss_files``), in-memory trees in tests, and the reference.

@@ -20,11 +20,14 @@ from zoo_ops.errors import StepFailed
 from zoo_ops.services.results import StepResult
 
 
-def resolve_truss_dir(env: Environment, model: str, truss_dir: str | Path = "") -> Path:
-    """The truss to deploy: ``truss_dir`` when given, else ``truss_root/model``."""
-    if truss_dir:
-        path = Path(truss_dir)
-        return path if path.is_absolute() else env.config.root / path
+def deployed_truss_dir(env: Environment, model: str) -> Path:
+    """The truss the automation deploys for ``model``: ``truss_root/model``, always.
+
+    The whitelist entry (DESIGN section 4) names a model, not a folder, and every deploy
+    of it -- this run's, a later ``automation reconcile``, the platform's own automation
+    -- reads ``truss_root/MODEL``. A preflight that hashed any other folder would vouch
+    for content that is not deployed, which is why 01_copy has no ``truss_dir``.
+    """
     return env.config.truss_path(model)  # confined: a bad name cannot leave truss_root
 
 

@@ -140,7 +140,7 @@ class CommonParameters:
 class CopyParameters(CommonParameters):
     """01_copy: deploy the truss as MODEL_copy."""
 
-    truss_dir: str = param("", "default: truss_root/model")
+    truss_dir: str = param("", "empty, or truss_root/MODEL itself: the folder deployed")
     wait_timeout_s: int = param(
         600, "how long to wait for MODEL_copy to be ACTIVE", _number(0, above=True)
     )

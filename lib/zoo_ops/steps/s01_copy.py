@@ -15,10 +15,11 @@ from typing import Any
 
 import pandas as pd
 
+from zoo_ops.domain.names import shown
 from zoo_ops.domain.whitelist import COPY_SUFFIX, DynamicSettings
 from zoo_ops.environment import Environment
-from zoo_ops.errors import StepFailed, ZooOpsError
-from zoo_ops.services.deploy import Deployment, deploy, find_version_with_hash, resolve_truss_dir
+from zoo_ops.errors import BadInput, StepFailed, ZooOpsError
+from zoo_ops.services.deploy import Deployment, deploy, deployed_truss_dir, find_version_with_hash
 from zoo_ops.services.results import StepResult
 from zoo_ops.steps.parameters import CopyParameters
 
@@ -33,7 +34,7 @@ class PreflightCheck:
 
 @dataclass
 class Preflight(StepResult):
-    """The prerequisites of deploying ``truss_dir`` to ``target_model``."""
+    """The prerequisites of deploying the truss in ``truss_dir`` to ``target_model``."""
 
     model: str
     target_model: str
@@ -74,16 +75,33 @@ def _check(checks: list[PreflightCheck], name: str, fn: Any) -> Any:
     return value
 
 
-def preflight(
-    env: Environment, model: str, *, truss_dir: str | Path = "", copy: bool = True
-) -> Preflight:
-    """Every prerequisite as a row (check, ok, detail); nothing is changed."""
+def _check_truss_dir(env: Environment, model: str, truss_dir: str, deployed: Path) -> None:
+    """Refuse a ``truss_dir`` that is not the folder the automation deploys."""
+    if not truss_dir:
+        return
+    given = Path(truss_dir)
+    given = given if given.is_absolute() else env.config.root / given
+    if given.resolve() != deployed.resolve():
+        raise BadInput(
+            f"truss_dir {shown(str(given))} is not {deployed}, the folder the automation "
+            f"deploys for {model}: put the truss there, or leave truss_dir empty"
+        )
+
+
+def preflight(env: Environment, model: str, *, truss_dir: str = "", copy: bool = True) -> Preflight:
+    """Every prerequisite as a row (check, ok, detail); nothing is changed.
+
+    The truss checked and hashed is the one the automation deploys, ``truss_root/MODEL``
+    (``services.deploy.deployed_truss_dir``). ``truss_dir`` (DESIGN §5) may name that
+    folder, by any path that resolves to it; any other folder is refused, because its
+    content would be hashed but never deployed."""
     from zoo_ops.adapters.truss_files import truss_content_hash
     from zoo_ops.adapters.truss_runtime import read_truss
     from zoo_ops.services.preflight import preflight_capacity, preflight_secrets
 
     target = model + COPY_SUFFIX if copy else model
-    path = resolve_truss_dir(env, model, truss_dir)
+    path = deployed_truss_dir(env, model)
+    _check_truss_dir(env, model, truss_dir, path)
     checks: list[PreflightCheck] = []
     details: dict[str, pd.DataFrame] = {}
 

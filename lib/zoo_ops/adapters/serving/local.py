@@ -1,6 +1,6 @@
 """Local serving: artifacts in the environment's state directory, models in this process.
 
-Deploy copies the truss (without what its ignore patterns exclude, as truss archives it)
+Deploy copies the truss (exactly what its content hash covers: see ``copy_truss``)
 into ``state_path/artifacts/<version_id>``: a new folder is filled beside it and renamed
 into place, so a half-copied artifact is never seen. Readiness is the model loading
 (``__init__`` and ``load``) with the admin organization's secrets. Loaded models are
@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo_ops.adapters.legacy_runtime import load_legacy_model
-from zoo_ops.adapters.truss_files import load_ignore_patterns
+from zoo_ops.adapters.truss_files import copy_truss_content
 from zoo_ops.adapters.truss_runtime import LoadedModel, load_truss_model
-from zoo_ops.domain.truss_hash import IgnoreRules
 from zoo_ops.errors import StepFailed, ZooOpsError
 
 if TYPE_CHECKING:
@@ -54,28 +53,24 @@ def parse_artifact(artifact: str) -> tuple[str, str]:
     return kind, rel
 
 
-def copy_truss(source: Path, target: Path) -> None:
-    """Copy the truss folder ``source`` to ``target`` (which must not exist), leaving out
-    what the truss's ignore patterns exclude (its ``.truss_ignore``, else truss's
-    defaults). Algorithm: fill a temporary sibling folder, then rename it into place."""
-    rules = IgnoreRules(load_ignore_patterns(source))
+def copy_truss(source: Path, target: Path, *, truss_hash: str = "") -> None:
+    """Copy the truss folder ``source`` to ``target`` (which must not exist): exactly what
+    its content hash covers (``truss_files.copy_truss_content``: the same walk, the same
+    ignore patterns, the same refusal of links that leave the truss and special files).
 
-    def ignored(directory: str, names: list[str]) -> set[str]:
-        rel_dir = os.path.relpath(directory, source)
-        out = set()
-        for name in names:
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
-            if os.path.isdir(os.path.join(directory, name)):
-                if rules.ignores_dir(rel):
-                    out.add(name)
-            elif rules.ignores_file(rel):
-                out.add(name)
-        return out
-
+    Algorithm: fill a temporary sibling folder; when ``truss_hash`` is given, the hash of
+    the bytes written must equal it (else the truss changed since it was hashed, and
+    nothing is deployed); then rename the folder into place.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        shutil.copytree(source, staging / "t", ignore=ignored)
+        written = copy_truss_content(source, staging / "t")
+        if truss_hash and written != truss_hash:
+            raise StepFailed(
+                f"{source} changed after it was hashed (copied {written[:12]}, expected "
+                f"{truss_hash[:12]}); leave the truss folder alone during a deploy and run again"
+            )
         os.replace(staging / "t", target)
     except OSError as exc:
         raise StepFailed(f"cannot copy {source} to {target}: {exc}") from exc
@@ -117,7 +112,7 @@ class LocalServing:
         target = self.artifacts_dir / version_id
         if target.exists():
             raise StepFailed(f"{target} already exists; version ids are never reused")
-        copy_truss(Path(truss_dir), target)
+        copy_truss(Path(truss_dir), target, truss_hash=truss_hash)
         return f"{TRUSS_KIND}:{ARTIFACTS_DIR}/{version_id}"
 
     def wait_ready(self, version_id: str, artifact: str, timeout_s: float) -> None:
