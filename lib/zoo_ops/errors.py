@@ -6,15 +6,32 @@ Exit codes follow DESIGN §6: 2 for bad usage or bad input (nothing was changed)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+# Filters every ZooOpsError message goes through when it is made. This module is the
+# lowest layer and imports nothing of zoo-ops: the layer that knows secret values
+# installs its redaction here (zoo_ops.adapters.known_secrets, on import).
+_MESSAGE_FILTERS: list[Callable[[str], str]] = []
+
+
+def add_message_filter(message_filter: Callable[[str], str]) -> None:
+    """Apply ``message_filter`` to the message of every ZooOpsError made from now on."""
+    if message_filter not in _MESSAGE_FILTERS:
+        _MESSAGE_FILTERS.append(message_filter)
+
 
 class ZooOpsError(Exception):
-    """Base of every error zoo-ops raises on purpose. ``str(err)`` is one line."""
+    """Base of every error zoo-ops raises on purpose. ``str(err)`` is one line, and holds
+    no secret value the process knows (the message filters run on it)."""
 
     exit_code = 1
 
     def __init__(self, message: str) -> None:
         # One line: a multi-line message would be cut in a CLI or a notebook error box.
-        super().__init__(" ".join(str(message).split()))
+        text = " ".join(str(message).split())
+        for message_filter in _MESSAGE_FILTERS:
+            text = message_filter(text)
+        super().__init__(text)
 
 
 class BadInput(ZooOpsError):
@@ -47,6 +64,15 @@ class StepFailed(ZooOpsError):
     """A step ran and did not reach its goal (a deploy failed, a comparison mismatched)."""
 
     exit_code = 1
+
+
+class DatabaseUnreachable(StepFailed):
+    """The environment's database did not accept a connection (refused, unknown host,
+    wrong port, unopenable file). ``url`` is the redacted URL, for naming the environment."""
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
 
 
 class ConflictError(StepFailed):
