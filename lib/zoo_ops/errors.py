@@ -66,12 +66,21 @@ class StepFailed(ZooOpsError):
     exit_code = 1
 
 
-class DatabaseUnreachable(StepFailed):
-    """The environment's database did not accept a connection (refused, unknown host,
-    wrong port, unopenable file). ``url`` is the redacted URL, for naming the environment."""
+class DatabaseUnreachable(Exception):  # noqa: N818 - named for what the operator meets
+    """An environment's database did not accept a connection (refused, unknown host, wrong
+    port, a SQLite file that cannot be opened). ``str(err)`` is one line naming the
+    redacted URL; ``url`` is that URL, so the CLI can name the environment.
+
+    It replaces the driver's connect error and is deliberately *not* a ZooOpsError: it
+    travels where the driver's error travelled, so that code reading a ZooOpsError as
+    "no such run" or "a step failed" (and acting on it) never mistakes a database that
+    is down for an answer. The CLI's one error handler prints it (exit 1).
+    """
+
+    exit_code = 1
 
     def __init__(self, message: str, *, url: str = "") -> None:
-        super().__init__(message)
+        super().__init__(" ".join(str(message).split()))
         self.url = url
 
 

@@ -274,7 +274,13 @@ def _execute(
         code = errors.Interrupted.exit_code
     if not run:
         _record_run_scrap(out, runs.get(record.id), code)
-    return Execution(path=out, outcome=outcome, exit_code=code, error=error, run_id=record.id)
+    return Execution(
+        path=out,
+        outcome=outcome,
+        exit_code=code,
+        error=error and known_secrets.redact(error),
+        run_id=record.id,
+    )
 
 
 def _fallback_outcome(
