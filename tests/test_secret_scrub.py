@@ -208,3 +208,171 @@ def test_a_secret_quoted_by_a_failing_load_appears_nowhere(
     for text in shown:
         assert MODEL_ERROR_SECRET not in text
         assert quote(MODEL_ERROR_SECRET, safe="") not in text
+
+
+# --- a password in the URL's query string ----------------------------------------------
+
+
+def test_a_query_string_password_is_never_shown_or_stored(
+    postgres_url: str,
+    tmp_path: Path,
+    write_config: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # trust auth ignores the password; zoo-ops must still never echo it.
+    url = f"{postgres_url}&password={quote(QUERY_DATABASE_PASSWORD, safe='')}"
+    monkeypatch.setenv("ZOO_DB_URL", url)
+    write_env(tmp_path, write_config)
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return zoo_ops(tmp_path, *argv, db_url=url)
+
+    before_demo = cli("run", "01_copy", "-m", "iris")
+    demo = cli("demo")
+    again = cli("demo")
+    copied = cli("run", "01_copy", "-m", "iris")
+    refused = cli("run", "02_verify", "-m", "iris", "-p", "user_email", "nobody@example.com")
+    status = cli("status")
+    report = cli("report", "-o", str(tmp_path / "report"))
+
+    assert "has no platform tables" in before_demo.stderr
+    assert "already exists" in again.stderr and "password=***" in again.stderr
+    assert (demo.returncode, copied.returncode, refused.returncode) == (0, 0, 2), refused.stderr
+    env = Environment.load("local")
+    try:
+        errors = [r.error or "" for r in env.runs.find()]
+    finally:
+        env.dispose()
+    shown = [
+        *(p.stderr for p in (before_demo, demo, again, copied, refused, status, report)),
+        *(p.stdout for p in (before_demo, again, copied, refused, status, report)),
+        every_file_text(tmp_path / "executed"),
+        every_file_text(tmp_path / "report"),
+        *errors,
+    ]
+    for text in shown:
+        assert QUERY_DATABASE_PASSWORD not in text
+        assert quote(QUERY_DATABASE_PASSWORD, safe="") not in text
+
+
+# --- a database that is not there -------------------------------------------------------
+
+REFUSING_DATABASES = {
+    "password-in-userinfo": f"postgresql://zoo:{UNREACHABLE_DATABASE_PASSWORD}@127.0.0.1:1/zoo",
+    "password-in-query": f"postgresql://zoo@127.0.0.1:1/zoo?password={UNREACHABLE_DATABASE_PASSWORD}",
+    "sqlite-folder": "sqlite:///{tmp}/a-folder-not-a-database",
+}
+COMMANDS = {
+    "history": ["history", "abcd1234"],
+    "demo": ["demo"],
+    "demo-reset": ["demo", "--reset"],
+    "automation": ["automation", "reconcile"],
+    "run": ["run", "01_copy", "-m", "iris"],
+    "run-dry": ["run", "03_migrate", "-m", "iris", "-p", "dry_run", "true"],
+    "trail-recover": ["trail", "recover", "abcd1234"],
+}
+SETTINGS = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: baseten-django-dynamic-settings
+  namespace: baseten
+  resourceVersion: '1'
+data:
+  modelZooDeploymentAutomationEnabled: 'true'
+  automaticallyDeployedModelZooModelsWhitelist: '{"iris": {"copy": true}}'
+"""
+
+
+def refused_line(
+    tmp_path: Path,
+    url: str,
+    argv: list[str],
+    write_config: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[int, str]:
+    """Exit code and stderr of ``zoo-ops ARGV`` against ``url``; the settings file unchanged."""
+    (tmp_path / "a-folder-not-a-database").mkdir()
+    settings = tmp_path / "state" / "dynamic-settings.yaml"
+    settings.parent.mkdir()
+    settings.write_text(SETTINGS)
+    monkeypatch.setenv("ZOO_DB_URL", url.format(tmp=tmp_path))
+    write_env(tmp_path, write_config)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    code = main(argv)
+    assert settings.read_text() == SETTINGS
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", REFUSING_DATABASES.values(), ids=REFUSING_DATABASES)
+@pytest.mark.parametrize("argv", COMMANDS.values(), ids=COMMANDS)
+def test_every_command_against_a_refusing_database_is_one_line(
+    url: str,
+    argv: list[str],
+    tmp_path: Path,
+    write_config: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, err = refused_line(tmp_path, url, argv, write_config, monkeypatch, capsys)
+
+    assert code == 1, err
+    (line,) = err.splitlines()
+    assert ONE_ERROR_LINE.match(line) and "Traceback" not in err
+    assert line.startswith("zoo-ops: error: environment 'local': database ")
+    assert "cannot be reached" in line and "check database_url in zoo_ops.toml" in line
+    assert UNREACHABLE_DATABASE_PASSWORD not in line
+    if url.startswith("postgresql"):
+        assert "127.0.0.1:1/zoo" in line and "***" in line and "Connection refused" in line
+    else:
+        assert "a-folder-not-a-database" in line and "unable to open database file" in line
+
+
+def test_an_unknown_database_host_is_one_line(
+    tmp_path: Path,
+    write_config: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"postgresql://zoo:{UNREACHABLE_DATABASE_PASSWORD}@no-such-host.invalid/zoo"
+
+    code, err = refused_line(
+        tmp_path, url, ["history", "abcd1234"], write_config, monkeypatch, capsys
+    )
+
+    assert code == 1
+    (line,) = err.splitlines()
+    assert "environment 'local': database postgresql://zoo:***@no-such-host.invalid/zoo" in line
+    assert "no-such-host.invalid" in line.split("cannot be reached", 1)[1]
+    assert UNREACHABLE_DATABASE_PASSWORD not in err
+
+
+def test_a_database_lost_under_a_command_is_one_line(
+    tmp_path: Path,
+    write_config: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The connection worked, then the server went away mid-command: the driver's error
+    # reaches the CLI's handler, which names the environment and its redacted URL.
+    from sqlalchemy.exc import OperationalError
+
+    from zoo_ops.cli import history
+
+    def lost(*_args: object) -> int:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection\nmore"))
+
+    monkeypatch.setattr(history, "run_history", lost)
+    url = REFUSING_DATABASES["password-in-userinfo"]
+    code, err = refused_line(
+        tmp_path, url, ["history", "abcd1234"], write_config, monkeypatch, capsys
+    )
+
+    assert code == 1
+    (line,) = err.splitlines()
+    assert line == (
+        "zoo-ops: error: environment 'local' (postgresql://zoo:***@127.0.0.1:1/zoo): the "
+        "database failed: server closed the connection; check that the database server is "
+        "running and reachable, then rerun"
+    )
