@@ -376,3 +376,47 @@ def test_a_database_lost_under_a_command_is_one_line(
         "database failed: server closed the connection; check that the database server is "
         "running and reachable, then rerun"
     )
+
+
+# --- the session's secret scan ------------------------------------------------------------
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A directory OUTSIDE the session's base temp: these tests plant secrets on purpose,
+    and the session's own scan must not find them."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="zoo-ops-scan-") as name:
+        yield Path(name)
+
+
+def test_the_secret_scan_finds_query_string_passwords_and_model_errors(scratch: Path) -> None:
+    import html
+    import sqlite3
+
+    from zoo_ops.testing.secret_scan import scan_tree
+    from zoo_ops.testing.test_secrets import all_secret_values
+
+    encoded = quote(QUERY_DATABASE_PASSWORD, safe="")
+    (scratch / "upper.ipynb").write_text(f'{{"url": "postgresql://h/db?password={encoded}"}}')
+    lower = re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), encoded)
+    (scratch / "lower.log").write_text(f"connecting to postgresql://h/db?password={lower}")
+    (scratch / "report.html").write_text(f"<pre>{html.escape(QUERY_DATABASE_PASSWORD)}</pre>")
+    (scratch / "model.ipynb").write_text(f"ValueError: token '{MODEL_ERROR_SECRET}' refused")
+    db = sqlite3.connect(scratch / "platform.db")
+    db.execute("CREATE TABLE zoo_ops_deploy (reason TEXT)")
+    db.execute("INSERT INTO zoo_ops_deploy VALUES (?)", (f"dsn ...?password={encoded}",))
+    db.commit()
+    db.close()
+
+    leaks = scan_tree(scratch, all_secret_values())
+
+    found = sorted((leak.path.name, leak.value[:4], leak.where) for leak in leaks)
+    assert found == [
+        ("lower.log", "qs-p", "url-encoded (lower-case hex)"),
+        ("model.ipynb", "sk-m", "bytes"),
+        ("platform.db", "qs-p", "table zoo_ops_deploy, url-encoded"),
+        ("report.html", "qs-p", "html-escaped"),
+        ("upper.ipynb", "qs-p", "url-encoded"),
+    ]

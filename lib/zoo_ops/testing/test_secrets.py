@@ -16,9 +16,9 @@ from zoo_ops.testing.kube_api import DEFAULT_TOKEN
 RUNBOOK_DATABASE_PASSWORD = "pg-secret-pw-4471"  # tests/test_runbooks_copy_verify.py
 DEMO_DATABASE_PASSWORD = "pw-d0-not-print-7731"  # tests/test_demo.py
 # tests/test_secret_scrub.py: a password given as a URL's ``?password=`` query parameter
-# (with a "@" and a "/", so that its percent-encoded form differs), and one of a database
+# (with "@", "/" and "&", so that its URL and HTML encodings differ), and one of a database
 # that is never reachable.
-QUERY_DATABASE_PASSWORD = "qs-pw/never@echo-8812"
+QUERY_DATABASE_PASSWORD = "qs-pw/never@echo&8812"
 UNREACHABLE_DATABASE_PASSWORD = "unreachable-pw-3390"
 DATABASE_PASSWORDS: tuple[str, ...] = (
     RUNBOOK_DATABASE_PASSWORD,
