@@ -373,8 +373,8 @@ def test_a_database_lost_under_a_command_is_one_line(
     (line,) = err.splitlines()
     assert line == (
         "zoo-ops: error: environment 'local' (postgresql://zoo:***@127.0.0.1:1/zoo): the "
-        "database failed: server closed the connection; check that the database server is "
-        "running and reachable, then rerun"
+        "database failed: server closed the connection; check that the database is up, "
+        "reachable and not locked, then rerun"
     )
 
 

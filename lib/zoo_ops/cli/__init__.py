@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Sequence
 
 from zoo_ops import __version__
-from zoo_ops.cli.options import add_env_option, check_env_accepted, given_envs
+from zoo_ops.cli.options import DEFAULT_ENV, add_env_option, check_env_accepted, given_envs
 from zoo_ops.cli.output import print_error, safe_text
 from zoo_ops.errors import DatabaseUnreachable, ZooOpsError
 
@@ -110,11 +110,11 @@ def _database_failure(args: argparse.Namespace, exc: Exception) -> str | None:
         return None
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     reason = lines[0] if lines else type(exc).__name__
-    names = given_envs(args) or ["local"]
+    names = given_envs(args) or [DEFAULT_ENV]
     where = ", ".join(f"environment {n!r} ({_database_of(n)})" for n in dict.fromkeys(names))
     return (
-        f"{where}: the database failed: {reason}; check that the database server is "
-        "running and reachable, then rerun"
+        f"{where}: the database failed: {reason}; check that the database is up, "
+        "reachable and not locked, then rerun"
     )
 
 
