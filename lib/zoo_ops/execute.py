@@ -25,6 +25,7 @@ from types import FrameType
 from typing import Any
 
 from zoo_ops import errors, lifecycle
+from zoo_ops.adapters import known_secrets
 from zoo_ops.adapters.platform.runs import (
     CRASHED,
     FAILED,
@@ -38,7 +39,7 @@ from zoo_ops.adapters.platform.runs import (
 from zoo_ops.adapters.processes import pid_alive
 from zoo_ops.config import load_environment
 from zoo_ops.domain.names import check_name
-from zoo_ops.domain.redaction import redact_parameters, redact_text
+from zoo_ops.domain.redaction import redact_parameters
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound, TrailUnwritable
 from zoo_ops.kernel import ensure_kernel
@@ -256,7 +257,7 @@ def _execute(
     unsaved = write_error or save_error
     if unsaved is not None:
         reason = f"the notebook {out} could not be written ({unsaved.strerror or unsaved})"
-        runs.mark_trail_unsaved(record.id, redact_text(reason))
+        runs.mark_trail_unsaved(record.id, known_secrets.redact(reason))
         return Execution(
             path=out, outcome="trail-unsaved", exit_code=1, error=reason, run_id=record.id
         )
@@ -264,7 +265,9 @@ def _execute(
     current = runs.get(record.id)
     if current.outcome is None:
         fallback, why = _fallback_outcome(stopper, failure, ename, error, code)
-        runs.close_if_open(record.id, outcome=fallback, error=redact_text(why or "") or None)
+        runs.close_if_open(
+            record.id, outcome=fallback, error=known_secrets.redact(why or "") or None
+        )
         current = runs.get(record.id)
     outcome = str(current.outcome or run.get("outcome") or FAILED)
     if failure is not None:
@@ -280,7 +283,13 @@ def _execute(
         code = errors.Interrupted.exit_code
     if not run:
         _record_run_scrap(out, runs.get(record.id), code)
-    return Execution(path=out, outcome=outcome, exit_code=code, error=error, run_id=record.id)
+    return Execution(
+        path=out,
+        outcome=outcome,
+        exit_code=code,
+        error=error and known_secrets.redact(error),
+        run_id=record.id,
+    )
 
 
 def _fallback_outcome(
@@ -404,7 +413,7 @@ def _stamp_of(path: Path, default: datetime) -> datetime:
 
 
 def _refuse(runs: RunStore, record: RunRecord, err: errors.ZooOpsError) -> None:
-    runs.finish(record.id, outcome=REFUSED, truss_hash=None, error=redact_text(str(err)))
+    runs.finish(record.id, outcome=REFUSED, truss_hash=None, error=known_secrets.redact(str(err)))
     raise err
 
 

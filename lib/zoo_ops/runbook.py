@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from zoo_ops import __version__, lifecycle
+from zoo_ops.adapters import known_secrets
 from zoo_ops.adapters.platform.runs import (
     DRY_RUN,
     FAILED,
@@ -31,7 +32,7 @@ from zoo_ops.adapters.platform.runs import (
     SUCCEEDED,
     RunRecord,
 )
-from zoo_ops.domain.redaction import redact_parameters, redact_text
+from zoo_ops.domain.redaction import redact_parameters
 from zoo_ops.environment import Environment
 from zoo_ops.errors import (
     BadInput,
@@ -211,7 +212,7 @@ class Run:
         if glue_scrap:  # from the watchdog thread IPython's hooks are not ours to touch
             self._unhook()
         lifecycle.on_abandon(None)
-        message = None if error is None else redact_text(str(error))
+        message = None if error is None else known_secrets.redact(str(error))
         record = self.env.runs.finish(
             self.record_.id, outcome=outcome, truss_hash=self.truss_hash, error=message
         )
@@ -353,7 +354,7 @@ def start(step: str, namespace: Mapping[str, Any] | None = None, /, **values: An
                 "zoo_ops_version": __version__,
                 "gate_override_reason": reason if isinstance(reason, str) else "",
                 "run_id": os.environ.get(RUN_ID_ENV) or None,
-                "error": redact_text(str(err)),
+                "error": known_secrets.redact(str(err)),
                 "exit_code": err.exit_code if isinstance(err, ZooOpsError) else 1,
             },
         )

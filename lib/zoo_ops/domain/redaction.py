@@ -282,12 +282,20 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     One pass of one alternation, longest form first. Values shorter than
     :data:`MIN_SECRET_LENGTH` are ignored (the module docstring says why).
     """
+    pattern = scrub_pattern(secrets)
+    return text if pattern is None else pattern.sub(REDACTED, text)
+
+
+def scrub_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """The one alternation :func:`scrub` applies (None when no secret is scrubbable).
+
+    Built once and kept by a caller that scrubs many texts with the same secrets.
+    """
     forms = {form for secret in scrubbable(secrets) for form in secret_forms(secret)}
     if not forms:
-        return text
+        return None
     ordered = sorted(forms, key=lambda f: (-len(f), f))
-    pattern = re.compile("|".join(_form_pattern(f) for f in ordered))
-    return pattern.sub(REDACTED, text)
+    return re.compile("|".join(_form_pattern(f) for f in ordered))
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

@@ -14,10 +14,13 @@ Algorithm, per file:
    kubeconfig whatever its name (YAML with ``kind: Config`` and ``users``) -- and a
    SQLite database's ``-wal``/``-shm``/``-journal`` companions (their content is read
    through the database in step 3);
-2. search the raw bytes for each needle: the value, and its base64 encoding (how a
-   Kubernetes Secret carries it);
+2. search the raw bytes for each needle: the value, its base64 encoding (how a
+   Kubernetes Secret carries it), its percent-encodings (how a password sits in a URL's
+   userinfo or ``?password=`` query parameter, ``quote`` and ``quote_plus``, either hex
+   case) and its HTML escape (how a report shows it) -- the forms that differ from the
+   value, each once;
 3. a SQLite database is then searched table by table with SQL ``instr`` over every text
-   column, skipping the secret-store table (``SECRET_STORE_TABLES``), so that the local
+   column, for every needle of step 2, skipping the secret-store table (``SECRET_STORE_TABLES``), so that the local
    secret store holding its secrets is not a leak but a secret copied into
    ``zoo_ops_run`` is; the raw search of step 2 is skipped for it (pages of the secret
    store would match);
@@ -32,10 +35,13 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import html
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -60,13 +66,30 @@ class Leak:
 
 
 def needles(values: Iterable[str]) -> list[tuple[str, bytes, str]]:
-    """(value, bytes to find, how it is encoded) for each value: raw and base64."""
+    """(value, bytes to find, how it is encoded) for each value: raw, base64, and the
+    URL and HTML encodings that differ from the raw value."""
     out = []
     for value in values:
         raw = value.encode()
         out.append((value, raw, "bytes"))
         out.append((value, base64.b64encode(raw), "base64"))
+        encoded = {
+            "url-encoded": quote(value, safe=""),
+            "url-encoded (lower-case hex)": _lower_hex(quote(value, safe="")),
+            "form-encoded": quote_plus(value),
+            "html-escaped": html.escape(value),
+        }
+        seen = {value}
+        for how, form in encoded.items():
+            if form not in seen:
+                seen.add(form)
+                out.append((value, form.encode(), how))
     return out
+
+
+def _lower_hex(text: str) -> str:
+    """``%2F`` as ``%2f``: a percent-encoding a hand-written URL may use."""
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), text)
 
 
 def find_in_bytes(path: Path, wanted: list[tuple[str, bytes, str]]) -> list[tuple[str, str]]:
@@ -111,13 +134,19 @@ def sqlite_leaks(path: Path, values: Iterable[str], skip_tables: Iterable[str]) 
             columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
             if not columns:
                 continue
-            for value in values:
-                hit = " OR ".join(f'instr(CAST("{c}" AS TEXT), ?) > 0' for c in columns)
+            hit = " OR ".join(f'instr(CAST("{c}" AS TEXT), ?) > 0' for c in columns)
+            found: set[str] = set()
+            for value, needle, how in needles(values):
+                if value in found:
+                    continue
                 row = conn.execute(
-                    f'SELECT 1 FROM "{table}" WHERE {hit} LIMIT 1', [value] * len(columns)
+                    f'SELECT 1 FROM "{table}" WHERE {hit} LIMIT 1',
+                    [needle.decode()] * len(columns),
                 ).fetchone()
                 if row is not None:
-                    leaks.append(Leak(path, value, f"table {table}"))
+                    found.add(value)
+                    where = f"table {table}" if how == "bytes" else f"table {table}, {how}"
+                    leaks.append(Leak(path, value, where))
     except sqlite3.DatabaseError as exc:
         # Unreadable (a test's deliberately broken file): fall back to the raw bytes.
         return [

@@ -15,18 +15,32 @@ from zoo_ops.testing.kube_api import DEFAULT_TOKEN
 # Database passwords put into PostgreSQL URLs (trust auth ignores them).
 RUNBOOK_DATABASE_PASSWORD = "pg-secret-pw-4471"  # tests/test_runbooks_copy_verify.py
 DEMO_DATABASE_PASSWORD = "pw-d0-not-print-7731"  # tests/test_demo.py
-DATABASE_PASSWORDS: tuple[str, ...] = (RUNBOOK_DATABASE_PASSWORD, DEMO_DATABASE_PASSWORD)
+# tests/test_secret_scrub.py: a password given as a URL's ``?password=`` query parameter
+# (with "@", "/" and "&", so that its URL and HTML encodings differ), and one of a database
+# that is never reachable.
+QUERY_DATABASE_PASSWORD = "qs-pw/never@echo&8812"
+UNREACHABLE_DATABASE_PASSWORD = "unreachable-pw-3390"
+DATABASE_PASSWORDS: tuple[str, ...] = (
+    RUNBOOK_DATABASE_PASSWORD,
+    DEMO_DATABASE_PASSWORD,
+    QUERY_DATABASE_PASSWORD,
+    UNREACHABLE_DATABASE_PASSWORD,
+)
 
 # Secret values planted in secret stores.
 HF_TOKEN_NOT_HUGGING_FACE = "not-a-hugging-face-token"  # tests/test_automation.py
 HF_TOKEN_VALID_LOOKING = "hf_a_valid_looking_token"  # tests/test_automation.py
 KUBE_SECRET_VALUE = "hf_secret_value_never_shown"  # tests/test_serving_kubernetes.py
+# tests/test_secret_scrub.py: an admin-org secret that a model's load() quotes in the
+# error it raises (the model code itself never holds it).
+MODEL_ERROR_SECRET = "sk-model-load-secret-5519"
 # The Kubernetes stand-in's bearer token: a credential of the kubeconfig files only.
 KUBE_BEARER_TOKEN = DEFAULT_TOKEN
 SECRET_VALUES: tuple[str, ...] = (
     HF_TOKEN_NOT_HUGGING_FACE,
     HF_TOKEN_VALID_LOOKING,
     KUBE_SECRET_VALUE,
+    MODEL_ERROR_SECRET,
     KUBE_BEARER_TOKEN,
 )
 

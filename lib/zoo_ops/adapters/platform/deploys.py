@@ -6,6 +6,9 @@ the new DEPLOYING version (and its ``zoo_ops_deploy`` row) in ONE transaction th
 locks the target model's ``oracles_oracle`` row (``SELECT ... FOR UPDATE`` on PostgreSQL;
 on SQLite every write transaction is ``BEGIN IMMEDIATE``, which serialises them). A
 second claimer therefore waits for the first to commit and then sees its version.
+
+A reason is stored only through :func:`zoo_ops.adapters.known_secrets.redact`: a model's
+``load`` that fails quoting a secret leaves the secret out of the deploy log.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from zoo_ops.adapters import known_secrets
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.schema import utcnow
 from zoo_ops.adapters.platform.store import Oracle, OracleVersion, PlatformStore, _version
@@ -107,12 +111,14 @@ class DeployLog:
         return Claim(version, None)
 
     def finish(self, version_id: str, status: str, reason: str | None = None) -> DeployRecord:
-        """Record how a deploy ended (ACTIVE or FAILED, with the reason); read back."""
+        """Record how a deploy ended (ACTIVE or FAILED, with the reason, secrets scrubbed);
+        read back."""
+        stored = None if reason is None else known_secrets.redact(reason)
         with self.engine.begin() as conn:
             conn.execute(
                 update(s.deploy_log)
                 .where(s.deploy_log.c.version_id == version_id)
-                .values(status=status, reason=reason, finished_at=utcnow())
+                .values(status=status, reason=stored, finished_at=utcnow())
             )
         record = self.record(version_id)
         if record is None or record.status != status:

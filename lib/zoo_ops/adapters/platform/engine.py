@@ -1,4 +1,11 @@
-"""Database engines: SQLite (the embedded default) and PostgreSQL (psycopg 3)."""
+"""Database engines: SQLite (the embedded default) and PostgreSQL (psycopg 3).
+
+Every engine registers its URL's passwords with :mod:`zoo_ops.adapters.known_secrets`
+before anything can fail, and turns a failure to *connect* (refused, unknown host, wrong
+port, a SQLite file that cannot be opened) into one
+:class:`~zoo_ops.errors.DatabaseUnreachable` line naming the redacted URL, so that no
+command shows a driver's traceback for a database that is not there.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,9 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
+from zoo_ops.adapters import known_secrets
 from zoo_ops.domain.redaction import redact_url
-from zoo_ops.errors import ConfigError
+from zoo_ops.errors import ConfigError, DatabaseUnreachable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -29,7 +37,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     WAL and the busy timeout let several processes (a runbook kernel, the CLI, a test)
     share the local database without "database is locked" errors.
     """
-    url = normalize_url(url)
+    known_secrets.add_url(url)
+    configured, url = url, normalize_url(url)
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -38,10 +47,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         ) from exc
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _unreachable(configured, f"{exc.strerror or exc}") from None
         engine = create_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
         )
+        _report_connect_failures(engine, configured)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -62,7 +75,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+        _report_connect_failures(engine, configured)
+        return engine
     raise ConfigError(
         f"database_url {redact_url(url)!r}: unsupported database; use sqlite:/// or postgresql://"
     )
@@ -70,3 +85,30 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def _unreachable(url: str, reason: str) -> DatabaseUnreachable:
+    shown = known_secrets.redact(redact_url(url))  # the error's attribute too: never a secret
+    return DatabaseUnreachable(
+        f"database {shown} cannot be reached ({reason}); check database_url in "
+        "zoo_ops.toml and that the database server is running",
+        url=shown,
+    )
+
+
+def _report_connect_failures(engine: Engine, url: str) -> None:
+    """A failed *connect* raises :class:`DatabaseUnreachable` instead of the driver's error.
+
+    Only a new connection that could not be made: an error on a working connection (a
+    lock timeout, a deadlock, a lost backend mid-batch) stays the driver's, for the code
+    that handles it; a failed pre-ping is left to the pool, which reconnects.
+    """
+
+    @event.listens_for(engine, "handle_error")
+    def _connect_failed(context: Any) -> None:
+        if context.connection is not None or context.is_pre_ping:
+            return
+        original = context.original_exception
+        lines = str(original).strip().splitlines()
+        first = lines[0] if lines else type(original).__name__
+        raise _unreachable(url, first.removeprefix("connection failed: ")) from None

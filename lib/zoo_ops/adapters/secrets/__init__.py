@@ -10,6 +10,9 @@ Two implementations behind one protocol, chosen by the environment's ``serving``
 
 ``names()`` is what preflights use. ``values()`` exists only to hand secrets to a model
 when it is loaded; a value is never printed, logged, recorded or returned in a table.
+Every store registers each value it returns with :mod:`zoo_ops.adapters.known_secrets`,
+so that an error quoting it (a model's ``load`` failing on it) is scrubbed wherever it
+is printed or recorded.
 """
 
 from __future__ import annotations
@@ -29,5 +32,6 @@ class SecretStore(Protocol):
         ...
 
     def values(self) -> dict[str, str]:
-        """Name -> value, for a model's load only; never display the result."""
+        """Name -> value, for a model's load only; never display the result. Each value is
+        registered with :func:`zoo_ops.adapters.known_secrets.add` before it is returned."""
         ...

@@ -10,6 +10,7 @@ import base64
 import binascii
 from typing import Any
 
+from zoo_ops.adapters import known_secrets
 from zoo_ops.adapters.kube_client import LazyClient, call_api
 from zoo_ops.errors import StepFailed
 
@@ -48,12 +49,16 @@ class KubernetesSecretStore:
         )
 
     def names(self) -> set[str]:
+        """The Secret's keys. Its values came with it: they are made known to the
+        scrubbing too (a pod's error quoting one is then never shown)."""
         secret = self._read()
         if secret is None:
             return set()
+        known_secrets.add(_decodable_values(secret))
         return set(secret.data or {}) | set(getattr(secret, "string_data", None) or {})
 
     def values(self) -> dict[str, str]:
+        """Name -> value for a model's load; each value is made known to the scrubbing."""
         secret = self._read()
         if secret is None:
             return {}
@@ -66,7 +71,20 @@ class KubernetesSecretStore:
                 raise StepFailed(
                     f"{self.location}: key {key!r} is not base64 UTF-8 text; fix the Secret"
                 ) from None
+        known_secrets.add(out.values())  # before any model sees them: scrubbed from now on
         return out
 
     def __repr__(self) -> str:  # never the values
         return f"KubernetesSecretStore({self.location!r})"
+
+
+def _decodable_values(secret: Any) -> list[str]:
+    """The Secret's values that decode to text (the others cannot appear in a message as
+    text; :meth:`KubernetesSecretStore.values` refuses them)."""
+    out = [str(v) for v in (getattr(secret, "string_data", None) or {}).values()]
+    for encoded in (secret.data or {}).values():
+        try:
+            out.append(base64.b64decode(encoded or "").decode("utf-8"))
+        except (binascii.Error, UnicodeDecodeError):
+            continue
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from zoo_ops.adapters import known_secrets
 from zoo_ops.adapters.platform.store import PlatformStore
 
 
@@ -19,7 +20,10 @@ class DatabaseSecretStore:
         return self.platform.secret_names(self.platform.admin_organization().id)
 
     def values(self) -> dict[str, str]:
-        return self.platform.secret_values(self.platform.admin_organization().id)
+        """Name -> value for a model's load; each value is made known to the scrubbing."""
+        values = self.platform.secret_values(self.platform.admin_organization().id)
+        known_secrets.add(values.values())
+        return values
 
     def __repr__(self) -> str:  # never the values
         return f"DatabaseSecretStore({self.location!r})"
