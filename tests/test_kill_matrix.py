@@ -28,15 +28,14 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
+from support.runs import CLI, gone, journal_count, user_proxies, wait_for
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.runs import RunRecord, RunStore
@@ -48,7 +47,6 @@ BATCH = 2  # rows per batch: iris's ~3,000 applications are ~1,500 batches
 APPS = 12000
 MOMENTS_PER_KILL = 5
 SEED = int(os.environ.get("ZOO_OPS_KILL_SEED", "13"))
-CLI = [sys.executable, "-m", "zoo_ops.cli"]
 REVERT = ("run", "04_revert", "-m", "iris", "-p", "scope", "recorded")  # as the README says
 
 # (signal, whom, the CLI's exit code, what the run row may say)
@@ -100,21 +98,6 @@ def schedule(step: str, database: str) -> list[tuple[tuple[str, str, int, set[st
 # --- the platform --------------------------------------------------------------------------
 
 
-def journal_count(env: Any) -> int:
-    with env.platform.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(s.migration_journal)).scalar())
-
-
-def user_proxies(env: Any) -> dict[str, str | None]:
-    with env.platform.engine.connect() as conn:
-        rows = conn.execute(
-            select(s.oracle_versions.c.id, s.oracle_versions.c.proxy_model_version_id)
-            .join(s.oracles, s.oracles.c.id == s.oracle_versions.c.oracle_id)
-            .where(s.oracles.c.is_model_zoo.is_(False))
-        ).all()
-    return dict(rows)
-
-
 def journal_of(env: Any, migration_id: str) -> dict[str, str | None]:
     j = s.migration_journal
     with env.platform.engine.connect() as conn:
@@ -131,25 +114,6 @@ def migrations(env: Any, direction: str) -> list[Any]:
 
 
 # --- processes -----------------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def gone(pid: int) -> bool:
-    """Dead (a zombie counts: it runs no code)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except OSError:
-        return True
 
 
 def start_run(tmp_path: Path, n: int, step: str, *params: str) -> subprocess.Popen[bytes]:

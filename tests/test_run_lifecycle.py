@@ -14,12 +14,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
+from support.runs import CLI, journal_count, user_proxies, wait_for
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.runs import RunRecord, RunStore
@@ -27,7 +27,6 @@ from zoo_ops.adapters.processes import process_alive
 from zoo_ops.trail.notebook import read_notebook_scraps
 
 BATCH = 2  # rows per batch: 03 moves iris's ~750 applications in ~375 batches
-CLI = [sys.executable, "-m", "zoo_ops.cli"]
 
 
 @pytest.fixture
@@ -38,55 +37,8 @@ def big_demo(local_env: object) -> object:
     return local_env
 
 
-def journal_count(env) -> int:
-    with env.platform.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(s.migration_journal)).scalar())
-
-
 def runs_of(env, step: str) -> list[RunRecord]:
     return RunStore(env.platform.engine).find(step=step, model="iris")
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def gone(pid: int) -> bool:
-    """Dead (a zombie counts: it runs no code)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except OSError:
-        return True
-
-
-def start_migrate(tmp_path: Path, n: int) -> subprocess.Popen[bytes]:
-    out = open(tmp_path / f"run{n}.out", "wb")  # noqa: SIM115 - closed with the process
-    err = open(tmp_path / f"run{n}.err", "wb")  # noqa: SIM115
-    return subprocess.Popen(
-        [*CLI, "run", "03_migrate", "-m", "iris", "-p", "batch_size", str(BATCH)],
-        stdout=out,
-        stderr=err,
-        cwd=tmp_path,
-        env=os.environ.copy(),
-        start_new_session=True,  # its own process group, as an operator's shell gives it
-    )
-
-
-def user_proxies(env) -> dict[str, str | None]:
-    with env.platform.engine.connect() as conn:
-        rows = conn.execute(
-            select(s.oracle_versions.c.id, s.oracle_versions.c.proxy_model_version_id)
-            .join(s.oracles, s.oracles.c.id == s.oracle_versions.c.oracle_id)
-            .where(s.oracles.c.is_model_zoo.is_(False))
-        ).all()
-    return dict(rows)
 
 
 @pytest.fixture

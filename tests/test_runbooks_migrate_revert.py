@@ -9,23 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import select
 from support.notebooks import scrap_payloads, tamper
+from support.runs import user_proxies as user_versions
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.execute import execute_runbook
 from zoo_ops.trail import read_scraps
-
-
-def user_versions(env) -> dict[str, str | None]:
-    """user version id -> proxy, for every user application's version."""
-    with env.platform.engine.connect() as conn:
-        rows = conn.execute(
-            select(s.oracle_versions.c.id, s.oracle_versions.c.proxy_model_version_id)
-            .join(s.oracles, s.oracles.c.id == s.oracle_versions.c.oracle_id)
-            .where(s.oracles.c.is_model_zoo.is_(False))
-        ).all()
-    return dict(rows)
 
 
 def checksum(rows: dict[str, str | None]) -> str:
