@@ -25,7 +25,7 @@ from zoo_ops.adapters.serving.local import LocalServing
 from zoo_ops.adapters.truss_files import truss_content_hash
 from zoo_ops.adapters.truss_runtime import read_truss
 from zoo_ops.commands.demo import build_demo
-from zoo_ops.domain.whitelist import AUTOMATION_KEY
+from zoo_ops.domain.whitelist import AUTOMATION_KEY, WHITELIST_KEY
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, StepFailed
 from zoo_ops.services.automation import reconcile, wait_for_active
@@ -253,6 +253,21 @@ def test_a_missing_truss_is_a_failed_row_and_creates_nothing(
 
     assert row.action == "failed" and "iris" in row.detail
     assert env.platform.find_zoo_model("iris_copy") is None
+
+
+def test_a_whitelist_key_that_is_a_path_deploys_nothing_from_outside_the_trusses(
+    env: Environment, trusses: Path, tmp_path: Path
+) -> None:
+    # A hand edit of the ConfigMap: the key names a folder beside truss_root, which holds
+    # a perfectly good truss. It is a name that leaves truss_root: nothing is read there.
+    shutil.copytree(trusses / "iris", tmp_path / "escape")
+    env.settings.apply(lambda data: {**data, WHITELIST_KEY: '{"../escape": {"copy": true}}'})
+
+    result = reconcile(env)
+
+    (row,) = result.rows
+    assert row.action == "failed" and "escape" in row.detail
+    assert not [m for m in env.platform.zoo_models() if "escape" in m.name]
 
 
 def test_automation_disabled_does_nothing(env: Environment) -> None:

@@ -272,6 +272,7 @@ COMMANDS = {
     "run": ["run", "01_copy", "-m", "iris"],
     "run-dry": ["run", "03_migrate", "-m", "iris", "-p", "dry_run", "true"],
     "trail-recover": ["trail", "recover", "abcd1234"],
+    "status": ["status"],
 }
 SETTINGS = """apiVersion: v1
 kind: ConfigMap

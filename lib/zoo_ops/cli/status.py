@@ -3,7 +3,8 @@
 Kept free of pandas: it reads ``zoo_ops.toml`` (for where each environment keeps its
 trail), each environment's runs table (one query; the authority) and the trail index.
 An environment whose database cannot be read (its URL names an unset variable, its
-SQLite file does not exist yet) is shown from its trail alone, and the output says so.
+SQLite file does not exist yet, its server does not answer) is shown from its trail
+alone, and the output says so; with no trail either, that is one line and exit 1.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo_ops.cli.options import add_env_option, env_names, model_name
+from zoo_ops.errors import StepFailed
 
 if TYPE_CHECKING:
     from zoo_ops.commands.status import StatusTable
@@ -85,6 +87,12 @@ def run_status(args: argparse.Namespace) -> int:
     envs = env_names(args)
     with database_runs(list(envs) if envs else environment_names(), args.model) as runs:
         table = status(envs, args.model, executed_roots(envs), runs)
+    unread = {n: r.problem for n, r in runs.items() if r.records is None and r.problem}
+    if unread and not table.rows and not table.runs:
+        # Nothing in any trail and a database that could not be read: "no runs" would be
+        # a guess. Say what could not be read, and fail.
+        name, problem = next(iter(unread.items()))
+        raise StepFailed(f"environment {name!r}: {problem}; nothing to show")
     print_status(table, envs, args.model)
     return 0
 

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo_ops.errors import DatabaseUnreachable
 from zoo_ops.trail import (
     NOT_RECORDED,
     STEPS,
@@ -443,6 +444,8 @@ def env_runs(env: Environment, model: str | None = None) -> EnvRuns:
         return EnvRuns(env.name, None, problem=missing)
     try:
         records: list[RunLike] = list(env.runs.find(env=env.name, model=model))
+    except DatabaseUnreachable as exc:  # one line naming the redacted URL
+        return EnvRuns(env.name, None, problem=str(exc))
     except Exception as exc:  # noqa: BLE001 - no runs table, no server: show the trail
         return EnvRuns(env.name, None, problem=f"runs table not read ({exc.__class__.__name__})")
     try:

@@ -135,7 +135,11 @@ def _reconcile_one(
     def row(action: str, detail: str, truss_hash: str = "", version_id: str = "") -> ReconcileRow:
         return ReconcileRow(entry.model, target, truss_hash, action, version_id, detail)
 
-    truss_dir = env.config.truss_root_path / entry.model
+    try:
+        # A whitelist key comes from the ConfigMap, not from zoo-ops: never a path out.
+        truss_dir = env.config.truss_path(entry.model)
+    except ZooOpsError as exc:
+        return row(FAILED, str(exc))
     try:
         package = read_truss(truss_dir)
         truss_hash = truss_content_hash(truss_dir, cache=env.hash_cache)
