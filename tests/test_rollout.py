@@ -114,3 +114,22 @@ def test_bad_plan_file_exits_2_and_runs_nothing(tmp_path: Path) -> None:
     result = zoo_ops("rollout", str(plan), cwd=tmp_path)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "executed").exists()
+
+
+def test_a_plan_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    """A named pipe as the plan: refused in one line, never waited on (no writer comes)."""
+    import os
+
+    plan = tmp_path / "plan.yaml"
+    os.mkfifo(plan)
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo_ops.cli", "rollout", str(plan)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,  # a reader waiting for a writer would never return
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"zoo-ops: error: {plan}: a FIFO (named pipe); name a rollout plan file"
+    ]

@@ -58,6 +58,7 @@ from zoo_ops.domain.truss_hash import (
     select_children,
 )
 from zoo_ops.errors import TrussError
+from zoo_ops.files import FileRefused, read_regular_bytes
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ LARGE_FILE_BYTES = 8 * 1024 * 1024
 READ_CHUNK_BYTES = 1024 * 1024
 # First read of every file: most truss files fit, so a file costs open, read, close.
 FIRST_READ_BYTES = 256 * 1024
+# config.yaml, examples.yaml, .truss_ignore: text a person wrote, never this large.
+MAX_TRUSS_TEXT_BYTES = 16 * 1024 * 1024
 # Small files per thread-pool task: one task per file costs more than reading the file.
 FILES_PER_TASK = 64
 # A cached digest is trusted only for files whose mtime and ctime are at least this much
@@ -91,19 +94,17 @@ def load_ignore_patterns(truss_dir: str | os.PathLike[str]) -> list[str]:
 
 
 def read_regular_text(path: Path) -> str:
-    """The UTF-8 text of ``path``, which must be a regular file (a link to one counts).
-
-    Opened non-blocking and checked with ``fstat`` before reading: a FIFO or a device
-    named config.yaml or .truss_ignore is refused in one line (TrussError) instead of
-    hanging the preflight."""
+    """The UTF-8 text of ``path``, which must be a regular file (a link to one counts), read
+    by :func:`zoo_ops.files.read_regular_bytes`: a FIFO or a device named config.yaml or
+    .truss_ignore is refused in one line (TrussError) instead of hanging the preflight."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError as exc:
-        raise TrussError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise TrussError(f"{path}: not a regular file; replace it with a file")
-        data = handle.read()
+        data = read_regular_bytes(path, MAX_TRUSS_TEXT_BYTES)
+    except FileRefused as exc:
+        if exc.not_regular:
+            raise TrussError(
+                f"{path}: not a regular file ({exc}); replace it with a file"
+            ) from None
+        raise TrussError(f"{path}: {exc}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -49,6 +49,7 @@ from typing import Any, Protocol
 import yaml
 
 from zoo_ops.adapters.truss_files import read_regular_text, walk_truss_folder
+from zoo_ops.domain.bounded_yaml import DocumentRefused, load_bounded
 from zoo_ops.domain.truss_config import Example, TrussConfig, parse_examples, parse_truss_config
 from zoo_ops.errors import NotFound, StepFailed, TrussError
 
@@ -182,12 +183,16 @@ def load_yaml_file(path: Path) -> Any:
     and the line."""
     text = read_regular_text(path)
     try:
-        return yaml.safe_load(text)
+        yaml.compose(text, Loader=yaml.SafeLoader)  # syntax first: it knows the line
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise TrussError(f"{path}: invalid YAML{where}: {problem}") from None
+    try:
+        return load_bounded(text)  # aliases bounded, numbers finite, text valid
+    except DocumentRefused as exc:
+        raise TrussError(f"{path}: {exc}") from None
 
 
 # --- the in-process runtime ----------------------------------------------------------------

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from zoo_ops.domain.bounded_yaml import DocumentRefused, load_bounded
 from zoo_ops.domain.rollout_plan import RETIRE, RolloutPlan, parse_plan, retire_due
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound
 from zoo_ops.execute import execute_runbook
+from zoo_ops.files import FileRefused, read_regular_bytes
 from zoo_ops.trail import RunView, TrailIndex, UnreadableFile, join_runs
 from zoo_ops.trail.runs import DRY_RUN, REFUSED
 
@@ -28,13 +29,20 @@ REVERT = "04_revert"
 MIGRATE = "03_migrate"
 
 
+MAX_PLAN_BYTES = 1024 * 1024  # a plan is a page of YAML
+
+
 def load_plan(path: Path) -> RolloutPlan:
+    """The plan in ``path``: a regular file (a FIFO never hangs us), YAML loaded with its
+    aliases bounded and its numbers finite, then checked by :func:`parse_plan`."""
     if not path.exists():
         raise NotFound(f"{path}: no such rollout plan")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{path}: not YAML ({exc.__class__.__name__}); fix the plan") from exc
+        data = load_bounded(read_regular_bytes(path, MAX_PLAN_BYTES))
+    except FileRefused as exc:
+        raise BadInput(f"{path}: {exc}; name a rollout plan file") from None
+    except DocumentRefused as exc:
+        raise BadInput(f"{path}: {exc}; fix the plan") from None
     return parse_plan(data, str(path))
 
 

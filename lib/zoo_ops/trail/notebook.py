@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -30,6 +29,7 @@ from typing import Any
 
 from zoo_ops.domain.scrap_schema import scrap_problem
 from zoo_ops.errors import BadInput, NotFound
+from zoo_ops.files import FileRefused, read_regular_bytes
 from zoo_ops.trail.names import parse_trail_name
 
 # The scalar scraps kept besides `run` (DESIGN §5): enough for status, history and the
@@ -69,66 +69,23 @@ Fingerprint = tuple[int, int, int, int]
 # The largest executed notebook read (inline `affected` tables of 100,000 rows stay far
 # below it); a larger file is unreadable rather than a memory exhaustion.
 MAX_NOTEBOOK_BYTES = 256 * 1024 * 1024
-_READ_CHUNK = 1 << 20
 
 
 class UnreadableNotebook(Exception):
     """The notebook is not JSON, not a notebook, or holds a scrap scrapbook would refuse."""
 
 
-def _file_kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
-
-
-def _os_problem(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "no such file"
-    if isinstance(exc, PermissionError):
-        return "cannot be read (permission denied)"
-    if isinstance(exc, IsADirectoryError):
-        return "a directory, not a notebook file"
-    return f"cannot be read ({exc.strerror or exc.__class__.__name__})"
-
-
 def read_trail_bytes(path: Path, limit: int | None = None) -> bytes:
-    """The bytes of a regular file of at most ``limit`` (:data:`MAX_NOTEBOOK_BYTES`) bytes.
-
-    Opened with ``O_NONBLOCK`` so that opening a FIFO returns at once, then ``fstat``: only
-    a regular file is read. Raises UnreadableNotebook saying why (a FIFO, a directory, too
-    large, permission denied, missing): a reader lists the file as unreadable and goes on.
+    """The bytes of a regular file of at most ``limit`` (:data:`MAX_NOTEBOOK_BYTES`) bytes
+    (:func:`zoo_ops.files.read_regular_bytes`: a FIFO never hangs the reader). Raises
+    UnreadableNotebook saying why (a FIFO, a directory, too large, permission denied,
+    missing): a reader lists the file as unreadable and goes on.
     """
-    limit = MAX_NOTEBOOK_BYTES if limit is None else limit
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise UnreadableNotebook(_os_problem(exc)) from exc
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise UnreadableNotebook(f"{_file_kind(mode)}, not a notebook file")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(fd, min(_READ_CHUNK, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise UnreadableNotebook(_os_problem(exc)) from exc
-    finally:
-        os.close(fd)
-    if size > limit:
-        raise UnreadableNotebook(f"larger than {limit} bytes; not read")
-    return b"".join(chunks)
+        return read_regular_bytes(path, MAX_NOTEBOOK_BYTES if limit is None else limit)
+    except FileRefused as exc:
+        reason = f"{exc}, not a notebook file" if exc.not_regular else str(exc)
+        raise UnreadableNotebook(reason) from None
 
 
 @dataclass(frozen=True)
