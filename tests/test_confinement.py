@@ -312,6 +312,21 @@ def test_run_refuses_a_bad_model_before_reserving_a_row_or_a_notebook(
     assert sorted(str(p) for p in tmp_path.rglob("*") if "state" not in p.parts) == before
 
 
+def test_run_refuses_a_trail_folder_that_links_out_of_the_trail(
+    demo_env: object, tmp_path: Path
+) -> None:
+    """executed/local -> a folder elsewhere: the notebook would leave the trail."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    trail = Path(demo_env.config.executed_root_path)  # type: ignore[attr-defined]
+    trail.mkdir(parents=True, exist_ok=True)
+    (trail / "local").symlink_to(outside, target_is_directory=True)
+    rows = run_rows(demo_env)
+    with pytest.raises(BadInput, match="outside"):
+        execute_runbook("02_verify", model="iris", parameters={"dry_run": "true"})
+    assert run_rows(demo_env) == rows and not list(outside.iterdir())
+
+
 # --- report -o -------------------------------------------------------------------------------
 
 

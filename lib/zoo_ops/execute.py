@@ -26,6 +26,7 @@ from typing import Any
 
 from zoo_ops import errors, lifecycle
 from zoo_ops.adapters import known_secrets
+from zoo_ops.adapters.paths import resolve_inside
 from zoo_ops.adapters.platform.runs import (
     CRASHED,
     FAILED,
@@ -323,6 +324,9 @@ def _reserve(
     operator = str(params.get("operator") or "") or getpass.getuser()
     values = redact_parameters({**params, "operator": operator})
     at = datetime.now(UTC).replace(microsecond=0)
+    # The folder a name gives, followed through links: a link inside the trail
+    # (executed/ENV -> /etc) must not take the notebook out of it. Checked before the row.
+    resolve_inside(root, executed_path(root, env, model, step, at).parent)
     for _ in range(RESERVE_ATTEMPTS):
         out = executed_path(root, env, model, step, at)
         at = _stamp_of(out, at) + timedelta(seconds=1)  # the next name, if this is taken
