@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.envs import env_table
 
 from zoo_ops.cli import main
 from zoo_ops.trail import notebook as trail_notebook
@@ -227,22 +228,8 @@ def staged(tmp_path: Path, write_config: Any) -> Iterator[tuple[Any, Any]]:
 
     shutil.copytree(REPO / "truss_models", tmp_path / "truss_models")
     write_config(
-        f"""
-[env.staging]
-database_url = "sqlite:///{tmp_path / "staging.db"}"
-settings = "file:{tmp_path / "staging" / "settings.yaml"}"
-state_dir = "{tmp_path / "staging"}"
-truss_root = "{tmp_path / "truss_models"}"
-executed_root = "{tmp_path / "executed"}"
-
-[env.prod]
-database_url = "sqlite:///{tmp_path / "prod.db"}"
-settings = "file:{tmp_path / "prod" / "settings.yaml"}"
-state_dir = "{tmp_path / "prod"}"
-truss_root = "{tmp_path / "truss_models"}"
-executed_root = "{tmp_path / "executed"}"
-requires = "staging"
-"""
+        env_table(tmp_path, "staging", f"sqlite:///{tmp_path / 'staging.db'}")
+        + env_table(tmp_path, "prod", f"sqlite:///{tmp_path / 'prod.db'}", requires="staging")
     )
     staging = Environment.load("staging")
     build_demo(staging, apps=4)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.envs import env_table
 from support.notebooks import scrap_payloads, tamper
 from support.runs import user_proxies as user_versions
 
@@ -189,22 +190,9 @@ def staged_envs(tmp_path, database_url, write_config, monkeypatch):
 
     repo = Path(__file__).resolve().parent.parent
     shutil.copytree(repo / "truss_models", tmp_path / "truss_models")
-    body = f"""
-[env.staging]
-database_url = "sqlite:///{tmp_path / "staging.db"}"
-settings = "file:{tmp_path / "staging" / "settings.yaml"}"
-state_dir = "{tmp_path / "staging"}"
-truss_root = "{tmp_path / "truss_models"}"
-executed_root = "{tmp_path / "executed"}"
-
-[env.prod]
-database_url = "{database_url}"
-settings = "file:{tmp_path / "prod" / "settings.yaml"}"
-state_dir = "{tmp_path / "prod"}"
-truss_root = "{tmp_path / "truss_models"}"
-executed_root = "{tmp_path / "executed"}"
-requires = "staging"
-"""
+    body = env_table(tmp_path, "staging", f"sqlite:///{tmp_path / 'staging.db'}") + env_table(
+        tmp_path, "prod", database_url, requires="staging"
+    )
     # The demo never writes to a protected environment: build both, then protect prod.
     write_config(body)
     for name in ("staging", "prod"):

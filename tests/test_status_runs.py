@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.envs import env_table
 
 from zoo_ops.commands.status import NOT_RUN, EnvRuns, database_runs, status
 from zoo_ops.trail import NOT_RECORDED, read_scraps
@@ -73,22 +74,8 @@ def staged(tmp_path: Path, database_url: str, write_config: Any) -> Any:
 
     shutil.copytree(REPO / "truss_models", tmp_path / "truss_models")
     write_config(
-        f"""
-[env.staging]
-database_url = "{database_url}"
-settings = "file:{tmp_path / "staging" / "settings.yaml"}"
-state_dir = "{tmp_path / "staging"}"
-truss_root = "{tmp_path / "truss_models"}"
-executed_root = "{tmp_path / "executed"}"
-
-[env.prod]
-database_url = "sqlite:///{tmp_path / "prod.db"}"
-settings = "file:{tmp_path / "prod" / "settings.yaml"}"
-state_dir = "{tmp_path / "prod"}"
-truss_root = "{tmp_path / "truss_models"}"
-executed_root = "{tmp_path / "executed"}"
-requires = "staging"
-"""
+        env_table(tmp_path, "staging", database_url)
+        + env_table(tmp_path, "prod", f"sqlite:///{tmp_path / 'prod.db'}", requires="staging")
     )
     staging = Environment.load("staging")
     build_demo(staging, apps=6)
