@@ -44,7 +44,7 @@ while not os.path.exists(sys.argv[2]):
     time.sleep(0.002)
 try:
     r = forward_migrate(env, "iris", old_version_id=sys.argv[3], new_version_id=sys.argv[4],
-                        batch_size=100, progress=False, lock_wait_s=0.0)
+                        batch_size=int(sys.argv[5]), progress=False, lock_wait_s=0.0)
 except ZooOpsError as exc:
     print(f"{type(exc).__name__}: {exc}")
     sys.exit(exc.exit_code)
@@ -110,7 +110,10 @@ def test_two_migrations_of_one_model_at_once_exactly_one_proceeds(
 ) -> None:
     p = platform
     before = table_checksum(p.engine)
-    results = race(MIGRATE, [[p.old, p.new], [p.old, p.new]], tmp_path)
+    # Small batches keep the winner at work for seconds: the two overlap even when the
+    # machine is busy enough to hold one racer back for a second after the start.
+    racer = [p.old, p.new, "1"]
+    results = race(MIGRATE, [racer, racer], tmp_path)
 
     codes = sorted(r.returncode for r in results)
     assert codes == [0, 2], [(r.returncode, r.stdout, r.stderr) for r in results]
