@@ -53,8 +53,23 @@ class EnvironmentConfig:
     predict_url_template: str = (
         "http://{service}.{namespace}.svc.cluster.local/v1/models/model:predict"
     )
+    # Version kind "legacy" (no truss hash): how 02 reaches a version zoo-ops did not
+    # deploy. Empty: such versions are reachable only where serving runs them itself
+    # (``serving = "local"``). Fields: {version_id}, {oracle_id}, {artifact}, {namespace}.
+    legacy_predict_url_template: str = ""
     requires: str = ""
     protected: bool = False
+    # Who deploys zoo versions: "zoo-ops" (the embedded reconciler creates version rows and
+    # serving objects) or "platform" (zoo-ops writes the whitelist and observes the
+    # platform's own automation). See DESIGN §8.
+    automation: str = "zoo-ops"
+    # For automation = "zoo-ops" on Kubernetes: the image a deploy runs, and the
+    # imagePullSecrets its pods carry. Fields: {truss_name}, {truss_hash}, {truss_hash_short}.
+    image: str = "truss-models/{truss_name}:{truss_hash_short}"
+    image_pull_secrets: tuple[str, ...] = ()
+    # ``[env.NAME.capacity] scalable_pools = { T4 = 2 }``: accelerators of each type the
+    # cluster's autoscaler can still add (scale-from-zero pools), counted as free capacity.
+    scalable_pools: dict[str, int] = field(default_factory=dict, hash=False)
     state_dir: str = ".zoo/local"
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -99,7 +114,10 @@ class EnvironmentConfig:
         return redact_url(self.database_url_resolved)
 
 
-_FIELDS = {f.name for f in fields(EnvironmentConfig)} - {"name", "root", "raw"}
+_FIELDS = {f.name for f in fields(EnvironmentConfig)} - {"name", "root", "raw", "scalable_pools"}
+# Keys whose value is not a string; each has its own reader below.
+_TABLE_KEYS = {"capacity"}
+AUTOMATION_MODES = ("zoo-ops", "platform")
 
 
 def resolve_sqlite_url(url: str, root: Path) -> str:
@@ -189,11 +207,12 @@ def load_environment(name: str = LOCAL, cwd: Path | None = None) -> EnvironmentC
         known = ", ".join(sorted({LOCAL, *tables}))
         raise ConfigError(f"unknown environment {name!r}; known environments: {known}")
     table = tables.get(name, {})
-    unknown = sorted(set(table) - _FIELDS)
+    allowed = _FIELDS | _TABLE_KEYS
+    unknown = sorted(set(table) - allowed)
     if unknown:
         raise ConfigError(
             f"{path}: [env.{name}] has unknown key(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(sorted(_FIELDS))}"
+            f"allowed: {', '.join(sorted(allowed))}"
         )
     values: dict[str, Any] = {}
     for key, value in table.items():
@@ -202,10 +221,47 @@ def load_environment(name: str = LOCAL, cwd: Path | None = None) -> EnvironmentC
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: must be true or false")
             values[key] = value
+        elif key == "image_pull_secrets":
+            values[key] = _string_list(value, where)
+        elif key == "capacity":
+            values["scalable_pools"] = _capacity_table(value, where)
         elif not isinstance(value, str):
             raise ConfigError(f"{where}: must be a string")
         else:
             values[key] = expand_vars(value, where)
+    if values.get("automation", "zoo-ops") not in AUTOMATION_MODES:
+        raise ConfigError(
+            f"{path.name} [env.{name}] automation: {values['automation']!r} is not one of "
+            f"{', '.join(AUTOMATION_MODES)}; see DESIGN §8"
+        )
     if name != LOCAL:
         values.setdefault("state_dir", f".zoo/{name}")
     return EnvironmentConfig(name=name, root=root, raw=dict(table), **values)
+
+
+def _string_list(value: object, where: str) -> tuple[str, ...]:
+    """A TOML array of non-empty strings (``image_pull_secrets = ["regcred"]``)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: must be an array of non-empty strings")
+    return tuple(expand_vars(v, where) for v in value)
+
+
+def _capacity_table(value: object, where: str) -> dict[str, int]:
+    """``[env.NAME.capacity]``: only ``scalable_pools``, a table of accelerator -> count >= 0."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must be a table with scalable_pools")
+    unknown = sorted(set(value) - {"scalable_pools"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: scalable_pools")
+    pools = value.get("scalable_pools", {})
+    if not isinstance(pools, dict):
+        raise ConfigError(f"{where}.scalable_pools: must be a table of accelerator = count")
+    out: dict[str, int] = {}
+    for accelerator, count in pools.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ConfigError(
+                f"{where}.scalable_pools {accelerator}: must be a whole number >= 0 "
+                "(accelerators the autoscaler can add)"
+            )
+        out[str(accelerator)] = count
+    return out
