@@ -126,7 +126,8 @@ def test_the_baseline_makes_exactly_what_create_all_makes(database_url: str) -> 
     finally:
         engine.dispose()
     assert (state.revision, state.head, state.missing) == (HEAD, HEAD, ())
-    assert [d for d in diffs if d[0] != "remove_table"] == []  # remove: the version table
+    # The one table the metadata lacks is Alembic's version table; nothing else differs.
+    assert [(d[0], d[1].name) for d in diffs] == [("remove_table", versioning.VERSION_TABLE)]
     by_alembic = _describe(database_url)
     # The same tables made by create_all in a database of their own.
     if database_url.startswith("sqlite"):
@@ -260,6 +261,7 @@ def test_init_refuses_an_empty_database_and_a_protected_one_without_confirm(
     confirmed = zoo_ops("init", "-e", "prod", "--confirm", "prod", cwd=tmp_path)
 
     assert nothing.returncode == 2 and "in 5 places" in nothing.stderr
+    assert "for the local environment run `zoo-ops demo` instead" in nothing.stderr
     assert "  - table oracles_oracle is missing" in nothing.stderr.splitlines()
     assert table_names(empty) == set()
     assert unconfirmed.returncode == 2
@@ -338,3 +340,24 @@ def test_a_step_refuses_until_init_then_runs_on_the_attached_database(
         LocalConfigMapFile(cwd / "staging" / "settings.yaml").read().data[WHITELIST_KEY]
     )
     assert whitelist == {"iris": {"copy": True}}
+
+
+def test_a_non_editable_install_ships_every_migration_file() -> None:
+    """Alembic reads the migrations as files: each must be in the wheel (a module of a
+    package, or matched by pyproject's package-data), or `init` fails after `pip install`."""
+    import tomllib
+
+    package = REPO / "lib" / "zoo_ops"
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["zoo_ops"]
+    shipped = {p for pattern in globs for p in package.glob(pattern)}
+    folder = package / "adapters" / "platform" / "migrations"
+    files = [p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+
+    def in_wheel(path: Path) -> bool:
+        module = path.suffix == ".py" and (path.parent / "__init__.py").is_file()
+        return module or path in shipped
+
+    assert {p.name for p in files} >= {"env.py", "script.py.mako", "0001_baseline.py"}
+    assert [p for p in files if not in_wheel(p)] == []

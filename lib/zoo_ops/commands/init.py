@@ -89,11 +89,13 @@ def platform_tables_for(config: EnvironmentConfig) -> tuple[Table, ...]:
     return tuple(tables)
 
 
-def platform_differences(env: Environment) -> list[str]:
-    """Where the environment's platform tables differ from what zoo-ops reads and writes."""
+def platform_differences(env: Environment) -> tuple[list[str], bool]:
+    """Where the environment's platform tables differ from what zoo-ops reads and writes,
+    and whether the database has none of them at all."""
     tables = platform_tables_for(env.config)
     actual = introspect.reflected(env.platform.engine, [t.name for t in tables])
-    return differences(introspect.declared(tables), actual, inserted_into=INSERTED_INTO)
+    found = differences(introspect.declared(tables), actual, inserted_into=INSERTED_INTO)
+    return found, not actual
 
 
 def init(env: Environment, *, confirm: str = "") -> InitResult:
@@ -111,13 +113,14 @@ def init(env: Environment, *, confirm: str = "") -> InitResult:
             "zoo-ops to its database"
         )
     database = cfg.database_url_redacted
-    found = platform_differences(env)
+    found, empty = platform_differences(env)
     if found:
+        demo = " (for the local environment run `zoo-ops demo` instead)" if empty else ""
         raise PlatformSchemaMismatch(
             f"environment {env.name!r} ({database}): the platform tables differ from what "
             f"zoo-ops reads and writes in {len(found)} place{'s' if len(found) != 1 else ''}; "
             "nothing was created. Point database_url at the platform's database (or fix it), "
-            f"then rerun `zoo-ops init -e {env.name}`",
+            f"then rerun `zoo-ops init -e {env.name}`{demo}",
             found,
         )
     engine = env.platform.engine
