@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from support.platform_db import (
     POSTGRES_DDL,
     SQLITE_DDL,
     TEST_USER_EMAIL,
+    PlatformDatabase,
     create_platform_database,
     table_names,
 )
@@ -116,7 +118,7 @@ def _describe(url: str) -> dict[str, object]:
 def test_the_baseline_makes_exactly_what_create_all_makes(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        state = versioning.upgrade(engine)
+        state = versioning.upgrade(engine).after
         with engine.connect() as conn:
             diffs = compare_metadata(
                 MigrationContext.configure(conn, opts={"compare_type": True}),
@@ -153,7 +155,7 @@ def test_the_head_is_the_baseline_and_a_create_all_database_is_adopted(database_
         with engine.begin() as conn:
             conn.execute(insert(s.meta).values(key="made-before-alembic", value="kept"))
         before = versioning.state(engine)
-        after = versioning.upgrade(engine)
+        adopted = versioning.upgrade(engine)
         with engine.connect() as conn:
             kept = conn.execute(select(s.meta.c.value)).scalars().all()
             version_rows = conn.execute(
@@ -163,8 +165,9 @@ def test_the_head_is_the_baseline_and_a_create_all_database_is_adopted(database_
     finally:
         engine.dispose()
     assert before.revision is None and before.missing == ()
-    assert after.revision == HEAD and kept == ["kept"] and version_rows == 1
-    assert again == after
+    assert adopted.before == before and adopted.created == ()  # adopted, not recreated
+    assert adopted.after.revision == HEAD and kept == ["kept"] and version_rows == 1
+    assert again.before == again.after == adopted.after and again.created == ()
 
 
 # --- zoo-ops init on the platform's database ---------------------------------------------------
@@ -361,3 +364,40 @@ def test_a_non_editable_install_ships_every_migration_file() -> None:
 
     assert {p.name for p in files} >= {"env.py", "script.py.mako", "0001_baseline.py"}
     assert [p for p in files if not in_wheel(p)] == []
+
+
+# --- two PostgreSQL platform databases, as staging and prod ------------------------------------
+
+
+def test_staging_and_prod_attach_separately_and_concurrent_inits_agree(
+    tmp_path: Path,
+    write_config: Callable[[str], Path],
+    platform_databases: Callable[..., PlatformDatabase],
+) -> None:
+    shutil.copytree(REPO / "truss_models", tmp_path / "truss_models")
+    staging = platform_databases(apps=30, password=DB_PASSWORD)
+    prod = platform_databases(apps=50, password=DB_PASSWORD)
+    write_config(
+        env_table(tmp_path, "staging", staging.url)
+        + env_table(tmp_path, "prod", prod.url, requires="staging")
+        + "protected = true\n"
+    )
+    prod_before = table_names(prod.url)
+
+    with ThreadPoolExecutor(2) as pool:  # two operators at once: one creates, one finds
+        both = list(pool.map(lambda _: zoo_ops("init", "-e", "staging", cwd=tmp_path), [1, 2]))
+    refused = zoo_ops("init", "-e", "prod", cwd=tmp_path)
+    prod_unconfirmed = table_names(prod.url)
+    attached = zoo_ops("init", "-e", "prod", "--confirm", "prod", cwd=tmp_path)
+
+    assert [p.returncode for p in both] == [0, 0], [p.stderr for p in both]
+    said = sorted("(6 created)" in p.stdout for p in both)
+    assert said == [False, True], [p.stdout for p in both]  # the other: already at head
+    assert table_names(staging.url) == set(PLATFORM_TABLE_NAMES) | ZOO_OPS_TABLES
+    assert refused.returncode == 2 and "pass --confirm prod" in refused.stderr
+    assert prod_unconfirmed == prod_before == set(PLATFORM_TABLE_NAMES)
+    assert attached.returncode == 0, attached.stderr
+    assert table_names(prod.url) == set(PLATFORM_TABLE_NAMES) | ZOO_OPS_TABLES
+    assert rows(prod.url, "oracles_oracleversion") == 4 + 50
+    for p in (*both, refused, attached):
+        assert DB_PASSWORD not in p.stdout + p.stderr

@@ -16,12 +16,16 @@ PostgreSQL schema (the ``postgres_url`` fixture's search_path); then ``zoo-ops i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, text
 
+from support.postgres import postgres_base_url, with_search_path
 from zoo_ops.adapters.platform.engine import normalize_url
 
 ZOO_MODELS = ("iris", "resnet50", "sentiment", "summarizer")
@@ -136,14 +140,14 @@ def create_platform_database(
     *,
     apps: int = 20,
     models: Sequence[str] = ZOO_MODELS,
-    secrets: dict[str, str] | None = None,
+    admin_secrets: dict[str, str] | None = None,
     ddl: Sequence[str] | None = None,
     populate: bool = True,
 ) -> PlatformDatabase:
     """Create the platform's tables with the platform's DDL and fill them.
 
     ``apps`` user applications spread round-robin over ``models`` (and the user
-    organizations); ``secrets`` for the admin organization (default: the demo's token);
+    organizations); ``admin_secrets`` for the admin organization (default: the demo's token);
     ``ddl`` replaces the dialect's statements (a test that breaks one on purpose);
     ``populate=False`` creates the tables only.
     Ids are short lowercase strings, as the platform's are; every zoo version is legacy.
@@ -186,7 +190,7 @@ def create_platform_database(
                 text("INSERT INTO users_user (id, email, organization_id) VALUES (:i, :e, :o)"),
                 {"i": "u9tester", "e": TEST_USER_EMAIL, "o": "org9testers"},
             )
-            for name, value in (ADMIN_SECRETS if secrets is None else secrets).items():
+            for name, value in (ADMIN_SECRETS if admin_secrets is None else admin_secrets).items():
                 conn.execute(
                     text(
                         "INSERT INTO secrets_secret (organization_id, name, value) "
@@ -237,3 +241,33 @@ def table_names(url: str) -> set[str]:
         return set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def platform_databases() -> Iterator[Callable[..., PlatformDatabase]]:
+    """A factory of PostgreSQL platform databases, each in a fresh schema of its own
+    (dropped after the test): ``make(apps=20, password="")`` returns the filled
+    :class:`PlatformDatabase`; its ``url`` carries the schema as search_path (and the
+    password in its userinfo, ignored by trust auth, when given). (A plugin of
+    tests/conftest.py: every test module can ask for it.)"""
+    base = postgres_base_url()
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    schemas: list[str] = []
+
+    def make(*, password: str = "", **kwargs: Any) -> PlatformDatabase:
+        schema = f"zp_{secrets.token_hex(6)}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        schemas.append(schema)
+        url = with_search_path(base, schema)
+        if password:
+            url = url.replace("://postgres@", f"://postgres:{password}@", 1)
+        return create_platform_database(url, **kwargs)
+
+    try:
+        yield make
+    finally:
+        with admin.connect() as conn:
+            for schema in schemas:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()

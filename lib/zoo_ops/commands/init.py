@@ -131,13 +131,13 @@ def init(env: Environment, *, confirm: str = "") -> InitResult:
             f"{before.revision}, which this zoo-ops does not know (head {before.head}); "
             "a newer zoo-ops wrote them: upgrade zoo-ops"
         )
-    after = before if before.current else versioning.upgrade(engine)
+    done = versioning.upgrade(engine)  # a no-op at head; the read-back either way
     return InitResult(
         env=env.name,
         database=database,
         platform_tables=tuple(t.name for t in platform_tables_for(cfg)),
-        revision_before=before.revision,
-        revision=after.head,
-        created=tuple(n for n in after.present if n not in before.present),
-        present=after.present,
+        revision_before=done.before.revision,
+        revision=done.after.head,
+        created=done.created,
+        present=done.after.present,
     )

@@ -90,10 +90,14 @@ def zoo_ops_table_names() -> tuple[str, ...]:
 def state(engine: Engine) -> SchemaState:
     """Read, without writing, the recorded revision and which zoo-ops tables exist."""
     with engine.connect() as conn:
-        revision = MigrationContext.configure(
-            conn, opts={"version_table": VERSION_TABLE}
-        ).get_current_revision()
-        tables = set(inspect(conn).get_table_names())
+        return _state(conn)
+
+
+def _state(conn: Connection) -> SchemaState:
+    revision = MigrationContext.configure(
+        conn, opts={"version_table": VERSION_TABLE}
+    ).get_current_revision()
+    tables = set(inspect(conn).get_table_names())
     names = zoo_ops_table_names()
     return SchemaState(
         revision=revision,
@@ -103,26 +107,48 @@ def state(engine: Engine) -> SchemaState:
     )
 
 
-def upgrade(engine: Engine) -> SchemaState:
-    """Upgrade zoo-ops's tables to head in one transaction; read back and return the state.
+@dataclass(frozen=True)
+class Upgrade:
+    """One :func:`upgrade`: the state it found (under its lock) and the state it left."""
 
-    Never touches a table that is not ``zoo_ops_*``. Raises :class:`ZooOpsSchemaError`
-    when the read-back does not show head with every table.
+    before: SchemaState
+    after: SchemaState
+
+    @property
+    def created(self) -> tuple[str, ...]:
+        return tuple(n for n in self.after.present if n not in self.before.present)
+
+
+def upgrade(engine: Engine) -> Upgrade:
+    """Upgrade zoo-ops's tables to head in one transaction; read back what it left.
+
+    Never touches a table that is not ``zoo_ops_*``. The state before is read under the
+    lock, so of two concurrent upgrades only the one that created a table says so.
+    Raises :class:`ZooOpsSchemaError` when the read-back does not show head with every
+    table.
     """
     config = _config()
     with engine.begin() as conn:
         _lock(conn)
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        before = _state(conn)
+        if not before.current:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
     after = state(engine)
+    if after.revision == after.head and after.missing:
+        raise ZooOpsSchemaError(
+            f"zoo-ops's tables {', '.join(after.missing)} are missing although the database "
+            f"records revision {after.revision}: they were dropped outside zoo-ops; restore "
+            f"them, or drop {VERSION_TABLE} and run `zoo-ops init` again (it recreates only "
+            "the missing ones)"
+        )
     if not after.current:
         raise ZooOpsSchemaError(
             f"zoo-ops's tables were upgraded but the database shows revision "
-            f"{after.revision or 'none'} (head {after.head}) with "
-            f"{', '.join(after.missing) or 'no table'} missing; check the database's "
-            "permissions and run `zoo-ops init` again"
+            f"{after.revision or 'none'} (head {after.head}); check that the database user "
+            "may create tables and run `zoo-ops init` again"
         )
-    return after
+    return Upgrade(before, after)
 
 
 def _lock(conn: Connection) -> None:
