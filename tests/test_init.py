@@ -35,6 +35,7 @@ from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform import versioning
 from zoo_ops.adapters.platform.engine import make_engine, normalize_url
 from zoo_ops.adapters.settings.local_file import LocalConfigMapFile
+from zoo_ops.domain import platform_schema as ps
 from zoo_ops.domain.whitelist import AUTOMATION_KEY, WHITELIST_KEY
 
 REPO = Path(__file__).resolve().parent.parent
@@ -401,3 +402,49 @@ def test_staging_and_prod_attach_separately_and_concurrent_inits_agree(
     assert rows(prod.url, "oracles_oracleversion") == 4 + 50
     for p in (*both, refused, attached):
         assert DB_PASSWORD not in p.stdout + p.stderr
+
+
+# --- the comparison rule, pure ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("want", "have", "problem"),
+    [
+        (ps.ColumnSpec(ps.STRING, 32), ps.ColumnSpec(ps.STRING, 40), None),
+        (ps.ColumnSpec(ps.STRING, 32), ps.ColumnSpec(ps.TEXT), None),
+        (ps.ColumnSpec(ps.STRING, 64), ps.ColumnSpec(ps.STRING, 40), "shorter than the 64"),
+        (ps.ColumnSpec(ps.TEXT), ps.ColumnSpec(ps.STRING, 255), "zoo-ops needs text"),
+        (ps.ColumnSpec(ps.BOOLEAN), ps.ColumnSpec(ps.INTEGER), "is integer; zoo-ops needs bool"),
+        (  # SQLite does not say: accepted
+            ps.ColumnSpec(ps.TIMESTAMP, timezone=True),
+            ps.ColumnSpec(ps.TIMESTAMP, timezone=None),
+            None,
+        ),
+        (
+            ps.ColumnSpec(ps.TIMESTAMP, timezone=True),
+            ps.ColumnSpec(ps.TIMESTAMP, timezone=False),
+            "is timestamp without time zone; zoo-ops needs timestamp with time zone",
+        ),
+    ],
+)
+def test_a_column_fits_when_it_holds_what_zoo_ops_writes(
+    want: ps.ColumnSpec, have: ps.ColumnSpec, problem: str | None
+) -> None:
+    found = ps.type_problem(want, have)
+    assert found is None if problem is None else problem in (found or "")
+
+
+def test_extra_tables_and_nullable_or_defaulted_extra_columns_are_fine() -> None:
+    expected = {"t": {"id": ps.ColumnSpec(ps.STRING, 32, nullable=False)}}
+    actual = {
+        "t": {
+            "id": ps.ColumnSpec(ps.STRING, 32, nullable=False),
+            "note": ps.ColumnSpec(ps.TEXT),
+            "serial": ps.ColumnSpec(ps.INTEGER, nullable=False, has_default=True),
+        },
+        "other": {"x": ps.ColumnSpec(ps.INTEGER, nullable=False)},
+    }
+    assert ps.differences(expected, actual, inserted_into=["t"]) == []
+    # zoo-ops expects NOT NULL, the database allows NULL: reads still work.
+    loose = {"t": {"id": ps.ColumnSpec(ps.STRING, 32, nullable=True)}}
+    assert ps.differences(expected, loose, inserted_into=["t"]) == []
