@@ -11,7 +11,7 @@ The wait's verdict, per probe (:func:`platform_verdict`, pure over the rows read
 1. a version of the target carrying the expected truss hash that is ACTIVE and current:
    done;
 2. that version FAILED: fail at once (the reason is in the platform's logs, not here);
-3. a version the target did not have when the wait began (``known_ids``) carrying
+3. a version the target did not have settled when the wait began (``known_ids``) carrying
    another hash (or none): the platform deployed other content than zoo-ops hashed;
    fail at once naming both hashes;
 4. otherwise keep waiting; at ``timeout_s`` fail naming what was last seen.
@@ -72,7 +72,8 @@ def platform_verdict(
         )
     matching = [v for v in live if v.truss_hash == truss_hash]
     if not matching:
-        return Verdict(seen=f"no version of {target} with this hash yet")
+        newest = f"; newest is {live[-1].id} ({_short(live[-1].truss_hash)})" if live else ""
+        return Verdict(seen=f"no version of {target} with this hash yet{newest}")
     version = matching[-1]
     if version.status == s.FAILED:
         return Verdict(
@@ -89,11 +90,13 @@ def platform_verdict(
 
 
 def known_version_ids(env: Environment, target: str) -> frozenset[str]:
-    """The ids of the target's versions now (none when the zoo model does not exist)."""
+    """The ids of the target's settled versions now (not DEPLOYING): what the platform had
+    before this wait. A DEPLOYING one may be the platform's answer to the whitelist write
+    just made (the step writes, then waits), so it is judged like a new one."""
     oracle = env.platform.find_zoo_model(target)
     if oracle is None:
         return frozenset()
-    return frozenset(v.id for v in env.platform.versions_of(oracle.id))
+    return frozenset(v.id for v in env.platform.versions_of(oracle.id) if v.status != s.DEPLOYING)
 
 
 def wait_for_platform_deploy(
