@@ -28,6 +28,8 @@ from zoo_ops.adapters.truss_runtime import load_truss_model
 from zoo_ops.commands.demo import build_demo, demo_data_dir
 from zoo_ops.environment import Environment
 from zoo_ops.execute import execute_runbook
+from zoo_ops.services.automation import reconcile
+from zoo_ops.services.settings import set_whitelist_entry
 from zoo_ops.steps.s05_retire import check_retire, retire
 from zoo_ops.testing.kube_api import KubeApiStandIn
 from zoo_ops.testing.kube_fixtures import BASETEN_NAMESPACE, SETTINGS_CONFIGMAP
@@ -61,7 +63,7 @@ def make_env(
     server: TrussHttpServer,
     write_config: Callable[[str], Path],
 ) -> Iterator[Callable[..., Environment]]:
-    """``make_env(legacy_template=True)``: the ``plat`` environment (automation = platform),
+    """``make_env(legacy_template=True, extra="")``: the ``plat`` environment (automation = platform),
     its database built by the demo through a ``build`` environment with a settings file."""
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
@@ -77,7 +79,7 @@ def make_env(
     )
     made: list[Environment] = []
 
-    def make(*, legacy_template: bool = True) -> Environment:
+    def make(*, legacy_template: bool = True, extra: str = "") -> Environment:
         legacy = (
             f'legacy_predict_url_template = "{server.url}/legacy-{{version_id}}{PREDICT}"'
             if legacy_template
@@ -104,6 +106,7 @@ configmap = "{SETTINGS_CONFIGMAP}"
 secret_name = "{SECRET_NAME}"
 predict_url_template = "{server.url}/truss-{{truss_hash}}{PREDICT}"
 {legacy}
+{extra}
 """
         )
         builder = Environment.load("build")
@@ -254,3 +257,60 @@ def test_automation_reconcile_refuses_where_the_platform_deploys(
     assert len(lines) == 1 and 'automation = "platform"' in lines[0]
     assert oracle_count(env) == before and deploy_log_rows(env) == 0
     assert kube_api.list_objects("Deployment", BASETEN_NAMESPACE) == []
+
+
+def test_a_bad_image_template_refuses_01_in_one_line_before_the_whitelist_is_written(
+    make_env: Callable[..., Environment], kube_api: KubeApiStandIn
+) -> None:
+    make_env(extra='image = "registry.example/{truss_name}:{version}"')
+    before = kube_api.get_object("ConfigMap", BASETEN_NAMESPACE, SETTINGS_CONFIGMAP)
+    run = execute_runbook("01_copy", model="iris", env="plat")
+    assert run.exit_code == 2
+    assert run.error is not None and "\n" not in run.error
+    assert "image" in run.error and "{version}" in run.error
+    assert kube_api.get_object("ConfigMap", BASETEN_NAMESPACE, SETTINGS_CONFIGMAP) == before
+
+
+def test_zoo_ops_automation_deploys_the_configured_image_with_pull_secrets_and_retires_it(
+    kubeconfig: Path,
+    kube_api: KubeApiStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    write_config: Callable[[str], Path],
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    write_config(
+        f"""
+[env.zk]
+database_url = "{database_url}"
+settings = "file:{tmp_path / "zk" / "dynamic-settings.yaml"}"
+state_dir = "{tmp_path / "zk"}"
+truss_root = "{TRUSSES}"
+serving = "kubernetes"
+kube_context = "standin"
+namespace = "{BASETEN_NAMESPACE}"
+secret_name = "{SECRET_NAME}"
+image = "registry.example/zoo/{{truss_name}}:{{truss_hash_short}}"
+image_pull_secrets = ["regcred", "mirror-cred"]
+"""
+    )
+    env = Environment.load("zk")
+    try:
+        build_demo(env, apps=0)
+        set_whitelist_entry(env, "iris", True)
+        row = reconcile(env, wait_timeout_s=10).row("iris")
+        assert row.action == "deployed", row.detail
+        name = f"zoo-{row.version_id}"
+        dep = kube_api.get_object("Deployment", BASETEN_NAMESPACE, name)
+        assert dep is not None
+        pod_spec = dep["spec"]["template"]["spec"]
+        assert pod_spec["containers"][0]["image"] == f"registry.example/zoo/iris:{IRIS_HASH[:16]}"
+        assert pod_spec["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror-cred"}]
+
+        removal = env.serving.retire(env.platform.version(row.version_id))
+        assert removal.removed == f"Deployment and Service {BASETEN_NAMESPACE}/{name}"
+        assert kube_api.get_object("Deployment", BASETEN_NAMESPACE, name) is None
+    finally:
+        env.dispose()
