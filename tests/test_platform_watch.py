@@ -3,20 +3,29 @@ image templates, and local serving's retire."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from zoo_ops.adapters.platform.store import OracleVersion, utcnow
 from zoo_ops.adapters.serving.local import LocalServing
+from zoo_ops.adapters.truss_files import truss_content_hash
+from zoo_ops.commands.demo import build_demo
 from zoo_ops.domain.url_templates import (
     IMAGE_FIELDS,
     LEGACY_URL_FIELDS,
     artifact_path,
     template_problem,
 )
+from zoo_ops.environment import Environment
 from zoo_ops.services.platform_watch import platform_verdict
+from zoo_ops.services.settings import set_whitelist_entry
+from zoo_ops.testing.platform_automation import PlatformAutomation, settings_from_file
 
+TRUSSES = Path(__file__).resolve().parent.parent / "truss_models"
+IRIS_HASH = truss_content_hash(TRUSSES / "iris")
 HASH = "a" * 64
 OTHER = "b" * 64
 
@@ -92,3 +101,39 @@ def test_local_retire_removes_the_artifact_folder_and_says_so(tmp_path: Path) ->
     never = OracleVersion("v2", "o1", None, None, "FAILED", None, utcnow())
     assert serving.endpoint_problem(never) is not None
     assert serving.retire(never).not_removed == "no artifact recorded"
+
+
+def test_the_test_controller_deploys_from_a_settings_file_as_the_platform_would(
+    tmp_path: Path, database_url: str, write_config: Callable[[str], Path]
+) -> None:
+    write_config(
+        f"""
+[env.local]
+database_url = "{database_url}"
+settings = "file:{tmp_path / "state" / "dynamic-settings.yaml"}"
+state_dir = "{tmp_path / "state"}"
+truss_root = "{TRUSSES}"
+"""
+    )
+    env = Environment.load("local")
+    try:
+        build_demo(env, apps=0)
+        set_whitelist_entry(env, "iris", True)
+        settings = settings_from_file(tmp_path / "state" / "dynamic-settings.yaml")
+        controller = PlatformAutomation(database_url, settings, TRUSSES, deploy_delay_s=0.2)
+        try:
+            controller.tick()  # inserts the DEPLOYING version (and the copy model)
+            copy = env.platform.zoo_model("iris_copy")
+            (version,) = env.platform.versions_of(copy.id)
+            assert version.status == "DEPLOYING" and version.truss_hash == IRIS_HASH
+            time.sleep(0.3)
+            controller.tick()  # the delay passed: ACTIVE and current
+            controller.tick()  # and deploys nothing twice
+        finally:
+            controller.engine.dispose()
+        assert [v.id for v in env.platform.versions_of(copy.id)] == [version.id]
+        assert env.platform.version(version.id).status == "ACTIVE"
+        assert env.platform.oracle(copy.id).current_version_id == version.id
+        assert env.deploys.records() == []
+    finally:
+        env.dispose()
