@@ -108,12 +108,17 @@ def deploy(
     Reads back: the target's current version is ACTIVE and carries ``truss_hash``.
     """
     from zoo_ops.services.automation import reconcile
+    from zoo_ops.services.settings import check_entry_kept
 
     if dry_run:
         # The whitelist was not written, so the automation would not see the entry:
         # say what it would do from the hash alone.
         return _would_deploy(env, model, target_model, truss_hash)
+    copy = target_model.endswith(COPY_SUFFIX)
+    check_entry_kept(env, model, copy, waiting_for=target_model)
     result = reconcile(env, models=[model], wait_timeout_s=wait_timeout_s)
+    # A concurrent whitelist edit during the wait is loud, naming the lost entry.
+    check_entry_kept(env, model, copy, waiting_for=target_model)
     frame = result.to_frame()
     rows = frame[frame["model"] == model] if len(frame) else frame
     if not dry_run:
