@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +41,15 @@ import pandas as pd
 
 from zoo_ops.adapters import known_secrets
 from zoo_ops.adapters.platform import schema as s
-from zoo_ops.adapters.platform.runs import DRY_RUN, SUCCEEDED, RunRecord
+from zoo_ops.adapters.platform.runs import DRY_RUN, SUCCEEDED, NotebookPathTaken, RunRecord
 from zoo_ops.adapters.truss_files import truss_content_hash
 from zoo_ops.environment import Environment
-from zoo_ops.errors import BadInput, GateClosed, StepFailed, ZooOpsError
+from zoo_ops.errors import BadInput, ConflictError, GateClosed, StepFailed, ZooOpsError
 from zoo_ops.runbook import check_trail_writable, outcome_for, run_scrap_of, scrap_output
 from zoo_ops.services.gate import GateResult, check_gate
-from zoo_ops.trail import executed_path
+from zoo_ops.trail import executed_path, parse_trail_name
+
+_RESERVE_ATTEMPTS = 60
 
 
 def check_confirm(env: Environment, confirm: str | None, *, dry_run: bool, command: str) -> None:
@@ -172,19 +174,30 @@ def start_recording(
                 f"recorded; run `zoo-ops init -e {env.name}` first; nothing changed"
             )
         return Recording(env, step, model, dry_run, None, None)
-    path = executed_path(env.config.executed_root_path, env.name, model, step)
-    check_trail_writable(path.parent)
-    record = env.runs.start(
-        step=step,
-        model=model,
-        env=env.name,
-        operator=_operator(),
-        dry_run=dry_run,
-        parameters=parameters,
-        gate_override_reason=gate_override_reason,
-        notebook_path=str(path),
+    root = env.config.executed_root_path
+    at = datetime.now(UTC).replace(microsecond=0)
+    check_trail_writable(executed_path(root, env.name, model, step, at).parent)
+    for _ in range(_RESERVE_ATTEMPTS):
+        path = executed_path(root, env.name, model, step, at)
+        parsed = parse_trail_name(path)
+        at = (parsed[1] if parsed else at) + timedelta(seconds=1)  # the next name, if taken
+        try:
+            record = env.runs.reserve(
+                step=step,
+                model=model,
+                env=env.name,
+                operator=_operator(),
+                dry_run=dry_run,
+                parameters=parameters,
+                gate_override_reason=gate_override_reason,
+                notebook_path=str(path),
+            )
+        except NotebookPathTaken:
+            continue  # two commands in one second: the later one is named a second on
+        return Recording(env, step, model, dry_run, record, path)
+    raise ConflictError(
+        f"no free notebook name under {root / env.name / model} for {step}; retry in a minute"
     )
-    return Recording(env, step, model, dry_run, record, path)
 
 
 def close_recording(recording: Recording, error: BaseException | None) -> None:
