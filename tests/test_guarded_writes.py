@@ -186,3 +186,62 @@ def test_a_staging_01_copy_opens_the_prod_whitelist_set_and_each_write_is_in_the
     assert "iris" not in whitelist(prod)
     assert [r.outcome for r in prod.runs.find(step="whitelist-remove")] == ["succeeded"]
     assert staging.runs.find(step="01_copy", outcome="succeeded")
+
+
+def test_reconcile_in_prod_after_staging_deploys_and_records_one_run_per_model(
+    staged, tmp_path, capsys
+) -> None:
+    staging, prod = staged["staging"], staged["prod"]
+    assert execute_runbook("01_copy", model="iris", env="staging").exit_code == 0
+    argv = ["whitelist", "-e", "prod", "set", "iris", "--copy", "true", "--confirm", "prod"]
+    assert main(argv) == 0
+    before = versions(prod)
+    # A dry run decides and deploys nothing, with no confirm.
+    assert main(["automation", "-e", "prod", "reconcile", "--dry-run"]) == 0
+    assert versions(prod) == before
+    capsys.readouterr()
+    assert main(["automation", "-e", "prod", "reconcile", "--confirm", "prod"]) == 0
+    out = capsys.readouterr().out
+    assert "deployed" in out and "recorded as run" in out
+    assert versions(prod) == before + 1
+    (run,) = prod.runs.find(step="reconcile")
+    copy_version = prod.platform.zoo_model("iris_copy").current_version_id
+    assert run.model == "iris" and run.outcome == "succeeded"
+    assert run.truss_hash == prod.platform.version(copy_version).truss_hash
+    # Nothing left to deploy: a second reconcile writes nothing and records nothing.
+    assert main(["automation", "-e", "prod", "reconcile", "--confirm", "prod"]) == 0
+    assert len(prod.runs.find(step="reconcile")) == 1
+    # The audit report shows the command runs beside the runbooks.
+    assert main(["report", "-e", "prod", "-o", str(tmp_path / "report")]) == 0
+    html = "".join(p.read_text() for p in (tmp_path / "report").rglob("*.html"))
+    assert "whitelist-set" in html and "reconcile" in html
+    assert staging.runs.find(step="01_copy", outcome="succeeded")
+
+
+def test_an_environment_that_cannot_record_refuses_prod_writes(
+    tmp_path, write_config, capsys
+) -> None:
+    # prod's database has no zoo-ops tables (never initialised): a write there could not be
+    # recorded, so it is refused with nothing changed; `local` without a database writes,
+    # and says it is not recorded.
+    settings = tmp_path / "prod" / "settings.yaml"
+    write_config(
+        env_table(tmp_path, "staging", f"sqlite:///{tmp_path / 'staging.db'}")
+        + env_table(tmp_path, "prod", f"sqlite:///{tmp_path / 'prod.db'}", requires="staging")
+        + "protected = true\n"
+        + f'\n[env.local]\nsettings = "file:{tmp_path / "local.yaml"}"\n'
+        + f'database_url = "sqlite:///{tmp_path / "nowhere" / "local.db"}"\n'
+    )
+    from zoo_ops.adapters.settings.local_file import LocalConfigMapFile
+
+    LocalConfigMapFile.create(settings, {}, overwrite=True)
+    LocalConfigMapFile.create(tmp_path / "local.yaml", {}, overwrite=True)
+    before = settings.read_bytes()
+    capsys.readouterr()
+    assert main(["whitelist", "-e", "prod", "remove", "iris", "--confirm", "prod"]) == 2
+    line = one_error(capsys)
+    assert "has no zoo-ops runs table" in line and "zoo-ops init -e prod" in line, line
+    assert settings.read_bytes() == before
+    assert main(["whitelist", "set", "iris", "--copy", "true"]) == 0
+    assert "not recorded" in capsys.readouterr().out
+    assert not (tmp_path / "nowhere").exists(), "finding out created no database"

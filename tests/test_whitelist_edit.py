@@ -253,3 +253,49 @@ def test_a_whitelist_entry_removed_while_01_waits_fails_the_step_naming_it(slow_
     assert "zoo-ops whitelist edit" in run.error
     (row,) = env.runs.find(step="01_copy")
     assert row.outcome == "failed"
+
+
+def test_interactive_edit_offers_to_reopen_invalid_content(demo_env, tmp_path, monkeypatch):
+    import os
+
+    import pexpect
+
+    folder = use_editor(
+        tmp_path,
+        monkeypatch,
+        [
+            {"mode": "write", "text": '{"iris": {"copy": "true"}}'},
+            {"mode": "add", "entries": {"iris": {"copy": True}}},
+        ],
+    )
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "zoo_ops.cli", "whitelist", "edit"],
+        env=dict(os.environ),
+        encoding="utf-8",
+        timeout=120,
+    )
+    child.expect("copy must be a JSON boolean")
+    child.expect(r"re-open the editor\? \[Y/n\]")
+    child.sendline("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert opened(folder) == 2
+    assert "# error:" in (folder / "seen-1.txt").read_text(), "the notice is in the file"
+    assert whitelist(demo_env) == {"iris": {"copy": True}}
+
+
+def test_edit_can_repair_a_malformed_whitelist(demo_env, tmp_path, monkeypatch, capsys):
+    env = demo_env
+    env.settings.apply(
+        lambda data: {**data, "automaticallyDeployedModelZooModelsWhitelist": '{"iris": "yes"}'}
+    )
+    folder = use_editor(
+        tmp_path, monkeypatch, [{"mode": "write", "text": '{"iris": {"copy": true}}'}]
+    )
+    capsys.readouterr()
+    assert main(["whitelist", "edit"]) == 0, capsys.readouterr().err
+    seen = (folder / "seen-0.txt").read_text()
+    assert "not a valid whitelist" in seen and "yes" in seen, seen
+    assert whitelist(env) == {"iris": {"copy": True}}
