@@ -300,3 +300,19 @@ def test_edit_can_repair_a_malformed_whitelist(demo_env, tmp_path, monkeypatch, 
     seen = (folder / "seen-0.txt").read_text()
     assert "not a valid whitelist" in seen and "yes" in seen, seen
     assert whitelist(env) == {"iris": {"copy": True}}
+
+
+def test_the_entry_guard_of_a_polling_wait_names_a_lost_or_changed_entry(demo_env) -> None:
+    from zoo_ops.errors import StepFailed
+    from zoo_ops.services.settings import entry_guard, set_whitelist_entry
+
+    env = demo_env
+    set_whitelist_entry(env, "iris", True)
+    guard = entry_guard(env, "iris", True, waiting_for="iris_copy", every_s=0.0)
+    guard()  # the entry is there: nothing to say
+    set_whitelist_entry(env, "iris", False)  # someone else's write changed it
+    with pytest.raises(StepFailed, match=r'iris: \{"copy": true\} was changed to copy false'):
+        guard()
+    env.settings.apply(lambda data: {**data, "automaticallyDeployedModelZooModelsWhitelist": "{}"})
+    with pytest.raises(StepFailed, match="removed by another write while waiting for iris_copy"):
+        guard()
