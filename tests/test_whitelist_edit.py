@@ -316,3 +316,50 @@ def test_the_entry_guard_of_a_polling_wait_names_a_lost_or_changed_entry(demo_en
     env.settings.apply(lambda data: {**data, "automaticallyDeployedModelZooModelsWhitelist": "{}"})
     with pytest.raises(StepFailed, match="removed by another write while waiting for iris_copy"):
         guard()
+
+
+@pytest.mark.parametrize("kube_ready_delay_s", [6.0])
+def test_a_kubectl_edit_saved_while_01_waits_fails_the_step_naming_the_entry(
+    k8s_env, kube_api, kubectl
+) -> None:
+    from zoo_ops.domain.whitelist import WHITELIST_KEY
+    from zoo_ops.testing.kube_fixtures import BASETEN_NAMESPACE, SETTINGS_CONFIGMAP
+
+    where = ("-n", BASETEN_NAMESPACE)
+    # The seed's `kubectl edit`, opened before 01 writes its entry: the operator adds
+    # sentiment to the whitelist they see...
+    got = kubectl(*where, "get", "configmap", SETTINGS_CONFIGMAP, "-o", "json", check=True)
+    seen = json.loads(json.loads(got.stdout)["data"].get(WHITELIST_KEY) or "{}")
+    assert "iris" not in seen
+    seen["sentiment"] = {"copy": True}
+    result: dict = {}
+    runner = threading.Thread(
+        target=lambda: result.update(run=execute_runbook("01_copy", model="iris", env="k8s")),
+        daemon=True,
+    )
+    runner.start()
+    deadline = time.monotonic() + 300
+    while not kube_api.requests_for(verb="create", resource="deployments"):
+        assert time.monotonic() < deadline and runner.is_alive(), result
+        time.sleep(0.05)
+    # ...and saves while 01 waits for the Deployment: kubectl edit's patch carries the whole
+    # whitelist value and no resourceVersion, so 01's entry is gone.
+    patch = {"data": {WHITELIST_KEY: json.dumps(seen)}}
+    kubectl(
+        *where,
+        "patch",
+        "configmap",
+        SETTINGS_CONFIGMAP,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps(patch),
+        check=True,
+    )
+    runner.join(300)
+    run = result["run"]
+    assert run.exit_code == 1, run.error
+    assert run.error and "\n" not in run.error
+    assert 'the whitelist entry iris: {"copy": true} was removed by another write' in run.error
+    assert "while waiting for iris_copy" in run.error
+    assert whitelist(k8s_env) == {"sentiment": {"copy": True}}
