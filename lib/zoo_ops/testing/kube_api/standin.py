@@ -306,7 +306,10 @@ class KubeApiStandIn:
             return
         if authorization is None and not self.require_token:
             return
-        if authorization != f"Bearer {self.token}":
+        # The scheme is case-insensitive (RFC 7235): the client's in-cluster loader says
+        # "bearer".
+        scheme, _, credentials = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or credentials.strip() != self.token:
             raise ApiError(401, "Unauthorized", "Unauthorized")
 
     def _log(self, request: KubeRequest) -> None:
