@@ -156,14 +156,15 @@ def test_a_call_that_keeps_failing_ends_the_step_in_one_line(
 def assert_nothing_half_written(
     step: str, verb: str, path: str, before: dict[str, Any], after: dict[str, Any]
 ) -> None:
-    """The ConfigMap unchanged or fully changed; no version without its Deployment and
-    Service, no Deployment without its Service."""
+    """The ConfigMap unchanged or fully changed; no Deployment without its Service; a new
+    version row is either FAILED with nothing left in the cluster, or has both."""
     assert after["deployments"] == after["services"] or (
         # a delete that failed half-way is not retried by the step: both still there
         step == "05_retire" and set(after["deployments"]) <= set(before["deployments"])
     ), after
     new_versions = set(after["versions"]) - set(before["versions"])
     for row in new_versions:
-        assert f"zoo-{row[0]}" in after["deployments"], (row, after)
+        deployed = f"zoo-{row[0]}" in after["deployments"]
+        assert deployed is (row[4] != "FAILED"), (row, after)
     if verb == "update":
         assert after == before
