@@ -277,3 +277,22 @@ def test_a_watch_that_is_refused_or_breaks_falls_back_to_polling(
     assert watches == 1  # refused or broken once: the rest of the wait polls
     assert reads >= 2
     assert kube_api.get_object("Deployment", BASETEN_NAMESPACE, "zoo-v-polled")
+
+
+def test_a_refused_connection_is_a_wrong_address_said_at_once(
+    kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    cfg = yaml.safe_load(kubeconfig.read_text())
+    cfg["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:9"  # discard port: refused
+    dead = tmp_path / "kubeconfig-dead"
+    dead.write_text(yaml.safe_dump(cfg))
+    monkeypatch.setenv("KUBECONFIG", str(dead))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    started = time.monotonic()
+    with pytest.raises(StepFailed) as caught:
+        read_settings(LazyClient("standin").api("CoreV1Api"))
+    assert time.monotonic() - started < 2
+    message = str(caught.value)
+    assert "cannot read (" in message and "attempts" not in message and "\n" not in message

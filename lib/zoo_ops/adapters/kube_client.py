@@ -18,14 +18,14 @@ Timeouts and retries (every call goes through :func:`call_api`):
   which would otherwise repeat a stalled request four times unseen (2 min 4 s);
 * a call is retried, with exponential backoff (0.5 s doubling, at most 8 s, jittered),
   on HTTP 429 (waiting at least its ``Retry-After``), 500, 502, 503, 504, a connection
-  reset or refused, and a connect or read timeout;
+  reset, and a connect or read timeout; not on a connection refused or a name that does
+  not resolve (a wrong address: said at once);
 * only calls that are safe to repeat are retried after the request may have reached the
   apiserver: reads, lists, deletes (a repeated delete that answers 404 is the object
   gone), updates (they carry ``metadata.resourceVersion``: a repeat after a lost answer
   gets 409 Conflict, which the settings store re-reads and re-applies) and creates whose
   caller tolerates 409 AlreadyExists (it then reads and replaces the object); any other
-  create is retried only on 429, a refused connection and a connect timeout (the
-  apiserver never took it);
+  create is retried only on 429 and a connect timeout (the apiserver never took it);
 * every call has an overall deadline, :data:`CALL_DEADLINE_S` (60 s): no attempt's timeout
   reaches past it and no retry starts after it, so a call ends within the deadline plus
   one connect; then the last cause becomes one line.
@@ -313,7 +313,8 @@ def retry_pause(exc: BaseException, attempt: int, repeatable: bool) -> float | N
     repeated.
 
     HTTP 429 always (the apiserver did not take the request), waiting at least its
-    ``Retry-After``; a refused connection or a connect timeout always (nothing was sent);
+    ``Retry-After``; a connect timeout always (nothing was sent); a connection that
+    cannot be made at all (refused, unknown name) never;
     HTTP 5xx of :data:`RETRY_STATUSES`, resets and read timeouts only when
     ``repeatable``. The pause is the exponential backoff of ``attempt`` (0.5 s, 1 s,
     2 s... at most 8 s, plus up to 0.25 s of jitter).
@@ -328,6 +329,8 @@ def retry_pause(exc: BaseException, attempt: int, repeatable: bool) -> float | N
         return max(backoff, retry_after_s(exc) or 0.0)
     if status is not None:
         return backoff if repeatable and status in RETRY_STATUSES else None
+    if _cannot_connect(exc):
+        return None
     if _not_sent(exc):
         return backoff
     return backoff if repeatable and _transient(exc) else None
@@ -368,12 +371,19 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+def _cannot_connect(exc: BaseException) -> bool:
+    """No connection could be made (refused, unknown name, no route): a wrong address."""
+    from urllib3.exceptions import NewConnectionError
+
+    kinds = (ConnectionRefusedError, NewConnectionError)
+    return any(isinstance(c, kinds) for c in _causes(exc))
+
+
 def _not_sent(exc: BaseException) -> bool:
-    """A refused connection or a connect timeout: the request never reached the apiserver."""
+    """A connect timeout: the request never reached the apiserver."""
     from urllib3.exceptions import ConnectTimeoutError
 
-    kinds = (ConnectionRefusedError, ConnectTimeoutError)
-    return any(isinstance(c, kinds) for c in _causes(exc))
+    return any(isinstance(c, ConnectTimeoutError) for c in _causes(exc))
 
 
 def _transient(exc: BaseException) -> bool:
