@@ -65,7 +65,7 @@ def test_a_transient_fault_is_retried_and_the_call_succeeds(
     assert time.monotonic() - started < DEADLINE_S
     # Two faulted attempts and the good one, each one request: no hidden urllib3 retry.
     assert len(zoo_ops_calls(kube_api)) == 3
-    assert [k for k, _ in kube_api.faults.served] == [kind, kind]
+    assert [f.kind for f in kube_api.faults.served] == [kind, kind]
 
 
 def test_429_waits_for_retry_after(kube_api: KubeApiStandIn, core: Any) -> None:
@@ -161,7 +161,7 @@ def test_a_deploy_whose_create_answers_are_lost_makes_one_deployment(
         namespace=BASETEN_NAMESPACE, context="standin", predict_url_template="http://x/{service}"
     )
     serving.deploy("v-lost", truss.path, truss.config, model="iris_copy")
-    assert [k for k, _ in kube_api.faults.served] == ["reset-after", "reset-after"]
+    assert [f.kind for f in kube_api.faults.served] == ["reset-after", "reset-after"]
     names = [d["metadata"]["name"] for d in kube_api.list_objects("Deployment", BASETEN_NAMESPACE)]
     services = [s["metadata"]["name"] for s in kube_api.list_objects("Service", BASETEN_NAMESPACE)]
     assert names == ["zoo-v-lost"] and services == ["zoo-v-lost"]
