@@ -6,6 +6,7 @@ fault persists, no hidden urllib3 retries, and in-cluster credentials in a pod."
 from __future__ import annotations
 
 import base64
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -296,3 +297,41 @@ def test_a_refused_connection_is_a_wrong_address_said_at_once(
     assert time.monotonic() - started < 2
     message = str(caught.value)
     assert "cannot read (" in message and "attempts" not in message and "\n" not in message
+
+
+def test_two_clusters_by_context_one_merged_kubeconfig_or_a_kubeconfig_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """staging and prod: two TLS stand-ins with their own CA and token, reached by
+    context, from one kubeconfig or from KUBECONFIG listing two files."""
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    staging = KubeApiStandIn(tls=True, token="staging-token")
+    prod = KubeApiStandIn(tls=True, token="prod-token")
+    for name, standin in (("staging", staging), ("prod", prod)):
+        standin.seed(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": SETTINGS_CONFIGMAP, "namespace": BASETEN_NAMESPACE},
+                    "data": {"cluster": name},
+                }
+            ]
+        )
+        standin.start()
+    try:
+        merged = KubeApiStandIn.write_kubeconfig_for(
+            tmp_path / "kubeconfig", {"staging": staging, "prod": prod}
+        )
+        listed = os.pathsep.join(
+            str(s.write_kubeconfig(tmp_path / f"kubeconfig-{n}", context=n))
+            for n, s in (("staging", staging), ("prod", prod))
+        )
+        for kubeconfig in (str(merged), listed):
+            monkeypatch.setenv("KUBECONFIG", kubeconfig)
+            for context in ("staging", "prod"):
+                core = LazyClient(context).api("CoreV1Api")
+                assert read_settings(core).data == {"cluster": context}
+    finally:
+        staging.stop()
+        prod.stop()

@@ -102,11 +102,16 @@ def timeouts() -> tuple[float, float, float]:
 
 
 def kubeconfig_path() -> str:
-    """``$KUBECONFIG`` (its first entry), else ``~/.kube/config``. Read at each call, not
-    at import: the client library snapshots it when first imported, which would ignore a
-    later change (tests, ``export`` in a kernel)."""
-    configured = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-    return configured or os.path.expanduser("~/.kube/config")
+    """``$KUBECONFIG`` (one path, or several joined by ``:`` that the client merges as
+    kubectl does), else ``~/.kube/config``. Read at each call, not at import: the client
+    library snapshots it when first imported, which would ignore a later change (tests,
+    ``export`` in a kernel)."""
+    return os.environ.get("KUBECONFIG", "").strip() or os.path.expanduser("~/.kube/config")
+
+
+def kubeconfig_exists() -> bool:
+    """Whether any file of :func:`kubeconfig_path` exists."""
+    return any(os.path.exists(path) for path in kubeconfig_path().split(os.pathsep) if path)
 
 
 def credential_source(context: str) -> str:
@@ -115,7 +120,7 @@ def credential_source(context: str) -> str:
     in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
     if in_pod and not context:
         return "in-cluster"
-    if in_pod and not os.path.exists(kubeconfig_path()):
+    if in_pod and not kubeconfig_exists():
         return "in-cluster"
     return "kubeconfig"
 
@@ -276,14 +281,15 @@ def watch_objects(
 
     connect_s, read_s, _ = timeouts()
     stream = watch.Watch()
+    events = stream.stream(
+        list_fn,
+        *args,
+        timeout_seconds=max(math.ceil(timeout_s), 1),
+        _request_timeout=(connect_s, timeout_s + read_s),
+        **kwargs,
+    )
     try:
-        for event in stream.stream(
-            list_fn,
-            *args,
-            timeout_seconds=max(math.ceil(timeout_s), 1),
-            _request_timeout=(connect_s, timeout_s + read_s),
-            **kwargs,
-        ):
+        for event in events:
             if event.get("type") in ("ADDED", "MODIFIED"):
                 yield event["object"]
     except ApiException as exc:
@@ -297,6 +303,7 @@ def watch_objects(
         raise WatchBroken(str(transport_error(where, "watch", exc))) from None
     finally:
         stream.stop()
+        events.close()  # the response: the server's watch ends now, not at its timeout
 
 
 def _tries(retrying: Retrying, started: float) -> str:
