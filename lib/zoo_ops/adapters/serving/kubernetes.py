@@ -36,16 +36,17 @@ served by the platform: nothing is deleted, and the result says what was left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo_ops.adapters.kube_client import LazyClient, call_api
-from zoo_ops.adapters.polling import poll
+from zoo_ops.adapters.kube_client import LazyClient, call_api, watch_objects
+from zoo_ops.adapters.polling import wait_watching
 from zoo_ops.adapters.serving import Removal
 from zoo_ops.domain.capacity import GPU_RESOURCE, node_label_for_accelerator
 from zoo_ops.domain.url_templates import (
@@ -56,7 +57,7 @@ from zoo_ops.domain.url_templates import (
     fill,
     template_problem,
 )
-from zoo_ops.errors import ConfigError, StepFailed
+from zoo_ops.errors import ConfigError, StepFailed, ZooOpsError
 
 if TYPE_CHECKING:
     from zoo_ops.adapters.platform.store import OracleVersion
@@ -315,13 +316,19 @@ class KubernetesServing:
             namespace=self.namespace,
             labels=deployment["metadata"]["labels"],
         )
-        self._create_or_replace(
-            self._where("Service", name),
-            service,
-            create=self.core.create_namespaced_service,
-            read=self.core.read_namespaced_service,
-            replace=self.core.replace_namespaced_service,
-        )
+        try:
+            self._create_or_replace(
+                self._where("Service", name),
+                service,
+                create=self.core.create_namespaced_service,
+                read=self.core.read_namespaced_service,
+                replace=self.core.replace_namespaced_service,
+            )
+        except ZooOpsError:
+            # No Deployment without its Service; the Service's failure is what to report.
+            with contextlib.suppress(ZooOpsError):
+                self._delete_objects(name, kinds=("Deployment",))
+            raise
         return f"{ARTIFACT_KIND}:{self.namespace}/{name}"
 
     def _create_or_replace(
@@ -343,18 +350,30 @@ class KubernetesServing:
         where = self._where("Deployment", name)
         last: Any = None
 
-        def probe() -> bool | None:
+        def judge(deployment: Any) -> bool | None:
             nonlocal last
-            last = call_api(
-                where, "read", self.apps.read_namespaced_deployment_status, name, self.namespace
-            )
-            ready, failure = readiness(last)
+            last = deployment
+            ready, failure = readiness(deployment)
             if failure:
                 raise StepFailed(f"{where} failed to roll out: {failure}")
             return True if ready else None
 
+        def probe() -> bool | None:
+            read = self.apps.read_namespaced_deployment_status
+            return judge(call_api(where, "read", read, name, self.namespace))
+
+        def changes(left: float) -> Iterator[bool | None]:
+            list_fn = self.apps.list_namespaced_deployment
+            selector = f"metadata.name={name}"
+            for deployment in watch_objects(
+                where, list_fn, self.namespace, field_selector=selector, timeout_s=left
+            ):
+                yield judge(deployment)
+
         first_s = min(0.05, self.poll_interval_s)
-        if poll(probe, timeout_s=timeout_s, first_s=first_s, cap_s=self.poll_interval_s):
+        if wait_watching(
+            probe, changes, timeout_s=timeout_s, first_s=first_s, cap_s=self.poll_interval_s
+        ):
             return
         deployment = last
         pods = call_api(
@@ -456,11 +475,17 @@ class KubernetesServing:
         The answer's body is not decoded: apiservers answer a delete with the deleted
         object or with a Status, depending on kind and version, and only the HTTP status
         matters here."""
-        name = object_name(version.id)
-        for kind, fn in (
-            ("Deployment", self.apps.delete_namespaced_deployment),
-            ("Service", self.core.delete_namespaced_service),
-        ):
+        self._delete_objects(object_name(version.id))
+
+    def _delete_objects(
+        self, name: str, kinds: tuple[str, ...] = ("Deployment", "Service")
+    ) -> None:
+        """Delete the named Deployment and/or Service; already gone is fine."""
+        delete = {
+            "Deployment": self.apps.delete_namespaced_deployment,
+            "Service": self.core.delete_namespaced_service,
+        }
+        for kind, fn in ((kind, delete[kind]) for kind in kinds):
             response = call_api(
                 self._where(kind, name),
                 "delete",
