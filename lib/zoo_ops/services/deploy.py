@@ -223,9 +223,12 @@ def _observe_platform(
             f'no truss hash for {model}: with automation = "platform" zoo-ops can only '
             "recognise the platform's version by the hash; run the preflight"
         )
+    from zoo_ops.services.settings import entry_guard
+
     known = known_version_ids(env, target_model)
+    guard = entry_guard(env, model, target_model.endswith(COPY_SUFFIX), waiting_for=target_model)
     version = wait_for_platform_deploy(
-        env, target_model, truss_hash, timeout_s=wait_timeout_s, known_ids=known
+        env, target_model, truss_hash, timeout_s=wait_timeout_s, known_ids=known, on_poll=guard
     )
     deployed = version.id not in known
     detail = (

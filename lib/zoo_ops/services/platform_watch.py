@@ -19,7 +19,7 @@ The wait's verdict, per probe (:func:`platform_verdict`, pure over the rows read
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from zoo_ops.adapters.platform import schema as s
@@ -106,13 +106,16 @@ def wait_for_platform_deploy(
     *,
     timeout_s: float,
     known_ids: Collection[str],
+    on_poll: Callable[[], None] = lambda: None,
 ) -> OracleVersion:
     """Wait until the platform's automation serves ``truss_hash`` as ``target``'s current
-    version (module docstring); StepFailed in one line otherwise."""
+    version (module docstring); StepFailed in one line otherwise. ``on_poll`` runs first
+    on every poll (the whitelist entry's guard: a lost entry ends the wait at once)."""
     seen = f"no zoo model {target} yet"
 
     def probe() -> OracleVersion | None:
         nonlocal seen
+        on_poll()
         oracle = env.platform.find_zoo_model(target)
         if oracle is None:
             return None
