@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo_ops.errors import DatabaseUnreachable
+from zoo_ops.errors import DatabaseUnreachable, NotFound
 from zoo_ops.trail import (
     NOT_RECORDED,
     STEPS,
@@ -437,6 +437,20 @@ def migration_lookup(env: Environment) -> MigrationLookup:
     return lookup
 
 
+def _unattached(env: Environment) -> str | None:
+    """Why ``env``'s runs table is missing when zoo-ops was never attached (the fix is
+    ``zoo-ops init``), else None."""
+    from zoo_ops.services.attached import require_attached
+
+    try:
+        require_attached(env)
+    except NotFound as exc:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - the caller names the original failure
+        return None
+    return None
+
+
 def env_runs(env: Environment, model: str | None = None) -> EnvRuns:
     """``env``'s runs table (one query) and its model zoo's names, for :func:`status`."""
     missing = _database_missing(env)
@@ -447,7 +461,11 @@ def env_runs(env: Environment, model: str | None = None) -> EnvRuns:
     except DatabaseUnreachable as exc:  # one line naming the redacted URL
         return EnvRuns(env.name, None, problem=str(exc))
     except Exception as exc:  # noqa: BLE001 - no runs table, no server: show the trail
-        return EnvRuns(env.name, None, problem=f"runs table not read ({exc.__class__.__name__})")
+        return EnvRuns(
+            env.name,
+            None,
+            problem=_unattached(env) or f"runs table not read ({exc.__class__.__name__})",
+        )
     try:
         known: frozenset[str] | None = frozenset(m.name for m in env.platform.zoo_models())
     except Exception:  # noqa: BLE001 - no platform tables: no model is known
