@@ -157,7 +157,11 @@ class Run:
             self.truss_hash = hash_
         check = getattr(result, "raise_if_failed", None)
         if check is not None:
-            check()
+            try:
+                check()
+            except ZooOpsError:
+                _show(result)  # the evidence (every guard, every link) above the error
+                raise
         return result
 
     def check_gate(self, truss_hash: str | None) -> Any:
@@ -304,6 +308,15 @@ def glue(name: str, value: Any) -> None:
         return
     value, encoder = scrap_encoding(value)
     sb.glue(name, value, encoder=encoder)
+
+
+def _show(result: Any) -> None:
+    """Display ``result`` in the notebook (no-op outside a kernel)."""
+    if _ipython() is None:
+        return
+    from IPython.display import display
+
+    display(result)
 
 
 def _ipython() -> Any:
