@@ -22,7 +22,7 @@ from zoo_ops.errors import GateClosed, ZooOpsError
 from zoo_ops.migration.plan import FORWARDS
 from zoo_ops.services.results import StepResult
 from zoo_ops.trail import TrailIndex, join_runs
-from zoo_ops.trail.runs import DRY_RUN, REFUSED
+from zoo_ops.trail.runs import DRY_RUN, REFUSED, SUCCEEDED
 
 LINK_COLUMNS = ["env", "step", "needs", "found", "detail"]
 
@@ -100,7 +100,7 @@ def run_facts(env: Environment, model: str) -> tuple[list[RunFact], list[str]]:
     the evidence. A notebook of the trail with no run row (another database's, a copied
     file, one filed under the environment's folder by a run elsewhere) is never counted:
     where a file sits grants nothing. Dry and refused runs changed nothing and are left
-    out. A 02's target comes from its recorded parameters; a 03's revert from the
+    out; a failed run is kept (the gate names it as the nearest miss). A 02's target comes from its recorded parameters; a 03's revert from the
     migrations table. Unreadable trail files are named in the evidence and skipped.
     """
     facts: list[RunFact] = []
@@ -120,10 +120,14 @@ def run_facts(env: Environment, model: str) -> tuple[list[RunFact], list[str]]:
         if not view.trusted:
             evidence.append(f"run {view.run_id} not counted: {view.notebook_note}")
             continue
-        if view.outcome != "succeeded" or not view.truss_hash or not view.run_id:
-            continue
+        if not view.truss_hash or not view.run_id:
+            continue  # a run refused or stopped before it knew its content
         target = record.parameters.get("target") if view.step == VERIFY else None
-        reverted = _reverted_by(env, model, view.run_id) if view.step == MIGRATE else None
+        reverted = (
+            _reverted_by(env, model, view.run_id)
+            if view.step == MIGRATE and view.outcome == SUCCEEDED
+            else None
+        )
         facts.append(
             RunFact(
                 env=env.name,
@@ -144,7 +148,8 @@ def succeeded_hashes(required: Environment, step: str, model: str) -> tuple[set[
     """Truss hashes for which ``step`` succeeded for ``model`` in ``required`` (the facts
     of :func:`run_facts`, one step)."""
     facts, evidence = run_facts(required, model)
-    return {f.truss_hash for f in facts if f.step == step and f.truss_hash}, evidence
+    hashes = {f.truss_hash for f in facts if f.step == step and f.outcome == SUCCEEDED}
+    return {h for h in hashes if h}, evidence
 
 
 def check_gate(
