@@ -252,3 +252,74 @@ def test_03_is_refused_in_staging_and_prod_while_02_has_failed(staging_prod) -> 
     for refused in (in_staging, in_prod):
         assert read_scraps(refused.path)["run"]["outcome"] == "refused"
     assert {name: (snapshot(e), settings_bytes(e)) for name, e in staging_prod.items()} == before
+
+
+# --- a revert is a whole rollback -----------------------------------------------------------
+
+
+def test_revert_puts_back_the_current_version_and_the_whitelist(demo_env, tmp_path) -> None:
+    """01 -> 02 -> 03 by the rules, then 04: the users, the zoo model's current version and
+    the whitelist entry are as before 03; `rollout` does not call 03 done; 05 names every
+    guard that fails."""
+    from zoo_ops.services.settings import show_settings
+
+    env = demo_env
+    zoo = env.platform.zoo_model("iris")
+    old = zoo.current_version_id
+    for step in ("01_copy", "02_verify", "03_migrate"):
+        done = execute_runbook(step, model="iris")
+        assert done.exit_code == 0, f"{step}: {done.error}"
+    new = env.platform.zoo_model("iris").current_version_id
+    assert new != old and show_settings(env).whitelist["iris"].copy is False
+
+    back = execute_runbook("04_revert", model="iris")
+    assert back.exit_code == 0, back.error
+    r = read_scraps(back.path)
+    assert r["rollback_not_restored"] == ""
+    assert dict(zip(r["rollback"]["what"], r["rollback"]["action"], strict=True)) == {
+        "whitelist entry": "set",
+        "current version": "set",
+    }
+    assert env.platform.zoo_model("iris").current_version_id == old
+    assert show_settings(env).whitelist["iris"].copy is True, "as 01 left it, before 03"
+    org = env.platform.user_by_email("owner@acme.example").organization_id
+    assert env.platform.create_application(org, "iris").proxy_model_version_id == old
+    assert env.platform.count_proxying(new) == 0
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("environments: [local]\nmodels: [iris]\n")
+    rolled = subprocess.run(
+        [*CLI, "rollout", str(plan)], capture_output=True, text=True, cwd=tmp_path, timeout=600
+    )
+    assert rolled.returncode == 1, rolled.stdout + rolled.stderr
+    assert "03_migrate was reverted by" in rolled.stdout + rolled.stderr
+    assert "done before" not in rolled.stdout
+
+    retire = execute_runbook("05_retire", model="iris", parameters={"min_age_days": "0"})
+    assert retire.exit_code == 2
+    for guard in ("not reverted", "no references", "new version serving"):
+        assert f"{guard}:" in retire.error, guard
+    assert "retire refused (" in retire.error and "\n" not in retire.error
+    assert "not reverted" in retire.path.read_text(), "the guard table is in the notebook"
+
+
+def test_a_revert_from_the_journal_says_what_it_could_not_put_back(demo_env) -> None:
+    from zoo_ops.services.settings import show_settings
+
+    env = demo_env
+    old = env.platform.zoo_model("summarizer").current_version_id
+    forward = execute_runbook(
+        "03_migrate", model="summarizer", parameters={"gate_override_reason": "test: 03 alone"}
+    )
+    assert forward.exit_code == 0, forward.error
+    migration_id = read_scraps(forward.path)["migration_id"]
+    back = execute_runbook(
+        "04_revert", model="summarizer", parameters={"migration_id": migration_id}
+    )
+    assert back.exit_code == 0, back.error
+    r = read_scraps(back.path)
+    assert r["rollback_not_restored"].startswith(
+        "whitelist entry not restored: no forward notebook records the whitelist before 03"
+    )
+    assert show_settings(env).whitelist["summarizer"].copy is False, "left as is, and said so"
+    assert env.platform.zoo_model("summarizer").current_version_id == old, "the rest is restored"

@@ -77,7 +77,7 @@ class GateResult(StepResult):
             raise GateClosed(self.verdict.detail)
 
 
-def _reverted_by(env: Environment, model: str, run_id: str) -> str | None:
+def migration_reverted_by(env: Environment, model: str, run_id: str) -> str | None:
     """The revert migration that undid the forward migration of 03 run ``run_id``.
 
     The run's own forward migration; a rerun that adopted a crashed run's migration has
@@ -124,7 +124,7 @@ def run_facts(env: Environment, model: str) -> tuple[list[RunFact], list[str]]:
             continue  # a run refused or stopped before it knew its content
         target = record.parameters.get("target") if view.step == VERIFY else None
         reverted = (
-            _reverted_by(env, model, view.run_id)
+            migration_reverted_by(env, model, view.run_id)
             if view.step == MIGRATE and view.outcome == SUCCEEDED
             else None
         )
