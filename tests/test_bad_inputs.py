@@ -35,6 +35,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 from support.notebooks import tamper
+from support.runs import MIGRATE_ALONE
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.cli import main
@@ -166,7 +167,7 @@ def setup(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
 
 @setup("migrated")
 def _migrated(env: Environment, tmp: Path, values: dict[str, str]) -> None:
-    result = execute_runbook("03_migrate", model="iris")
+    result = execute_runbook("03_migrate", model="iris", parameters=dict(MIGRATE_ALONE))
     assert result.exit_code == 0, result.error
     values["forward_run"] = str(result.path)
 

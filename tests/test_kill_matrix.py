@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from support.runs import CLI, gone, journal_count, user_proxies, wait_for
+from support.runs import CLI, MIGRATE_ALONE_ARGS, gone, journal_count, user_proxies, wait_for
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.runs import RunRecord, RunStore
@@ -48,6 +48,8 @@ APPS = 12000
 MOMENTS_PER_KILL = 5
 SEED = int(os.environ.get("ZOO_OPS_KILL_SEED", "13"))
 REVERT = ("run", "04_revert", "-m", "iris", "-p", "scope", "recorded")  # as the README says
+# The migration itself is under test, not step order: 03 goes past the gate, recorded.
+MIGRATE = ("run", "03_migrate", "-m", "iris", *MIGRATE_ALONE_ARGS)
 
 # (signal, whom, the CLI's exit code, what the run row may say)
 KILLS = [
@@ -119,8 +121,9 @@ def migrations(env: Any, direction: str) -> list[Any]:
 def start_run(tmp_path: Path, n: int, step: str, *params: str) -> subprocess.Popen[bytes]:
     out = open(tmp_path / f"run{n}.out", "wb")  # noqa: SIM115 - closed with the process
     err = open(tmp_path / f"run{n}.err", "wb")  # noqa: SIM115
+    gate = MIGRATE_ALONE_ARGS if step == "03_migrate" else ()
     return subprocess.Popen(
-        [*CLI, "run", step, "-m", "iris", "-p", "batch_size", str(BATCH), *params],
+        [*CLI, "run", step, "-m", "iris", "-p", "batch_size", str(BATCH), *gate, *params],
         stdout=out,
         stderr=err,
         cwd=tmp_path,
@@ -221,7 +224,7 @@ def test_every_kill_at_five_seeded_moments_then_the_recovery_restores_every_row(
     forward_run_id = None
     revert = step == "04_revert"
     if revert:
-        done = cli(tmp_path, "run", "03_migrate", "-m", "iris", "-p", "batch_size", "500")
+        done = cli(tmp_path, *MIGRATE, "-p", "batch_size", "500")
         assert done.returncode == 0, done.stderr
         (forward_run_id,) = [
             r.id for r in RunStore(env.platform.engine).find(step="03_migrate", model="iris")
@@ -264,7 +267,7 @@ def test_every_kill_at_five_seeded_moments_then_the_recovery_restores_every_row(
 
     if step == "03_migrate":
         # The README: run it again (it adopts the migration), or put everything back.
-        again = cli(tmp_path, "run", "03_migrate", "-m", "iris", "-p", "batch_size", "200")
+        again = cli(tmp_path, *MIGRATE, "-p", "batch_size", "200")
         assert again.returncode == 0, again.stderr
         new = env.platform.zoo_model("iris").current_version_id
         moved = user_proxies(env)

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from support.migration import build_platform, proxies, table_checksum
 from support.notebooks import scrap_payloads, tamper
+from support.runs import MIGRATE_ALONE
 
 import zoo_ops.cli as cli_module
 from zoo_ops.adapters.platform import schema as s
@@ -54,6 +55,8 @@ def assert_restored(env: Any, before: tuple[set[str], str]) -> None:
 
 
 def run_ok(step: str, **params: str) -> tuple[Path, dict[str, Any]]:
+    if step == "03_migrate":
+        params = {**MIGRATE_ALONE, **params}
     result = execute_runbook(step, model=MODEL, parameters=params)
     assert result.exit_code == 0, f"{step}: {result.error}"
     return result.path, read_scraps(result.path)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from support.runs import CLI, journal_count, user_proxies, wait_for
+from support.runs import CLI, MIGRATE_ALONE_ARGS, journal_count, user_proxies, wait_for
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform import versioning
@@ -142,7 +142,7 @@ def test_a_full_trail_refuses_03_and_changes_nothing(demo_env, tmp_path, monkeyp
         settings = Path(env.config.settings[len("file:") :]).read_bytes()
         before = platform_checksum(env)
         result = subprocess.run(
-            [*CLI, "run", "03_migrate", "-m", "iris"],
+            [*CLI, "run", "03_migrate", "-m", "iris", *MIGRATE_ALONE_ARGS],
             capture_output=True,
             text=True,
             cwd=tmp_path,
@@ -178,7 +178,7 @@ def test_a_trail_that_fills_during_03_leaves_a_recoverable_run(big_demo, tmp_pat
     environ = {**os.environ, "ZOO_OPS_TRAIL_MIN_FREE_BYTES": "65536"}
     try:
         proc = subprocess.Popen(
-            [*CLI, "run", "03_migrate", "-m", "iris", "-p", "batch_size", "2"],
+            [*CLI, "run", "03_migrate", "-m", "iris", "-p", "batch_size", "2", *MIGRATE_ALONE_ARGS],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=tmp_path,

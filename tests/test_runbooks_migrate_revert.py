@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from support.envs import env_table
 from support.notebooks import scrap_payloads, tamper
+from support.runs import MIGRATE_ALONE
 from support.runs import user_proxies as user_versions
 
 from zoo_ops.adapters.platform import schema as s
@@ -32,6 +33,8 @@ def platform_snapshot(env) -> str:
 
 
 def run_ok(step: str, model: str, **params: str):
+    if step == "03_migrate":
+        params = {**MIGRATE_ALONE, **params}
     result = execute_runbook(step, model=model, parameters=params)
     assert result.exit_code == 0, f"{step}: {result.error}"
     return read_scraps(result.path)
@@ -97,7 +100,7 @@ def test_revert_all_also_moves_applications_created_after(demo_env) -> None:
 
 def test_revert_refuses_a_bad_forward_run_and_changes_nothing(demo_env, tmp_path) -> None:
     env = demo_env
-    forward = execute_runbook("03_migrate", model="iris")
+    forward = execute_runbook("03_migrate", model="iris", parameters=dict(MIGRATE_ALONE))
     assert forward.exit_code == 0, forward.error
     scraps = read_scraps(forward.path)
     ((old, new),) = scraps["mapping"].items()
@@ -123,7 +126,7 @@ def test_revert_refuses_a_bad_forward_run_and_changes_nothing(demo_env, tmp_path
 
 def test_revert_refuses_affected_rows_that_disagree_with_the_journal(demo_env, tmp_path) -> None:
     env = demo_env
-    forward = execute_runbook("03_migrate", model="iris")
+    forward = execute_runbook("03_migrate", model="iris", parameters=dict(MIGRATE_ALONE))
     assert forward.exit_code == 0, forward.error
     nb = json.loads(forward.path.read_text())
     # Drop one row from the recorded `affected` table (pandas scraps are arrow bytes, so

@@ -121,6 +121,7 @@ class Run:
     record_: RunRecord
     params: CommonParameters  # the step's schema instance, e.g. MigrateParameters
     truss_hash: str | None = None
+    gate_skipped: str = ""  # the links a gate override walked past
     finished: dict[str, Any] | None = None
     _hook: Any = field(default=None, repr=False)
     _lock: Any = field(default_factory=threading.Lock, repr=False)
@@ -156,25 +157,32 @@ class Run:
             self.truss_hash = hash_
         check = getattr(result, "raise_if_failed", None)
         if check is not None:
-            check()
+            try:
+                check()
+            except ZooOpsError:
+                _show(result)  # the evidence (every guard, every link) above the error
+                raise
         return result
 
     def check_gate(self, truss_hash: str | None) -> Any:
-        """The staging-before-prod gate for this step and truss hash; raises when closed."""
+        """The step-order and staging-before-prod gate for this step and truss hash
+        (:func:`zoo_ops.services.gate.check_gate`); raises when closed. An override is
+        recorded with what it skipped (``gate_skipped`` in the ``run`` scrap)."""
         from zoo_ops.services.gate import check_gate
 
         if truss_hash:
             self.truss_hash = truss_hash
-        return self.record(
-            check_gate(
-                self.env,
-                step=self.step,
-                model=self.model,
-                truss_hash=truss_hash,
-                override_reason=self.gate_override_reason,
-                dry_run=self.dry_run,
-            )
+        result = check_gate(
+            self.env,
+            step=self.step,
+            model=self.model,
+            truss_hash=truss_hash,
+            override_reason=self.gate_override_reason,
+            dry_run=self.dry_run,
         )
+        if result.verdict.overridden:
+            self.gate_skipped = "; ".join(result.verdict.skipped)
+        return self.record(result)
 
     @property
     def run_id(self) -> str:
@@ -224,6 +232,8 @@ class Run:
         elif error is not None:
             exit_code = 1
         self.finished = run_scrap_of(record, exit_code=exit_code)
+        if self.gate_skipped:
+            self.finished["gate_skipped"] = self.gate_skipped
         if glue_scrap:
             self.glue("run", self.finished)
         return pd.DataFrame([self.finished])
@@ -298,6 +308,15 @@ def glue(name: str, value: Any) -> None:
         return
     value, encoder = scrap_encoding(value)
     sb.glue(name, value, encoder=encoder)
+
+
+def _show(result: Any) -> None:
+    """Display ``result`` in the notebook (no-op outside a kernel)."""
+    if _ipython() is None:
+        return
+    from IPython.display import display
+
+    display(result)
 
 
 def _ipython() -> Any:

@@ -53,3 +53,10 @@ def journal_count(env: Any) -> int:
     """Rows in the migration journal, every migration."""
     with env.platform.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(s.migration_journal)).scalar())
+
+
+# A test of the migration machinery, not of step order: 03 run on the demo without 01/02
+# goes past the step-order gate the one recorded way (the reason lands in `run`).
+MIGRATE_ALONE_REASON = "test: the migration alone, 01_copy/02_verify not run"
+MIGRATE_ALONE = {"gate_override_reason": MIGRATE_ALONE_REASON}
+MIGRATE_ALONE_ARGS = ("-p", "gate_override_reason", MIGRATE_ALONE_REASON)

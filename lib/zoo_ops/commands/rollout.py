@@ -3,8 +3,11 @@
 Stops at the first failure. A second call resumes from each environment's runs table
 (joined with the trail): a step whose latest real (not dry, not refused) run succeeded
 for the truss's current content is not repeated. A model
-whose migration was reverted after it succeeded stops the rollout: going forward again
-is an engineer's decision, made by running 03_migrate by hand.
+whose migration was reverted after it succeeded (a later 04_revert run, or any revert the
+migrations table records: from the journal alone, by auto_revert) stops the rollout --
+a reverted 03 is never ``done before``: going forward again is an engineer's decision,
+made by running 03_migrate by hand. Step order itself is the runbooks' gate
+(:mod:`zoo_ops.domain.gates`): a step the rollout starts out of order is refused there.
 """
 
 from __future__ import annotations
@@ -105,6 +108,21 @@ def _succeeded_for(run: RunView | None, truss_hash: str) -> bool:
     return bool(run and run.outcome == "succeeded" and run.truss_hash == truss_hash)
 
 
+def _reverted(env: Environment, model: str, migrate: RunView | None, revert: RunView | None) -> str:
+    """What undid the latest succeeded 03 (``""``: nothing): a later succeeded 04 run, or
+    the migrations table's ``reverted_by`` on its forward migration -- a revert made from
+    the journal alone (``migration_id``), by ``auto_revert`` or by a run whose notebook
+    is gone counts the same. A reverted migration is never ``done before``."""
+    from zoo_ops.services.gate import migration_reverted_by
+
+    if migrate is None or migrate.outcome != "succeeded" or not migrate.run_id:
+        return ""
+    if revert is not None and revert.outcome == "succeeded" and revert.order() > migrate.order():
+        return _where(revert)
+    by = migration_reverted_by(env, model, migrate.run_id)
+    return f"migration {by}" if by else ""
+
+
 def _finished_at(run: RunView | None) -> datetime | None:
     return None if run is None else run.finished_at
 
@@ -130,18 +148,14 @@ def rollout(
             )
             runs = _real_runs(env, model, report)
             migrate, revert = _latest(runs, MIGRATE), _latest(runs, REVERT)
-            if (
-                revert is not None
-                and revert.outcome == "succeeded"
-                and migrate is not None
-                and revert.order() > migrate.order()
-            ):
+            undone = _reverted(env, model, migrate, revert)
+            if undone:
                 report.add(
                     model,
                     env_name,
                     step,
                     "stopped",
-                    f"{MIGRATE} was reverted by {_where(revert)}; run {MIGRATE} by hand to go forward again",
+                    f"{MIGRATE} was reverted by {undone}; run {MIGRATE} by hand to go forward again",
                 )
                 report.exit_code = 1
                 return report

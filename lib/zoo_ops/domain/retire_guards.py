@@ -9,7 +9,8 @@ The old version may go only when all of these hold:
 4. no user version points at the old version any more;
 5. the new version is ACTIVE and is the zoo model's current version.
 
-Each guard is one row (guard, ok, detail); the first that fails names the refusal.
+Each guard is one row (guard, ok, detail); every guard is evaluated, and the refusal
+(:func:`refusal`) names all that fail, so fixing one never reveals another.
 """
 
 from __future__ import annotations
@@ -97,3 +98,15 @@ def retire_guards(facts: RetireFacts, *, now: datetime, min_age_days: float) -> 
         )
     )
     return guards
+
+
+def refusal(guards: list[Guard]) -> str | None:
+    """One line naming every failing guard with its detail, in order; None when all hold.
+
+    ``retire refused (2 of 6 guards): old enough: ...; not reverted: ...``
+    """
+    failing = [g for g in guards if not g.ok]
+    if not failing:
+        return None
+    named = "; ".join(f"{g.guard}: {g.detail}" for g in failing)
+    return f"retire refused ({len(failing)} of {len(guards)} guards): {named}"

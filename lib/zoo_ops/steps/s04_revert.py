@@ -13,7 +13,11 @@ typed in by hand).
 - ``migration_id=ID``: the journal alone, the authority when the notebook is lost.
 
 The executed 04 notebook names its source ("source: journal of migration ID" or the
-notebook). ``revert`` runs the forward plan backwards through the same engine.
+notebook). ``restore_zoo_model`` first puts back the rest of what 03 changed -- the
+whitelist entry (from the forward run's ``whitelist_before``) and the zoo model's current
+version, so new applications land on the old version again -- each only if it is still
+as 03 left it, read back, or says why not (:mod:`zoo_ops.domain.rollback`). ``revert``
+then runs the forward plan backwards through the same engine.
 """
 
 from __future__ import annotations
@@ -24,8 +28,16 @@ from typing import Any
 
 import pandas as pd
 
+from zoo_ops.domain.rollback import (
+    CANNOT,
+    NONE,
+    REMOVE,
+    Restore,
+    current_version_restore,
+    whitelist_restore,
+)
 from zoo_ops.environment import Environment
-from zoo_ops.errors import BadInput, NotFound, ZooOpsError
+from zoo_ops.errors import BadInput, NotFound, StepFailed, ZooOpsError
 from zoo_ops.migration.engine import (
     affected_digest,
     journal_digest,
@@ -336,3 +348,100 @@ def revert(
     return Revert(
         forward, result.migration_id or "", result.to_frame(), reverted, count, remaining, dry_run
     )
+
+
+@dataclass
+class ZooModelRestore(StepResult):
+    """The whitelist entry and current version put back (or why not), read back."""
+
+    model: str
+    rows: list[Restore]
+    dry_run: bool
+
+    def to_frame(self) -> pd.DataFrame:
+        rows = [
+            {
+                "what": r.what,
+                "action": ("would " + r.action)
+                if self.dry_run and r.action not in (NONE, CANNOT)
+                else r.action,
+                "now": r.now,
+                "wanted": r.wanted,
+                "detail": r.detail,
+            }
+            for r in self.rows
+        ]
+        return pd.DataFrame(rows, columns=["what", "action", "now", "wanted", "detail"])
+
+    @property
+    def not_restored(self) -> str:
+        """One line naming what could not be put back, and why ("" when all was)."""
+        return "; ".join(f"{r.what} not restored: {r.detail}" for r in self.rows if not r.ok)
+
+    def scraps(self) -> dict[str, Any]:
+        return {"rollback": self.to_frame(), "rollback_not_restored": self.not_restored}
+
+
+def _recorded_entry(forward: ForwardRun, model: str) -> tuple[bool, bool | None]:
+    """(recorded, copy) of ``model``'s whitelist entry before 03, from the forward run's
+    ``whitelist_before`` scrap; (False, None) when no readable forward notebook has it."""
+    if forward.path is None:
+        return False, None
+    try:
+        before = read_scraps(forward.path).get("whitelist_before")
+    except ZooOpsError:
+        return False, None
+    if not isinstance(before, dict):
+        return False, None
+    entry = before.get(model)
+    copy = entry.get("copy") if isinstance(entry, dict) else None
+    return True, copy if isinstance(copy, bool) else None
+
+
+def restore_zoo_model(
+    env: Environment, model: str, forward: ForwardRun, *, dry_run: bool = False
+) -> ZooModelRestore:
+    """Put back the whitelist entry, then the current version (see the module doc).
+
+    The whitelist goes first: with ``copy: false`` still set, an automation could make
+    the new version current again. Each write is read back; a dry run writes nothing.
+    """
+    from zoo_ops.services.settings import (
+        remove_whitelist_entry,
+        set_whitelist_entry,
+        show_settings,
+    )
+
+    store = env.platform
+    zoo = store.zoo_model(model)
+    now_entry = show_settings(env).whitelist.get(model)
+    recorded, before = _recorded_entry(forward, model)
+    entry = whitelist_restore(
+        model=model,
+        now=now_entry.copy if now_entry is not None else None,
+        recorded=recorded,
+        before=before,
+    )
+    old = store.find_version(forward.old_version_id)
+    current = current_version_restore(
+        model=model,
+        current_id=zoo.current_version_id,
+        old_id=forward.old_version_id,
+        new_id=forward.new_version_id,
+        old_status=old.status if old else None,
+    )
+    if not dry_run:
+        if entry.action == REMOVE:
+            remove_whitelist_entry(env, model)
+        elif entry.action not in (NONE, CANNOT):
+            set_whitelist_entry(env, model, bool(before))
+        if entry.action not in (NONE, CANNOT):
+            got = show_settings(env).whitelist.get(model)
+            if (got.copy if got is not None else None) != before:
+                raise StepFailed(
+                    f"{model}'s whitelist entry did not read back as it was before 03; "
+                    "inspect the ConfigMap"
+                )
+        if current.action not in (NONE, CANNOT):
+            store.set_current_version(zoo.id, forward.old_version_id)  # reads it back
+    return ZooModelRestore(model, [entry, current], dry_run)

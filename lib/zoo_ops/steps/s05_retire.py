@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from zoo_ops.adapters.platform import schema as s
-from zoo_ops.domain.retire_guards import Guard, RetireFacts, retire_guards
+from zoo_ops.domain.retire_guards import Guard, RetireFacts, refusal, retire_guards
 from zoo_ops.domain.whitelist import COPY_SUFFIX
 from zoo_ops.environment import Environment
 from zoo_ops.errors import GateClosed
@@ -43,13 +43,11 @@ class RetirePlan(StepResult):
         return pd.DataFrame([g.__dict__ for g in self.guards], columns=["guard", "ok", "detail"])
 
     def scraps(self) -> dict[str, Any]:
-        return {"references": self.references}
+        return {"references": self.references, "guards": self.to_frame()}
 
     def failure(self) -> str | None:
-        for guard in self.guards:
-            if not guard.ok:
-                return f"retire refused: {guard.guard}: {guard.detail}"
-        return None
+        """One line naming every guard that fails (not only the first)."""
+        return refusal(self.guards)
 
     def raise_if_failed(self) -> None:
         reason = self.failure()
