@@ -2,8 +2,9 @@
 
 The cluster is the Kubernetes stand-in's default: a CPU node and one GPU node with a
 single T4. ``resnet50`` (the demo model whose truss declares a T4) has a legacy current
-version whose footprint the cluster cannot report, so it counts as the truss's request:
-the rollout needs 3 T4s at once (old, copy, new) and there is 1.
+version with no pods the cluster can attribute to it; its recorded artifact
+(``legacy.yaml``: ``gpu: T4``) says it needs a T4, counted as not yet placed: the rollout
+needs 3 T4s at once (old, copy, new) and there is 1.
 """
 
 from __future__ import annotations
@@ -193,7 +194,10 @@ def test_01_is_refused_naming_t4_with_nothing_changed(
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if "capacity" in line]
     assert errors, result.stderr
-    assert "T4 GPUs: needs 3 (old 1, copy 1, new 1) at once, available 1" in errors[-1]
+    assert (
+        "T4 GPUs: needs 3 (old 1, copy 1, new 1) at once, available 1 (free 1, held 0, "
+        "scalable 0); nothing was changed" in errors[-1]
+    )
     assert "nothing was changed" in errors[-1]
     assert whitelist(kube_api) == before == "{}"
     assert len(env.platform.versions_of(env.platform.zoo_model("resnet50").id)) == versions
@@ -209,7 +213,7 @@ def test_01_preflight_shows_old_copy_and_new(capacity_env: Callable[[str], Envir
     frame = check.details["capacity"].set_index("what")
     pool = frame.loc[f"T4 {GPU_RESOURCE} at once (old + copy + new)"]
     assert pool["requested"] == "3 (old 1, copy 1, new 1)"
-    assert pool["old_version"] == "1 (unknown: counted as the truss's)"
+    assert pool["old_version"] == "1"  # legacy.yaml: gpu: T4
     assert not pool["fits"]
 
 
