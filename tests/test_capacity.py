@@ -253,3 +253,26 @@ def test_03_is_refused_before_any_write(
     assert whitelist(kube_api) == before  # copy: false was never written
     assert len(env.platform.versions_of(zoo.id)) == versions
     assert env.platform.zoo_model("resnet50").current_version_id == zoo.current_version_id
+
+
+def test_with_a_scalable_pool_01_deploys_and_03_counts_the_running_copy(
+    capacity_env: Callable[[str], Environment], kube_api: KubeApiStandIn
+) -> None:
+    capacity_env("[env.k8s.capacity]\nscalable_pools = { T4 = 2 }")
+
+    copied = run_step("01_copy", "resnet50")
+
+    assert copied.returncode == 0, copied.stderr
+    env = capacity_env("")  # the pool is gone: only the one T4, which the copy now holds
+    report = rollout_capacity(env, "resnet50")
+    frame = report.to_frame().set_index("what")
+    pool = frame.loc[f"T4 {GPU_RESOURCE} at once (old + copy + new)"]
+    assert pool["requested"] == "3 (old 1, copy 1, new 1)"
+    assert pool["free_on_best_node"] == "1 (free 0, held 1, scalable 0)"
+    before = whitelist(kube_api)
+
+    migrated = run_step("03_migrate", "resnet50")
+
+    assert migrated.returncode == 2, migrated.stderr
+    assert "T4 GPUs: needs 3 (old 1, copy 1, new 1) at once, available 1" in migrated.stderr
+    assert whitelist(kube_api) == before  # still copy: true

@@ -230,6 +230,7 @@ def rollout_capacity(
     truss_dir: Path | str | None = None,
     *,
     copy_version_id: str | None = None,
+    copy_pending: bool = False,
     new_version_id: str | None = None,
 ) -> CapacityReport:
     """Whether the old version, the copy and the new version of ``model`` fit at once
@@ -239,16 +240,17 @@ def rollout_capacity(
     type can add one). Nothing is changed.
 
     The old version is the zoo model's current one. ``copy_version_id``: the copy's
-    version when it exists (01 passes the duplicate it found; empty: ``MODEL_copy``'s
-    current version, else the copy is still to be deployed). ``new_version_id``: the new
-    version when it exists already (else still to be deployed).
+    version when it exists (01 passes the duplicate it found); None: ``MODEL_copy``'s
+    current version, or, when there is none or ``copy_pending`` (01 about to deploy new
+    content), a copy still to be deployed. ``new_version_id``: the new version when it
+    exists already (else still to be deployed).
     """
     pools = env.config.scalable_pools
     check_scalable_pools(pools, f"zoo_ops.toml [env.{env.name}.capacity]")
     package = read_truss(truss_dir or env.config.truss_root_path / model)
     report = _capacity_report(env, model, package)
     request = CapacityRequest.from_resources(package.config.resources)
-    if copy_version_id is None:
+    if copy_version_id is None and not copy_pending:
         copy_model = env.platform.find_zoo_model(model + COPY_SUFFIX)
         copy_version_id = copy_model.current_version_id if copy_model else None
     footprints = [
