@@ -92,7 +92,10 @@ def fingerprint(env: Environment) -> dict[str, str]:
 # database is fingerprinted table by table instead).
 WRITABLE = {"state", "executed"}
 DATABASE_FILES = {"platform.db", "platform.db-wal", "platform.db-shm", "platform.db-journal"}
-TRAIL_NAME = re.compile(r"^\d{8}T\d{6}Z-\d\d_[a-z]+\.ipynb$")
+# A runbook's notebook, or the record of a refused mutating command (whitelist-set, ...).
+TRAIL_NAME = re.compile(
+    r"^\d{8}T\d{6}Z-(\d\d_[a-z]+|whitelist-set|whitelist-remove|whitelist-edit|reconcile)\.ipynb$"
+)
 
 
 def tree(root: Path, *, skip: Collection[str] = ()) -> dict[str, str]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from zoo_ops.domain.capacity import check_scalable_pools
 from zoo_ops.domain.names import name_problem, rule
 from zoo_ops.domain.paths import confined
 from zoo_ops.domain.redaction import redact_url
@@ -264,4 +265,5 @@ def _capacity_table(value: object, where: str) -> dict[str, int]:
                 "(accelerators the autoscaler can add)"
             )
         out[str(accelerator)] = count
+    check_scalable_pools(out, where)
     return out
