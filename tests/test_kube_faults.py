@@ -165,9 +165,12 @@ def assert_nothing_half_written(
         # a delete that failed half-way is not retried by the step: both still there
         step == "05_retire" and set(after["deployments"]) <= set(before["deployments"])
     ), after
-    new_versions = set(after["versions"]) - set(before["versions"])
-    for row in new_versions:
+    before_rows = {row[0]: row for row in before["versions"]}
+    for row in after["versions"]:
         deployed = f"zoo-{row[0]}" in after["deployments"]
-        assert deployed is (row[4] != "FAILED"), (row, after)
+        if row[0] not in before_rows:  # a version the step created
+            assert deployed is (row[4] != "FAILED"), (row, after)
+        elif row[4] == "DELETED" != before_rows[row[0]][4]:  # a version the step retired
+            assert not deployed, ("marked DELETED while its Deployment is left", row, after)
     if verb == "update":
         assert after == before
