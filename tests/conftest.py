@@ -21,6 +21,7 @@ pytest_plugins = [
     "zoo_ops.testing.kube_fixtures",
     "zoo_ops.testing.secret_scan",
     "support.kube",  # the k8s_env fixture
+    "support.platform_db",  # the platform_databases fixture (PostgreSQL platform databases)
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

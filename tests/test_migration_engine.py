@@ -14,6 +14,7 @@ from sqlalchemy import insert, text
 from support.migration import Platform, build_platform, table_checksum, zoo_ops_state
 
 from zoo_ops.adapters.platform import schema as s
+from zoo_ops.adapters.platform import versioning
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, GateClosed, LockHeld, NotFound
 from zoo_ops.migration import batches
@@ -343,7 +344,7 @@ def test_postgres_batches_pick_through_the_proxy_index(postgres_url: str) -> Non
 
     engine = make_engine(postgres_url)
     try:
-        s.create_schema(engine)
+        versioning.create_schema(engine)
         with msql.MigrationStore(engine).mover(MigrationPlan("iris", "forwards", "a", "b"), "m"):
             pass  # entering and leaving must restore the session settings
         with engine.connect() as conn:

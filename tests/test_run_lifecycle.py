@@ -22,6 +22,7 @@ from sqlalchemy import select
 from support.runs import CLI, MIGRATE_ALONE_ARGS, journal_count, user_proxies, wait_for
 
 from zoo_ops.adapters.platform import schema as s
+from zoo_ops.adapters.platform import versioning
 from zoo_ops.adapters.platform.runs import RunRecord, RunStore
 from zoo_ops.adapters.processes import process_alive
 from zoo_ops.trail.notebook import read_notebook_scraps
@@ -298,8 +299,8 @@ def test_an_older_runs_table_gets_the_new_columns(database_url) -> None:
                     "notebook_path TEXT)"
                 )
             )
-        s.create_schema(engine)
-        s.create_schema(engine)  # twice is harmless
+        versioning.create_schema(engine)
+        versioning.create_schema(engine)  # twice is harmless
         columns = {c["name"] for c in inspect(engine).get_columns("zoo_ops_run")}
         assert set(s.RUN_COLUMNS_ADDED) <= columns
         store = RunStore(engine)

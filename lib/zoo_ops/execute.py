@@ -45,6 +45,7 @@ from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound, TrailUnwritable
 from zoo_ops.kernel import ensure_kernel
 from zoo_ops.runbook import EXECUTED_PATH_ENV, check_trail_writable
+from zoo_ops.services.attached import require_attached
 from zoo_ops.steps.parameters import convert_texts
 from zoo_ops.trail import canonical_step
 from zoo_ops.trail.names import STAMP_FORMAT
@@ -195,13 +196,9 @@ def _execute(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    store = environment.platform
-    if not store.has_schema():
-        raise NotFound(
-            f"environment {environment.name!r} ({environment.config.database_url_redacted}) "
-            "has no platform tables; for the local environment run `zoo-ops demo`"
-        )
-    store.create_schema()  # zoo-ops's own tables (and new columns), where missing
+    # Never creates tables: the platform's come from the platform (or the demo), zoo-ops's
+    # own from `zoo-ops init -e ENV`.
+    require_attached(environment)
     kernel = ensure_kernel()
     runs = environment.runs
     record, out, partial = _reserve(runs, environment.config.executed_root_path, step, params)

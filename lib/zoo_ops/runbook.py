@@ -38,10 +38,10 @@ from zoo_ops.errors import (
     BadInput,
     GateClosed,
     Interrupted,
-    NotFound,
     TrailUnwritable,
     ZooOpsError,
 )
+from zoo_ops.services.attached import require_attached
 from zoo_ops.steps.parameters import CommonParameters, parameters_of, validate_step
 from zoo_ops.trail import canonical_step
 
@@ -413,13 +413,9 @@ def _start(step: str, given: dict[str, Any], *, papermill_output: str | None = N
             f"environment {environment.name!r} is protected: pass -p confirm {environment.name} "
             "to run a mutating step (or dry_run=True to look first)"
         )
-    store = environment.platform
-    if not store.has_schema():
-        raise NotFound(
-            f"environment {environment.name!r} ({environment.config.database_url_redacted}) "
-            "has no platform tables; for the local environment run `zoo-ops demo`"
-        )
-    store.create_schema()  # zoo-ops's own tables, where missing
+    # Never creates tables: the platform's come from the platform (or the demo), zoo-ops's
+    # own from `zoo-ops init -e ENV`.
+    require_attached(environment)
 
     parameters = redact_parameters(asdict(params))
     notebook = os.environ.get(EXECUTED_PATH_ENV) or papermill_output

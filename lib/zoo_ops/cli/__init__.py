@@ -28,6 +28,7 @@ from zoo_ops.errors import DatabaseUnreachable, ZooOpsError
 # Order is the order of `zoo-ops --help`.
 COMMAND_MODULES = (
     "zoo_ops.cli.demo",
+    "zoo_ops.cli.init",
     "zoo_ops.cli.hash",
     "zoo_ops.cli.run",
     "zoo_ops.cli.whitelist",

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from zoo_ops.commands.status import format_at, parse_time
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound
+from zoo_ops.services.attached import require_platform_tables
 from zoo_ops.trail import (
     NOT_RECORDED,
     RunLike,
@@ -256,11 +257,7 @@ def history(env: Environment, oracle_version_id: str) -> HistoryTable:
     if not isinstance(oracle_version_id, str) or not oracle_version_id.strip():
         raise BadInput("an oracle version id is required; pass ORACLE_VERSION_ID")
     version_id = oracle_version_id.strip()
-    if not env.platform.has_schema():
-        raise NotFound(
-            f"environment {env.name!r} has no platform tables; for the local environment "
-            "run `zoo-ops demo`"
-        )
+    require_platform_tables(env)
     found = env.platform.find_version(version_id)
     oracle_id = found.oracle_id if found else None
     index = TrailIndex(env.config.executed_root_path)

@@ -163,8 +163,8 @@ runs = Table(
     Index("zoo_ops_run_notebook_path_key", "notebook_path", unique=True),
 )
 
-# Columns added to zoo_ops_run after its first release: create_schema adds them to an
-# existing table (ALTER TABLE ... ADD COLUMN) when missing.
+# Columns added to zoo_ops_run after its first release: the Alembic baseline adds them to
+# an existing (pre-Alembic) table when missing.
 RUN_COLUMNS_ADDED = ("host", "pid", "pid_start", "kernel_pid", "kernel_pid_start")
 
 deploy_log = Table(
@@ -232,51 +232,19 @@ meta = Table(
 )
 
 
-def create_schema(engine: Engine) -> None:
-    """Create every table that is missing. Running it twice is harmless."""
-    metadata.create_all(engine, checkfirst=True)
-    upgrade_runs_table(engine)
+PLATFORM_TABLES = (organizations, users, oracles, oracle_versions, secrets_table)
+"""The platform's tables: zoo-ops reads and writes them, and creates them only in the demo."""
+
+ZOO_OPS_PREFIX = "zoo_ops_"
+ZOO_OPS_TABLES = (runs, deploy_log, migrations, migration_journal, locks, meta)
+"""zoo-ops's own tables, created and upgraded only by Alembic
+(:mod:`zoo_ops.adapters.platform.versioning`)."""
 
 
-def upgrade_runs_table(engine: Engine) -> list[str]:
-    """Add the columns (and the notebook-path index) an older ``zoo_ops_run`` lacks.
+def create_platform_tables(engine: Engine) -> None:
+    """Create the platform's tables that are missing: ``zoo-ops demo`` and tests only.
 
-    Returns the columns added. Safe against a concurrent upgrade (a column another
-    process added meanwhile is taken as added). The unique index is skipped when old
-    rows already share a notebook path (an older version's same-second collision).
+    An existing platform database is attached with ``zoo-ops init``, which never creates
+    a platform table.
     """
-    from sqlalchemy import inspect, text
-    from sqlalchemy.exc import DBAPIError
-
-    insp = inspect(engine)
-    present = {c["name"] for c in insp.get_columns(runs.name)}
-    added = []
-    for name in RUN_COLUMNS_ADDED:
-        if name in present:
-            continue
-        column = runs.c[name]
-        ddl = f"ALTER TABLE {runs.name} ADD COLUMN {name} {column.type.compile(engine.dialect)}"
-        try:
-            with engine.begin() as conn:
-                conn.execute(text(ddl))
-            added.append(name)
-        except DBAPIError:
-            if name not in {c["name"] for c in inspect(engine).get_columns(runs.name)}:
-                raise
-    if "zoo_ops_run_notebook_path_key" not in {i["name"] for i in insp.get_indexes(runs.name)}:
-        try:
-            with engine.begin() as conn:
-                conn.execute(
-                    text(
-                        "CREATE UNIQUE INDEX IF NOT EXISTS zoo_ops_run_notebook_path_key "
-                        f"ON {runs.name} (notebook_path)"
-                    )
-                )
-        except DBAPIError:
-            pass  # duplicate paths from before; the reservation's O_EXCL file still holds
-    return added
-
-
-def drop_schema(engine: Engine) -> None:
-    """Drop every table this module owns (``zoo-ops demo --reset`` on a shared database)."""
-    metadata.drop_all(engine, checkfirst=True)
+    metadata.create_all(engine, tables=list(PLATFORM_TABLES), checkfirst=True)

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Executable, and_, func, insert, select, updat
 from sqlalchemy.engine import Engine
 
 from zoo_ops.adapters.platform import schema as s
+from zoo_ops.adapters.platform import versioning
 from zoo_ops.adapters.platform.schema import utcnow
 from zoo_ops.domain.ids import new_id
 from zoo_ops.errors import NotFound, StepFailed
@@ -108,11 +109,17 @@ class PlatformStore:
                 c.execute(stmt)
 
     def create_schema(self) -> None:
-        s.create_schema(self.engine)
+        """The platform's tables and zoo-ops's own (``zoo-ops demo`` and tests only; an
+        existing platform database is attached with ``zoo-ops init``)."""
+        versioning.create_schema(self.engine)
 
     def drop_schema(self) -> None:
         """Drop every table zoo-ops knows, platform's and its own (the demo's ``--reset``)."""
-        s.drop_schema(self.engine)
+        versioning.drop_schema(self.engine)
+
+    def zoo_ops_schema(self) -> versioning.SchemaState:
+        """The revision of zoo-ops's own tables and which of them exist (reads only)."""
+        return versioning.state(self.engine)
 
     # --- organizations and users ----------------------------------------------------
 
