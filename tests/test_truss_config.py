@@ -117,20 +117,44 @@ def test_memory_quantities(value: Any, size: int) -> None:
     [
         ("T4", Accelerator("T4", 1)),
         ("A10G:2", Accelerator("A10G", 2)),
-        ("a100:8", Accelerator("A100", 8)),
+        ("A100:8", Accelerator("A100", 8)),
+        (" H100_40GB ", Accelerator("H100_40GB", 1)),
+        ("B200", Accelerator("B200", 1)),
+        ("RTX_PRO_6000:4", Accelerator("RTX_PRO_6000", 4)),
+        ({"accelerator": "L40S", "count": 2}, Accelerator("L40S", 2)),
+        ({"accelerator": None}, None),
         (None, None),
-        ("", None),
     ],
 )
 def test_accelerator_specs(value: Any, expected: Accelerator | None) -> None:
     assert parse_accelerator(value, SOURCE) == expected
 
 
-def test_legacy_use_gpu_means_one_gpu_of_any_type() -> None:
+@pytest.mark.parametrize("gpu_type", ["B200", "H200", "L40S", "RTX_PRO_6000", "B300", "GB300"])
+def test_every_gpu_type_truss_accepts_is_accepted(gpu_type: str) -> None:
+    # Issue 15: zoo-ops's own list refused these, which truss accepts.
+    config = parse_truss_config(config_with_resources(accelerator=f"{gpu_type}:2"), SOURCE)
+    assert config.resources.accelerator == Accelerator(gpu_type, 2)
+
+
+def test_use_gpu_is_ignored_as_truss_ignores_it() -> None:
+    # Changed in issue 15 ("as truss reads it"): truss drops use_gpu before validating and
+    # derives it from the accelerator, so use_gpu alone asks for no GPU (it used to mean
+    # one GPU of any type here), and a malformed use_gpu is not an error.
     config = parse_truss_config(config_with_resources(use_gpu=True), SOURCE)
-    assert config.resources.accelerator == Accelerator(type="", count=1)
-    assert config.resources.use_gpu is True
-    assert config.resources.gpu_count == 1
+    assert config.resources.accelerator is None
+    assert config.resources.use_gpu is False
+    assert config.resources.gpu_count == 0
+    assert (
+        parse_truss_config(config_with_resources(use_gpu="yes"), SOURCE).resources.use_gpu is False
+    )
+
+
+def test_unknown_keys_truss_ignores_are_ignored() -> None:
+    data = {"model_name": "m", "runtime_flavour": 3, "resources": {"cpu": "2", "gpu_vendor": "x"}}
+    config = parse_truss_config(data, SOURCE)
+    assert config.resources.cpu_millicores == 2000
+    assert config.raw["runtime_flavour"] == 3
 
 
 def test_an_accelerator_implies_use_gpu() -> None:
@@ -156,7 +180,16 @@ def test_an_accelerator_implies_use_gpu() -> None:
         ({"accelerator": "T4:0"}, f'{SOURCE}: resources.accelerator "T4:0": the GPU count'),
         ({"accelerator": "T4:two"}, f'{SOURCE}: resources.accelerator "T4:two"'),
         ({"accelerator": 4}, f"{SOURCE}: resources.accelerator 4"),
-        ({"use_gpu": "yes"}, f"{SOURCE}: resources.use_gpu 'yes'"),
+        ({"accelerator": "t4"}, f'{SOURCE}: resources.accelerator "t4": GPU types are case'),
+        ({"accelerator": ""}, f'{SOURCE}: resources.accelerator "": no GPU type'),
+        ({"accelerator": "A10G:2:3"}, f'{SOURCE}: resources.accelerator "A10G:2:3": expected'),
+        ({"accelerator": "T4: 2"}, f'{SOURCE}: resources.accelerator "T4: 2": the GPU count'),
+        (
+            {"accelerator": {"accelerator": "T4", "count": 0}},
+            f"{SOURCE}: resources.accelerator.count 0",
+        ),
+        ({"cpu": 1}, f'{SOURCE}: resources.cpu "1": truss reads cpu only as a string'),
+        ({"memory": 1048576}, f'{SOURCE}: resources.memory "1048576": truss reads memory only'),
         ({"cpu": float("inf")}, f'{SOURCE}: resources.cpu "inf"'),
         ({"cpu": float("nan")}, f'{SOURCE}: resources.cpu "nan"'),
         ({"cpu": -1}, f'{SOURCE}: resources.cpu "-1"'),
@@ -184,6 +217,10 @@ def test_bad_resources_name_the_file_and_key(
         ({"resources": "big"}, f"{SOURCE}: resources must be a mapping"),
         ({"requirements": "numpy"}, f"{SOURCE}: requirements must be a list of strings"),
         ({"secrets": "hf_access_token"}, f"{SOURCE}: secrets must be a mapping"),
+        ({"secrets": ["hf_access_token"]}, f"{SOURCE}: secrets must be a mapping"),
+        ({"secrets": None}, f"{SOURCE}: secrets is empty"),
+        ({"resources": None}, f"{SOURCE}: resources is empty"),
+        ({"secrets": {"token": 3}}, f"{SOURCE}: secrets.token: the placeholder must be null"),
         ({"secrets": {"bad name!": None}}, f"{SOURCE}: secrets: 'bad name!'"),
         ({"model_name": 3}, f"{SOURCE}: model_name 3: expected a string"),
         ({"model_class_name": "not a class"}, f'{SOURCE}: model_class_name "not a class"'),

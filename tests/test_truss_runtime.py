@@ -290,6 +290,7 @@ def test_bad_resources(tmp_path: Path) -> None:
         load_truss_model(truss)
     assert str(caught.value) == (
         f'{truss / "config.yaml"}: resources.memory "12Q": unknown unit; use k, M, G, Ki, Mi or Gi'
+        " (or T, P, E, Ti, Pi, Ei)"  # issue 15: every unit truss accepts
     )
 
 

@@ -5,9 +5,20 @@ turns them into frozen dataclasses. Every error is a :class:`~zoo_ops.errors.Tru
 of one line naming the file and the key, e.g.
 ``truss_models/iris/config.yaml: resources.memory "12Q": unknown unit; use k, M, G, Ki, Mi or Gi``.
 
-The keys and defaults are truss's own (``truss.truss_config``): a truss written by
-``truss init`` parses here unchanged, and keys this tool does not use are accepted and
-kept in :attr:`TrussConfig.raw` (which the runtime hands to the model as ``config``).
+The keys, types and defaults are truss's own (``truss.base.truss_config``, truss 0.18):
+a config truss accepts parses here to the same resources, accelerator, GPU count, secret
+names and model class, and a config truss refuses is refused here too
+(``tests/test_truss_vs_truss.py`` checks both against the ``truss`` package). Keys this
+tool does not use, at the top level and inside ``resources``, are ignored as truss's
+config model ignores them (it allows extra keys) and kept in :attr:`TrussConfig.raw`
+(which the runtime hands to the model as ``config``).
+
+Where zoo-ops is stricter than truss it is on purpose, for values truss accepts but no
+deploy can serve: a CPU or memory amount that is not a positive whole number of
+millicores or bytes (truss takes ``"-1"``, ``"0"``, ``"inf"``), an accelerator count of
+0 in the mapping form, a ``TYPE:COUNT:EXTRA`` spec (truss silently reads the count as 1),
+a secret name a Kubernetes Secret key cannot hold, a model class name that is not a
+Python identifier, a path leaving the truss folder.
 """
 
 from __future__ import annotations
@@ -31,30 +42,57 @@ DEFAULT_MODEL_CLASS_NAME = "Model"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_EXAMPLES_FILENAME = "examples.yaml"
 
-# The GPU types truss's Accelerator enum knows; anything else is a typo a deploy would
-# only reject much later.
-KNOWN_ACCELERATORS = ("T4", "L4", "A10G", "V100", "A100", "A100_40GB", "H100", "H100_40GB", "H200")
+# The one list of GPU types in zoo-ops: the values of truss's ``Accelerator`` enum
+# (truss/base/truss_config.py, truss 0.18.36; ``B10`` is its hidden member, accepted
+# all the same). Names are case-sensitive, as truss's enum lookup is. Anything else is a
+# typo a deploy would only reject much later.
+TRUSS_ACCELERATORS = (
+    "B10",
+    "T4",
+    "L4",
+    "A10G",
+    "V100",
+    "A100",
+    "A100_40GB",
+    "H100",
+    "H200",
+    "H100_40GB",
+    "B200",
+    "L40S",
+    "RTX_PRO_6000",
+    "B300",
+    "GB300",
+)
+KNOWN_ACCELERATORS = TRUSS_ACCELERATORS  # the name older code imports
 
-# Kubernetes quantity suffixes truss accepts for memory, and their multipliers.
+# Kubernetes quantity suffixes truss accepts for memory (``Resources._MEMORY_UNITS``),
+# and their multipliers.
 MEMORY_UNITS: dict[str, int] = {
     "k": 10**3,
     "M": 10**6,
     "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
     "Ki": 2**10,
     "Mi": 2**20,
     "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
 }
 _MEMORY_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
 _CPU_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(m?)\s*$")
-_ACCELERATOR_RE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(?::\s*([0-9]+)\s*)?$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _VCS_RE = re.compile(r"^(?:git|hg|svn|bzr)\+")
 
 
 @dataclass(frozen=True)
 class Accelerator:
-    """A GPU request: ``type`` is a truss accelerator name (``"T4"``), or ``""`` when the
-    legacy ``use_gpu: true`` asked for a GPU without naming its type."""
+    """A GPU request: ``type`` is a truss accelerator name (``"T4"``), ``count`` >= 1.
+
+    ``type`` may be ``""`` (a GPU of any type) only where a legacy version's footprint is
+    reported so; a truss config always names its type (truss ignores ``use_gpu``)."""
 
     type: str
     count: int
@@ -128,9 +166,11 @@ class Example:
 def parse_truss_config(data: Any, source: str) -> TrussConfig:
     """Validate a YAML-loaded ``config.yaml`` (``source`` names the file in errors).
 
-    Algorithm: the top level must be a mapping; each known key is checked for type and
-    filled with truss's default when absent; ``resources`` is parsed into exact integers
-    (millicores, bytes); ``secrets`` keeps names only. Unknown keys pass through in ``raw``.
+    Algorithm: the top level must be a mapping; each known key is checked for truss's
+    type (a key present with ``null`` is refused where truss refuses it: ``resources``,
+    ``secrets``) and filled with truss's default when absent; ``resources`` is parsed into
+    exact integers (millicores, bytes); ``secrets`` keeps names only. Unknown keys pass
+    through in ``raw``, as truss's config model allows extra keys.
     """
     if data is None:
         data = {}
@@ -139,6 +179,12 @@ def parse_truss_config(data: Any, source: str) -> TrussConfig:
     model_name = _optional_str(data, "model_name", source) or ""
     python_version = _optional_str(data, "python_version", source) or "py39"
     requirements = parse_requirements(data.get("requirements"), source)
+    for key in ("resources", "secrets"):
+        if key in data and data[key] is None:
+            raise TrussError(
+                f"{source}: {key} is empty (null), which truss refuses; "
+                f"remove the key or write {key}: {{}}"
+            )
     secrets = parse_secret_names(data.get("secrets"), source)
     resources = parse_resources(data.get("resources"), source)
     module_dir = _relative_name(data, "model_module_dir", DEFAULT_MODEL_MODULE_DIR, source)
@@ -171,21 +217,28 @@ def parse_truss_config(data: Any, source: str) -> TrussConfig:
 
 
 def parse_secret_names(value: Any, source: str) -> tuple[str, ...]:
-    """``secrets`` as truss writes it (a mapping of name -> placeholder), or a list of
-    names; returns the sorted names, dropping every value."""
+    """``secrets`` as truss reads it: a mapping of name -> ``null`` placeholder (or a
+    string, which truss accepts and zoo-ops drops unread); returns the sorted names.
+    A list of names, or a placeholder that is neither null nor a string, is refused as
+    truss refuses it; a value is never quoted in the message."""
     if value is None:
         return ()
-    if isinstance(value, Mapping):
-        names = list(value.keys())
-    elif isinstance(value, list):
-        names = list(value)
-    else:
-        raise TrussError(f"{source}: secrets must be a mapping of secret names, got {_kind(value)}")
+    if not isinstance(value, Mapping):
+        raise TrussError(
+            f"{source}: secrets must be a mapping of secret names to null "
+            f"(e.g. hf_access_token: null), got {_kind(value)}"
+        )
+    names = list(value.keys())
     for name in names:
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise TrussError(
                 f"{source}: secrets: {name!r} is not a valid secret name "
                 "(letters, digits, '_', '-', '.')"
+            )
+        if value[name] is not None and not isinstance(value[name], str):
+            raise TrussError(
+                f"{source}: secrets.{name}: the placeholder must be null "
+                "(store the value in the secret store, not in config.yaml)"
             )
     return tuple(sorted(set(names)))
 
@@ -218,23 +271,28 @@ def parse_requirements(value: Any, source: str) -> tuple[str, ...]:
 
 
 def parse_resources(value: Any, source: str) -> Resources:
-    """``resources``: cpu, memory, accelerator and the legacy use_gpu, with truss's
-    defaults (1 CPU, 2Gi, no GPU). ``use_gpu: true`` without an accelerator means one GPU
-    of unspecified type; an accelerator implies ``use_gpu``."""
+    """``resources`` as truss reads it: cpu, memory and accelerator, with truss's
+    defaults (1 CPU, 2Gi, no GPU); other keys are ignored.
+
+    ``cpu`` and ``memory`` must be strings (truss's fields are ``str`` and refuse a YAML
+    number: write ``cpu: "1"``). ``use_gpu`` is ignored, as truss drops it before
+    validating: whether a GPU is used follows from ``accelerator`` alone, so
+    ``use_gpu: true`` without an accelerator is no GPU (a truss deploy gets none).
+    """
     if value is None:
         value = {}
     if not isinstance(value, Mapping):
         raise TrussError(f"{source}: resources must be a mapping, got {_kind(value)}")
+    for key, default in (("cpu", DEFAULT_CPU), ("memory", DEFAULT_MEMORY)):
+        given = value.get(key, default)
+        if not isinstance(given, str | bool):  # a bool gets its own message below
+            raise TrussError(
+                f'{source}: resources.{key} "{given}": truss reads {key} only as a string; '
+                f"quote it in config.yaml"
+            )
     cpu = parse_cpu(value.get("cpu", DEFAULT_CPU), source)
     memory = parse_memory(value.get("memory", DEFAULT_MEMORY), source)
     accelerator = parse_accelerator(value.get("accelerator"), source)
-    use_gpu = value.get("use_gpu", False)
-    if use_gpu is None:
-        use_gpu = False
-    if not isinstance(use_gpu, bool):
-        raise TrussError(f"{source}: resources.use_gpu {use_gpu!r}: expected true or false")
-    if use_gpu and accelerator is None:
-        accelerator = Accelerator(type="", count=1)
     return Resources(
         cpu_millicores=cpu,
         memory_bytes=memory,
@@ -275,7 +333,10 @@ def parse_memory(value: Any, source: str) -> int:
         raise TrussError(f'{source}: {key} "{text}": expected a size like "512Mi" or "2Gi"')
     number_text, unit = match.groups()
     if unit and unit not in MEMORY_UNITS:
-        raise TrussError(f'{source}: {key} "{text}": unknown unit; use k, M, G, Ki, Mi or Gi')
+        raise TrussError(
+            f'{source}: {key} "{text}": unknown unit; use k, M, G, Ki, Mi or Gi '
+            "(or T, P, E, Ti, Pi, Ei)"
+        )
     try:
         amount = Decimal(number_text) * MEMORY_UNITS.get(unit, 1)
     except InvalidOperation:  # pragma: no cover - the regex admits only decimals
@@ -286,28 +347,66 @@ def parse_memory(value: Any, source: str) -> int:
 
 
 def parse_accelerator(value: Any, source: str) -> Accelerator | None:
-    """``TYPE`` or ``TYPE:COUNT`` (``"T4"``, ``"A10G:2"``); null or empty means none."""
+    """``resources.accelerator`` as truss's ``AcceleratorSpec`` reads it.
+
+    Algorithm: null (or absent) is no GPU. A string is stripped and split on ``:``; the
+    first part must be one of :data:`TRUSS_ACCELERATORS` exactly (case-sensitive, no
+    inner spaces), and a second part, when present, a count of ASCII digits >= 1
+    (``"A10G:2"``, ``"H100:8"``); without one the count is 1. A mapping
+    ``{accelerator: TYPE, count: N}`` (truss's own serialised form) is read the same way;
+    with ``accelerator: null`` it is no GPU. Anything else is refused, naming the value.
+    Stricter than truss: a third part (``"A10G:2:3"``, which truss reads as one GPU) and a
+    count of 0 in the mapping form are refused.
+    """
     key = "resources.accelerator"
-    if value is None or value == "":
+    form = '"TYPE" or "TYPE:COUNT", e.g. "A10G:2"'
+    if value is None:
         return None
+    if isinstance(value, Mapping):
+        return _accelerator_from_mapping(value, source)
     if not isinstance(value, str):
-        raise TrussError(
-            f'{source}: {key} {value!r}: expected "TYPE" or "TYPE:COUNT", e.g. "A10G:2"'
-        )
-    match = _ACCELERATOR_RE.match(value)
-    if not match:
-        raise TrussError(
-            f'{source}: {key} "{value}": expected "TYPE" or "TYPE:COUNT", e.g. "A10G:2"'
-        )
-    gpu_type, count_text = match.group(1).upper(), match.group(2)
-    if gpu_type not in KNOWN_ACCELERATORS:
-        raise TrussError(
-            f'{source}: {key} "{value}": unknown GPU type; use one of {", ".join(KNOWN_ACCELERATORS)}'
-        )
-    count = int(count_text) if count_text is not None else 1
-    if count < 1:
-        raise TrussError(f'{source}: {key} "{value}": the GPU count must be at least 1')
+        raise TrussError(f"{source}: {key} {value!r}: expected {form}")
+    parts = value.strip().split(":")
+    gpu_type = parts[0]
+    if not gpu_type:
+        raise TrussError(f'{source}: {key} "{value}": no GPU type; expected {form}')
+    if len(parts) > 2:
+        raise TrussError(f'{source}: {key} "{value}": expected {form}')
+    _check_accelerator_type(gpu_type, f'{source}: {key} "{value}"')
+    count = 1
+    if len(parts) == 2:
+        count_text = parts[1]
+        if not (count_text.isascii() and count_text.isdigit()):
+            raise TrussError(
+                f'{source}: {key} "{value}": the GPU count must be a whole number, e.g. "{gpu_type}:2"'
+            )
+        count = int(count_text)
+        if count < 1:
+            raise TrussError(f'{source}: {key} "{value}": the GPU count must be at least 1')
     return Accelerator(type=gpu_type, count=count)
+
+
+def _accelerator_from_mapping(value: Mapping[Any, Any], source: str) -> Accelerator | None:
+    key = "resources.accelerator"
+    gpu_type, count = value.get("accelerator"), value.get("count", 1)
+    if gpu_type is None:
+        return None
+    if not isinstance(gpu_type, str):
+        raise TrussError(f"{source}: {key}.accelerator {gpu_type!r}: expected a GPU type name")
+    _check_accelerator_type(gpu_type, f'{source}: {key}.accelerator "{gpu_type}"')
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise TrussError(f"{source}: {key}.count {count!r}: the GPU count must be at least 1")
+    return Accelerator(type=gpu_type, count=count)
+
+
+def _check_accelerator_type(gpu_type: str, where: str) -> None:
+    """Refuse a GPU type truss does not know, with the list (and the capitals, if that
+    is all that is wrong)."""
+    if gpu_type in TRUSS_ACCELERATORS:
+        return
+    if gpu_type.upper() in TRUSS_ACCELERATORS:
+        raise TrussError(f"{where}: GPU types are case-sensitive; write {gpu_type.upper()}")
+    raise TrussError(f"{where}: unknown GPU type; use one of {', '.join(TRUSS_ACCELERATORS)}")
 
 
 def parse_examples(data: Any, source: str) -> list[Example]:
