@@ -7,6 +7,7 @@ HTTP to a small local server that serves truss models with the in-process runtim
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,10 +21,11 @@ from zoo_ops.adapters.platform.store import OracleVersion, utcnow
 from zoo_ops.adapters.serving.kubernetes import KubernetesServing
 from zoo_ops.adapters.truss_files import truss_content_hash
 from zoo_ops.adapters.truss_runtime import load_truss_model, read_truss
+from zoo_ops.adapters.wiring import cluster_for
 from zoo_ops.commands.demo import demo_data_dir
 from zoo_ops.domain.capacity import Amounts
 from zoo_ops.environment import Environment
-from zoo_ops.errors import StepFailed
+from zoo_ops.errors import ConfigError, StepFailed
 from zoo_ops.services.preflight import preflight_capacity, preflight_secrets
 from zoo_ops.testing.kube_api import (
     FAIL_ANNOTATION,
@@ -82,8 +84,12 @@ def serving_of(env: Environment, **kwargs: Any) -> KubernetesServing:
     return KubernetesServing(**options)
 
 
-def version(version_id: str, artifact: str) -> OracleVersion:
-    return OracleVersion(version_id, "oracle1", None, None, "ACTIVE", artifact, utcnow())
+TRUSS_HASH = "ab" * 32
+
+
+def version(version_id: str, artifact: str, truss_hash: str | None = TRUSS_HASH) -> OracleVersion:
+    """A zoo version row: a truss version by default, a legacy one with truss_hash=None."""
+    return OracleVersion(version_id, "oracle1", None, truss_hash, "ACTIVE", artifact, utcnow())
 
 
 def pod(name: str, node: str, requests: dict[str, str], phase: str = "Running") -> dict[str, Any]:
@@ -237,13 +243,19 @@ def test_predict_posts_json_to_the_url_template_for_truss_and_legacy_versions(
     iris = load_truss_model(TRUSSES / "iris")
     legacy = load_legacy_model(demo_data_dir() / "legacy" / "iris")
     request = {"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
-    with TrussHttpServer({"zoo-v1iris": iris, "zoo-v0legacy": legacy}) as server:
+    # Each kind through its own template (issue 15 changed this: a legacy version used to
+    # be asked at the truss template's zoo-<id> Service, which only zoo-ops deploys make).
+    with TrussHttpServer({"zoo-v1iris": iris, "legacy-oracle1-v0legacy": legacy}) as server:
         serving = serving_of(
             k8s_env,
             predict_url_template=server.url + "/{service}/v1/models/model:predict",
+            legacy_predict_url_template=(
+                server.url + "/legacy-{oracle_id}-{version_id}/v1/models/model:predict"
+            ),
         )
         answer = serving.predict(version("v1iris", "kubernetes:baseten/zoo-v1iris"), request)
-        old_answer = serving.predict(version("v0legacy", "legacy:artifacts/v0legacy"), request)
+        legacy_version = version("v0legacy", "legacy:artifacts/v0legacy", truss_hash=None)
+        old_answer = serving.predict(legacy_version, request)
         with pytest.raises(StepFailed, match="HTTP 404"):
             serving.predict(version("v9missing", "kubernetes:baseten/zoo-v9missing"), request)
         with pytest.raises(StepFailed, match="HTTP 500"):
@@ -252,6 +264,77 @@ def test_predict_posts_json_to_the_url_template_for_truss_and_legacy_versions(
     assert answer == iris.predict(request)
     assert answer["predictions"] == ["setosa", "virginica"]
     assert old_answer == legacy.predict(request)
+
+
+def test_a_legacy_version_without_a_legacy_template_is_refused_naming_the_key(
+    k8s_env: Environment,
+) -> None:
+    serving = serving_of(k8s_env)
+    legacy = version("v0legacy", "legacy:artifacts/v0legacy", truss_hash=None)
+    assert serving.endpoint_problem(version("v1iris", "kubernetes:baseten/zoo-v1iris")) is None
+    problem = serving.endpoint_problem(legacy)
+    assert problem is not None and "legacy_predict_url_template" in problem
+    with pytest.raises(ConfigError, match="set legacy_predict_url_template"):
+        serving.predict(legacy, {"instances": []})
+
+
+@pytest.mark.parametrize(
+    ("key", "template", "field"),
+    [
+        ("image", "registry/{truss_name}:{tag}", "{tag}"),
+        ("predict_url_template", "http://{host}/predict", "{host}"),
+        ("legacy_predict_url_template", "http://{service}/predict", "{service}"),
+        ("image", "registry/{}:x", "positional"),
+    ],
+)
+def test_a_template_with_an_unknown_field_is_refused_in_one_line(
+    k8s_env: Environment, key: str, template: str, field: str
+) -> None:
+    config = dataclasses.replace(k8s_env.config, **{key: template})
+    with pytest.raises(ConfigError) as caught:
+        cluster_for(config)  # the capacity preflight builds this before any write
+    message = str(caught.value)
+    assert "\n" not in message and key in message and field in message
+
+
+def test_deploy_uses_the_image_template_and_image_pull_secrets(
+    k8s_env: Environment, kube_api: KubeApiStandIn
+) -> None:
+    serving = serving_of(
+        k8s_env,
+        image_template="registry.example/zoo/{truss_name}@{truss_hash_short}",
+        image_pull_secrets=("regcred", "mirror"),
+    )
+    package = read_truss(TRUSSES / "iris")
+    serving.deploy("v1img", package.path, package.config, model="iris", truss_hash=TRUSS_HASH)
+    deployment = kube_api.get_object("Deployment", BASETEN_NAMESPACE, "zoo-v1img")
+    assert deployment is not None
+    pod_spec = deployment["spec"]["template"]["spec"]
+    assert pod_spec["containers"][0]["image"] == f"registry.example/zoo/iris@{TRUSS_HASH[:16]}"
+    assert pod_spec["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror"}]
+
+
+def test_retire_deletes_only_what_zoo_ops_made(
+    k8s_env: Environment, kube_api: KubeApiStandIn
+) -> None:
+    serving = serving_of(k8s_env)
+    package = read_truss(TRUSSES / "iris")
+    artifact = serving.deploy(
+        "v1own", package.path, package.config, model="iris", truss_hash=TRUSS_HASH
+    )
+    own = serving.retire(version("v1own", artifact))
+    assert own.removed == f"Deployment and Service {BASETEN_NAMESPACE}/zoo-v1own"
+    assert not own.not_removed
+    assert kube_api.get_object("Deployment", BASETEN_NAMESPACE, "zoo-v1own") is None
+    assert kube_api.get_object("Service", BASETEN_NAMESPACE, "zoo-v1own") is None
+    legacy = serving.retire(version("v0old", "legacy:artifacts/v0old", truss_hash=None))
+    assert not legacy.removed
+    assert legacy.not_removed == "serving not removed by zoo-ops: legacy:artifacts/v0old"
+    assert "legacy" in legacy.why
+    # On a platform-automated cluster even a zoo-<id>-looking artifact is not zoo-ops's.
+    observer = serving_of(k8s_env, manages_versions=False)
+    theirs = observer.retire(version("v2p", f"kubernetes:{BASETEN_NAMESPACE}/zoo-v2p"))
+    assert not theirs.removed and "platform's automation" in theirs.why
 
 
 def test_predict_names_the_url_when_nothing_answers(k8s_env: Environment) -> None:

@@ -15,6 +15,9 @@ serving       ``serving``             LocalServing(config, secrets)             
 cluster       ``serving``             LocalMachine(config)                        KubernetesCluster(config)
 ============  ======================  ==========================================  =========================
 
+Who deploys (``automation``: the embedded reconciler or the platform's own automation)
+is a procedure, not an adapter: its registry is ``zoo_ops.services.deploy.DEPLOYERS``.
+
 Collaborators are passed as providers (``() -> PlatformStore``): an adapter that does
 not need one never builds it (a Kubernetes secret store opens no database).
 
@@ -32,6 +35,12 @@ from zoo_ops.adapters.registry import Registry
 from zoo_ops.adapters.secrets import SecretStore
 from zoo_ops.adapters.serving import Serving
 from zoo_ops.adapters.settings import SettingsStore
+from zoo_ops.domain.url_templates import (
+    IMAGE_FIELDS,
+    LEGACY_URL_FIELDS,
+    TRUSS_URL_FIELDS,
+    template_problem,
+)
 from zoo_ops.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -54,6 +63,8 @@ if TYPE_CHECKING:
     _CLUSTER_CLASSES: tuple[type[Cluster], ...] = (LocalMachine, KubernetesCluster)
 
 T = TypeVar("T")
+#: ``automation`` value under which zoo-ops itself deploys (and so may delete) versions.
+ZOO_OPS_AUTOMATION = "zoo-ops"
 Provider: TypeAlias = Callable[[], T]
 
 #: ``factory(config, argument)``: ``argument`` is the settings value after ``scheme:``.
@@ -130,11 +141,18 @@ def _kubernetes_serving(config: EnvironmentConfig, secrets: Provider[SecretStore
     from zoo_ops.adapters.serving.kubernetes import KubernetesServing
 
     # The pods mount the Secret ``secret_name`` themselves; no value passes through here.
+    # ``image`` and ``image_pull_secrets`` are used only when zoo-ops deploys
+    # (automation = "zoo-ops"); on a platform-automated cluster the adapter predicts and
+    # retires, and deletes nothing it did not make (``manages_versions``).
     return KubernetesServing(
         namespace=config.namespace,
         context=config.kube_context,
         predict_url_template=config.predict_url_template,
+        legacy_predict_url_template=config.legacy_predict_url_template,
         secret_name=config.secret_name,
+        image_template=config.image,
+        image_pull_secrets=config.image_pull_secrets,
+        manages_versions=config.automation == ZOO_OPS_AUTOMATION,
     )
 
 
@@ -180,6 +198,22 @@ def settings_store_for(config: EnvironmentConfig) -> SettingsStore:
     return factory(config, argument)
 
 
+def check_serving_templates(config: EnvironmentConfig) -> None:
+    """Refuse (ConfigError, one line) an ``image`` or predict URL template using a field
+    it does not have (:mod:`zoo_ops.domain.url_templates`).
+
+    Run whenever any adapter chosen by ``serving`` is built, so that the preflights
+    (capacity, secrets) refuse a bad template before a step writes anything."""
+    for key, allowed in (
+        ("image", IMAGE_FIELDS),
+        ("predict_url_template", TRUSS_URL_FIELDS),
+        ("legacy_predict_url_template", LEGACY_URL_FIELDS),
+    ):
+        problem = template_problem(getattr(config, key), allowed)
+        if problem:
+            raise ConfigError(f"[env.{config.name}] {key} = {problem}; fix zoo_ops.toml")
+
+
 def _by_serving(registry: Registry[T], config: EnvironmentConfig) -> T:
     factory = registry.get(config.serving)
     if factory is None:
@@ -187,6 +221,7 @@ def _by_serving(registry: Registry[T], config: EnvironmentConfig) -> T:
             f"[env.{config.name}] serving = {config.serving!r} has no {registry.what}; "
             f"use one of {', '.join(registry.names())}"
         )
+    check_serving_templates(config)
     return factory
 
 

@@ -51,6 +51,7 @@ WOULD_DEPLOY = "would-deploy"
 RECONCILE_COLUMNS = ["model", "target", "truss_hash", "action", "version_id", "detail"]
 _POLL_FIRST_S = 0.05
 _POLL_CAP_S = 1.0
+PLATFORM_AUTOMATION = "platform"
 
 
 # --- reconcile ---------------------------------------------------------------------------
@@ -107,6 +108,7 @@ def reconcile(
     bad input). ``dry_run``: hash and decide, create nothing (``would-deploy`` rows).
     A malformed setting raises SettingsError before anything is done.
     """
+    refuse_if_the_platform_deploys(env)
     settings = DynamicSettings.from_data(env.settings.read().data)
     entries = list(settings.whitelist.values())
     if models is not None:
@@ -125,6 +127,17 @@ def reconcile(
         return ReconcileResult(env.name, False, dry_run, tuple(rows))
     rows = [_reconcile_one(env, e, wait_timeout_s=wait_timeout_s, dry_run=dry_run) for e in entries]
     return ReconcileResult(env.name, True, dry_run, tuple(rows))
+
+
+def refuse_if_the_platform_deploys(env: Environment) -> None:
+    """BadInput (one line) on an ``automation = "platform"`` environment: the platform's
+    own automation deploys there, and a second deployer would race it."""
+    if env.config.automation == PLATFORM_AUTOMATION:
+        raise BadInput(
+            f'[env.{env.name}] automation = "platform": the platform\'s own automation '
+            "deploys there, zoo-ops does not reconcile; set the whitelist with "
+            "`zoo-ops whitelist set` and let the platform deploy"
+        )
 
 
 def _reconcile_one(

@@ -24,7 +24,7 @@ from zoo_ops.domain.compare import first_difference
 from zoo_ops.domain.ids import new_id
 from zoo_ops.domain.whitelist import COPY_SUFFIX
 from zoo_ops.environment import Environment
-from zoo_ops.errors import BadInput, NotFound, StepFailed, ZooOpsError
+from zoo_ops.errors import BadInput, ConfigError, NotFound, StepFailed, ZooOpsError
 from zoo_ops.services.applications import (
     predict_through,
     previous_active_version,
@@ -143,9 +143,20 @@ def plan_probe(
     email = "" if oracle_id else resolve_test_user(env, user_email)
     check_rtol(rtol)
     candidate, baseline = candidate_and_baseline(env, model, target)
+    check_endpoints(env, baseline, candidate)
     existing = _named_application(env, model, oracle_id) if oracle_id else None
     requests = load_inputs(env, model, inputs)
     return ProbePlan(model, target, email, existing, baseline, candidate, requests)
+
+
+def check_endpoints(env: Environment, *versions: OracleVersion) -> None:
+    """Refuse (ConfigError, one line, nothing changed) when serving does not know where a
+    version is served: e.g. a legacy baseline on Kubernetes without
+    ``legacy_predict_url_template``."""
+    for version in versions:
+        problem = env.serving.endpoint_problem(version)
+        if problem:
+            raise ConfigError(f"[env.{env.name}] {problem}")
 
 
 def check_rtol(rtol: object) -> float:

@@ -1,7 +1,9 @@
 """Step 05: delete the old zoo version (and the copy model's versions) once it is safe.
 
-Deleting means: the serving deployment removed, the version marked DELETED -- never
-the row itself, which the audit trail and the journal refer to.
+Deleting means: serving stopped as far as zoo-ops serves the version (see
+:mod:`zoo_ops.services.retire`: a platform-served version is left, and the table says
+so), the version marked DELETED -- never the row itself, which the audit trail and the
+journal refer to.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from zoo_ops.adapters.platform import schema as s
 from zoo_ops.domain.retire_guards import Guard, RetireFacts, refusal, retire_guards
 from zoo_ops.domain.whitelist import COPY_SUFFIX
 from zoo_ops.environment import Environment
-from zoo_ops.errors import GateClosed, StepFailed
+from zoo_ops.errors import GateClosed
 from zoo_ops.migration.engine import latest_migration
 from zoo_ops.migration.plan import FORWARDS
 from zoo_ops.services.results import StepResult
+from zoo_ops.services.retire import RETIRED_COLUMNS, RetiredVersion, retire_version
 from zoo_ops.steps.parameters import RetireParameters
 
 
@@ -107,8 +110,12 @@ class Retirement(StepResult):
     deleted_copy_versions: list[str] = field(default_factory=list)
     references: int = 0
     dry_run: bool = False
+    # Per version: what serving removed, what it left and why (services.retire).
+    retired: list[RetiredVersion] = field(default_factory=list)
 
     def to_frame(self) -> pd.DataFrame:
+        if self.retired:
+            return pd.DataFrame([r.as_row() for r in self.retired], columns=RETIRED_COLUMNS)
         rows = []
         if self.deleted_version_id:
             rows.append(
@@ -131,14 +138,9 @@ class Retirement(StepResult):
         }
 
 
-def delete_version(env: Environment, version_id: str) -> None:
-    """Remove the serving deployment, then mark DELETED; read both back."""
-    store = env.platform
-    if store.count_proxying(version_id):
-        raise StepFailed(f"version {version_id} gained references while retiring; nothing deleted")
-    version = store.version(version_id)
-    env.serving.delete(version)
-    store.set_version_status(version_id, s.DELETED)
+def delete_version(env: Environment, version_id: str, what: str = "") -> RetiredVersion:
+    """Retire through the serving adapter, then mark DELETED (services.retire)."""
+    return retire_version(env, version_id, what=what)
 
 
 def retire(env: Environment, plan: RetirePlan, *, dry_run: bool = False) -> Retirement:
@@ -147,10 +149,13 @@ def retire(env: Environment, plan: RetirePlan, *, dry_run: bool = False) -> Reti
     copies = list(plan.copy_version_ids)
     if dry_run:
         return Retirement(plan.old_version_id, copies, plan.references, dry_run=True)
+    retired = []
     if plan.old_version_id and not plan.already_deleted:
-        delete_version(env, plan.old_version_id)
-    for version_id in copies:
-        delete_version(env, version_id)
+        retired.append(delete_version(env, plan.old_version_id, "old version"))
+    retired += [delete_version(env, v, "copy version") for v in copies]
     return Retirement(
-        plan.old_version_id, copies, env.platform.count_proxying(plan.old_version_id or "")
+        plan.old_version_id,
+        copies,
+        env.platform.count_proxying(plan.old_version_id or ""),
+        retired=retired,
     )

@@ -16,12 +16,23 @@ state directory) locally, ``kubernetes:<namespace>/<name>`` on a cluster.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from zoo_ops.adapters.platform.store import OracleVersion
     from zoo_ops.domain.truss_config import TrussConfig
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What retiring one version did to its serving: what was removed, what was left and
+    why (empty strings when there is nothing to say)."""
+
+    removed: str = ""
+    not_removed: str = ""
+    why: str = ""
 
 
 @runtime_checkable
@@ -52,4 +63,14 @@ class Serving(Protocol):
 
     def delete(self, version: OracleVersion) -> None:
         """Stop serving the version and remove what deploy created; idempotent."""
+        ...
+
+    def endpoint_problem(self, version: OracleVersion) -> str | None:
+        """None when :meth:`predict` can reach the version as configured, else one line
+        naming the configuration key to set (checked before anything is changed)."""
+        ...
+
+    def retire(self, version: OracleVersion) -> Removal:
+        """Stop serving a version being retired, as far as this adapter serves it: remove
+        what it made, and say what it could not remove (and why) for the rest."""
         ...

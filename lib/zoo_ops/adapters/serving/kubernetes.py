@@ -17,8 +17,21 @@ Ready means the Deployment's status says so: ``observedGeneration`` caught up,
 (e.g. ProgressDeadlineExceeded) fails at once. A timeout names what the pods wait for
 (the scheduler's "0/N nodes are available: ..." message, a container's waiting reason).
 
-The container image is the one the platform's truss builder publishes for the truss
-(``image_template``); building images is the platform's part, not this tool's.
+The container image is the one the platform's truss builder publishes for the truss:
+the environment's ``image`` template (fields {truss_name}, {truss_hash},
+{truss_hash_short}), pulled with the ``image_pull_secrets`` the pod spec names; building
+images is the platform's part, not this tool's.
+
+Predict URLs are configuration per version kind (:mod:`zoo_ops.domain.url_templates`): a
+truss version through ``predict_url_template``, a legacy version (no truss hash, served
+by the platform) through ``legacy_predict_url_template``; with no legacy template a
+legacy version cannot be reached and :meth:`KubernetesServing.endpoint_problem` says so
+before anything is changed.
+
+Retiring (:meth:`KubernetesServing.retire`) removes only what this adapter made: the
+Deployment and Service of an artifact ``kubernetes:<namespace>/zoo-<id>`` when zoo-ops is
+the automation. Any other version (legacy, or deployed by the platform's automation) is
+served by the platform: nothing is deleted, and the result says what was left.
 """
 
 from __future__ import annotations
@@ -33,8 +46,17 @@ from typing import TYPE_CHECKING, Any
 
 from zoo_ops.adapters.kube_client import LazyClient, call_api
 from zoo_ops.adapters.polling import poll
+from zoo_ops.adapters.serving import Removal
 from zoo_ops.domain.capacity import GPU_RESOURCE, node_label_for_accelerator
-from zoo_ops.errors import StepFailed
+from zoo_ops.domain.url_templates import (
+    IMAGE_FIELDS,
+    LEGACY_URL_FIELDS,
+    TRUSS_URL_FIELDS,
+    artifact_path,
+    fill,
+    template_problem,
+)
+from zoo_ops.errors import ConfigError, StepFailed
 
 if TYPE_CHECKING:
     from zoo_ops.adapters.platform.store import OracleVersion
@@ -78,6 +100,7 @@ def deployment_manifest(
     truss_name: str,
     image: str,
     secret_name: str,
+    image_pull_secrets: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The Deployment for one version (see the module docstring for what is in it)."""
     name = object_name(version_id)
@@ -99,6 +122,8 @@ def deployment_manifest(
         },
     }
     pod_spec: dict[str, Any] = {"containers": [container]}
+    if image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in image_pull_secrets]
     accelerator = truss_config.resources.accelerator
     if accelerator is not None:
         if accelerator.type:
@@ -200,6 +225,9 @@ class KubernetesServing:
         context: str = "",
         secret_name: str = "",
         image_template: str = DEFAULT_IMAGE_TEMPLATE,
+        image_pull_secrets: tuple[str, ...] = (),
+        legacy_predict_url_template: str = "",
+        manages_versions: bool = True,
         poll_interval_s: float = 0.5,
         predict_timeout_s: float = PREDICT_TIMEOUT_S,
         extra_annotations: Mapping[str, str] | None = None,
@@ -210,6 +238,18 @@ class KubernetesServing:
         self.predict_url_template = predict_url_template
         self.secret_name = secret_name
         self.image_template = image_template
+        self.image_pull_secrets = tuple(image_pull_secrets)
+        self.legacy_predict_url_template = legacy_predict_url_template
+        # True when zoo-ops is the automation (it made the Deployments it may delete).
+        self.manages_versions = manages_versions
+        for key, template, allowed in (
+            ("image", image_template, IMAGE_FIELDS),
+            ("predict_url_template", predict_url_template, TRUSS_URL_FIELDS),
+            ("legacy_predict_url_template", legacy_predict_url_template, LEGACY_URL_FIELDS),
+        ):
+            problem = template_problem(template, allowed)
+            if problem:
+                raise ConfigError(f"{key} = {problem}; fix it in zoo_ops.toml")
         self.poll_interval_s = poll_interval_s
         self.predict_timeout_s = predict_timeout_s
         # Added to every Deployment's annotations (platform conventions, test hooks).
@@ -242,12 +282,13 @@ class KubernetesServing:
     ) -> str:
         """Create (or, for a leftover of the same version, replace) the Deployment and Service."""
         truss_name = Path(truss_dir).name
-        image = self.image_template.format(
-            truss_name=truss_name,
-            truss_hash=truss_hash,
-            truss_hash_short=truss_hash[:16] or "latest",
-            model=model,
-            version_id=version_id,
+        image = fill(
+            self.image_template,
+            {
+                "truss_name": truss_name,
+                "truss_hash": truss_hash,
+                "truss_hash_short": truss_hash[:16] or "latest",
+            },
         )
         deployment = deployment_manifest(
             version_id=version_id,
@@ -258,6 +299,7 @@ class KubernetesServing:
             truss_name=truss_name,
             image=image,
             secret_name=self.secret_name,
+            image_pull_secrets=self.image_pull_secrets,
         )
         deployment["metadata"]["annotations"].update(self.extra_annotations)
         name = object_name(version_id)
@@ -332,7 +374,7 @@ class KubernetesServing:
 
     def predict(self, version: OracleVersion, request: Any) -> Any:
         """POST the request as JSON to the version's URL; the JSON answer back."""
-        url = self.predict_url(version.id)
+        url = self.predict_url(version)
         data = json.dumps(request).encode("utf-8")
         http_request = urllib.request.Request(
             url, data=data, method="POST", headers={"Content-Type": "application/json"}
@@ -349,7 +391,7 @@ class KubernetesServing:
             reason = getattr(exc, "reason", exc)
             raise StepFailed(
                 f"predict on version {version.id}: cannot reach {url} ({reason}); "
-                "check predict_url_template and that the version is ready"
+                f"check {self._url_key(version)} and that the version is ready"
             ) from None
         try:
             return json.loads(body)
@@ -358,10 +400,55 @@ class KubernetesServing:
                 f"predict on version {version.id}: {url} answered with something that is not JSON"
             ) from None
 
-    def predict_url(self, version_id: str) -> str:
-        return self.predict_url_template.format(
-            service=object_name(version_id), namespace=self.namespace, version_id=version_id
+    @staticmethod
+    def _url_key(version: OracleVersion) -> str:
+        return "predict_url_template" if version.truss_hash else "legacy_predict_url_template"
+
+    def endpoint_problem(self, version: OracleVersion) -> str | None:
+        """None when :meth:`predict` knows where ``version`` is served, else what to set."""
+        if version.truss_hash or self.legacy_predict_url_template:
+            return None
+        return (
+            f"version {version.id} is a legacy version (no truss hash) served by the "
+            "platform and zoo-ops has no URL for it; set legacy_predict_url_template to "
+            "the URL serving legacy versions (fields {version_id}, {oracle_id}, "
+            "{artifact}, {namespace})"
         )
+
+    def predict_url(self, version: OracleVersion) -> str:
+        """The URL serving ``version``: the template of its kind, filled from its row."""
+        problem = self.endpoint_problem(version)
+        if problem:
+            raise ConfigError(problem)
+        values = {
+            "version_id": version.id,
+            "oracle_id": version.oracle_id,
+            "artifact": artifact_path(version.artifact),
+            "namespace": self.namespace,
+        }
+        if not version.truss_hash:
+            return fill(self.legacy_predict_url_template, values)
+        values.update(service=object_name(version.id), truss_hash=version.truss_hash)
+        return fill(self.predict_url_template, values)
+
+    def made_by_zoo_ops(self, version: OracleVersion) -> bool:
+        """Whether the version's artifact is a Deployment this adapter created."""
+        own = f"{ARTIFACT_KIND}:{self.namespace}/{object_name(version.id)}"
+        return self.manages_versions and version.artifact == own
+
+    def retire(self, version: OracleVersion) -> Removal:
+        """Delete what serves the version when zoo-ops made it; else leave it, saying what."""
+        if self.made_by_zoo_ops(version):
+            self.delete(version)
+            name = object_name(version.id)
+            return Removal(removed=f"Deployment and Service {self.namespace}/{name}")
+        what = version.artifact or f"the platform's serving of version {version.id}"
+        why = (
+            "a legacy version, served by the platform"
+            if not version.truss_hash
+            else "deployed by the platform's automation, not by zoo-ops"
+        )
+        return Removal(not_removed=f"serving not removed by zoo-ops: {what}", why=why)
 
     def delete(self, version: OracleVersion) -> None:
         """Delete the version's Deployment and Service; already gone is fine.

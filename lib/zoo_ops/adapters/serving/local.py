@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo_ops.adapters.legacy_runtime import load_legacy_model
+from zoo_ops.adapters.serving import Removal
 from zoo_ops.adapters.truss_files import copy_truss_content
 from zoo_ops.adapters.truss_runtime import LoadedModel, load_truss_model
 from zoo_ops.errors import StepFailed, ZooOpsError
@@ -158,6 +159,20 @@ class LocalServing:
             shutil.rmtree(folder)
         if folder.exists():
             raise StepFailed(f"{folder} is still there after delete; remove it by hand")
+
+    def endpoint_problem(self, version: OracleVersion) -> str | None:
+        """Local serving runs every version it has an artifact for, legacy ones too."""
+        if not version.artifact:
+            return f"version {version.id} has no artifact; it was never deployed here"
+        return None
+
+    def retire(self, version: OracleVersion) -> Removal:
+        """Remove the version's artifact folder (truss or legacy: both are served here)."""
+        if not version.artifact:
+            return Removal(not_removed="no artifact recorded", why="nothing was deployed")
+        folder = self.artifact_path(version.artifact)
+        self.delete(version)
+        return Removal(removed=f"artifact folder {folder}")
 
     # -- loading -----------------------------------------------------------------------------
 
