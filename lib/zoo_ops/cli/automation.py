@@ -1,7 +1,12 @@
-"""`zoo-ops automation [-e ENV] reconcile [--watch SECONDS] [--model M]... [--dry-run]`.
+"""`zoo-ops automation [-e ENV] reconcile [--watch SECONDS] [--model M]... [--dry-run]
+[--confirm ENV] [--gate-override-reason TEXT]`.
 
 Runs the model zoo automation once (or every SECONDS until interrupted) and prints the
-table of what it did and why. Exit code 1 when any model's deploy failed.
+table of what it did and why. Exit code 1 when any model's deploy failed. A deploy obeys
+the runbooks' rules (:mod:`zoo_ops.commands.guarded_writes`): ``--confirm ENV`` on a
+protected environment, the staging gate of every model it would deploy where the
+environment ``requires`` another (one closed gate: nothing deployed, exit 2), and one
+recorded run per model deployed.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from zoo_ops.cli.options import add_env_option, env_name
+from zoo_ops.cli.options import add_env_option, add_write_options, env_name
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -46,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="how long to wait for a deploy to become ready (default: 600)",
     )
     r.add_argument("--dry-run", action="store_true", help="decide and show, deploy nothing")
+    add_write_options(r)
     add_env_option(r, 2)
     p.set_defaults(handler=run_automation)
 
@@ -62,25 +68,34 @@ def _positive_seconds(text: str) -> float:
 
 def run_automation(args: argparse.Namespace) -> int:
     from zoo_ops.cli.output import format_frame
+    from zoo_ops.commands.guarded_writes import guarded_reconcile
     from zoo_ops.environment import Environment
     from zoo_ops.errors import ZooOpsError
-    from zoo_ops.services.automation import reconcile
 
     env = Environment.load(env_name(args))
+
+    def reconcile_once() -> bool:
+        """One guarded reconcile, printed; whether a deploy failed."""
+        result, notes = guarded_reconcile(
+            env,
+            models=args.models,
+            wait_timeout_s=args.wait_timeout,
+            dry_run=args.dry_run,
+            confirm=getattr(args, "confirm", ""),
+            override_reason=getattr(args, "gate_override_reason", ""),
+        )
+        print(format_frame(result.to_frame()), flush=True)
+        for note in notes:
+            print(note, flush=True)
+        return bool(result.failed)
+
     try:
         if not args.watch:
-            result = reconcile(
-                env, models=args.models, wait_timeout_s=args.wait_timeout, dry_run=args.dry_run
-            )
-            print(format_frame(result.to_frame()))
-            return 1 if result.failed else 0
+            return 1 if reconcile_once() else 0
         while True:  # until interrupted (the CLI's main turns ^C into exit code 130)
             print(f"# {datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')} env {env.name}")
             try:
-                result = reconcile(
-                    env, models=args.models, wait_timeout_s=args.wait_timeout, dry_run=args.dry_run
-                )
-                print(format_frame(result.to_frame()), flush=True)
+                reconcile_once()
             except ZooOpsError as err:
                 # A watcher outlives one bad tick (a malformed setting being fixed, an API blip).
                 print(f"zoo-ops: error: {err}", file=sys.stderr, flush=True)

@@ -85,3 +85,25 @@ def check_env_accepted(parser: argparse.ArgumentParser, args: Any) -> None:
     """Refuse ``zoo-ops -e X COMMAND`` for a command that takes no environment."""
     if _raw_envs(args) and not getattr(args, TAKES_ENV, None):
         parser.error(f"zoo-ops {args.command} takes no -e ENV")
+
+
+def add_write_options(parser: argparse.ArgumentParser, *, gate: bool = True) -> None:
+    """``--confirm ENV`` (and ``--gate-override-reason TEXT``) for a mutating action.
+
+    The same rules as a runbook's ``confirm`` and ``gate_override_reason`` parameters
+    (DESIGN §8): a write on a protected environment needs ``--confirm`` equal to its name;
+    the override reason is the one recorded way past the staging gate.
+    """
+    parser.add_argument(
+        "--confirm",
+        default="",
+        metavar="ENV",
+        help="required to write to a protected environment: its name",
+    )
+    if gate:
+        parser.add_argument(
+            "--gate-override-reason",
+            default="",
+            metavar="TEXT",
+            help="let this write past the staging gate; recorded in the run",
+        )

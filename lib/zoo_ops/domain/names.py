@@ -38,6 +38,15 @@ renamed.
 
 Anything else -- the whitelist's "not ending in ``_copy``", a step being one of the five
 runbooks -- is a rule of its own module, applied after this one.
+
+Steps come in two kinds, both recorded as runs (runs table and trail):
+
+- the five runbook steps (:data:`RUNBOOK_STEPS`, ``NN_word``), run by papermill, the only
+  steps the staging gate, ``rollout`` and ``zoo-ops run`` know;
+- the mutating commands (:data:`COMMAND_STEPS`: ``whitelist-set``, ``whitelist-remove``,
+  ``whitelist-edit``, ``reconcile``), recorded by the CLI. Their names have a ``-`` and no
+  digits, so no command step can be taken for a runbook step by any reader (a gate that
+  looks for ``01_copy`` never counts a ``whitelist-set``).
 """
 
 from __future__ import annotations
@@ -50,6 +59,15 @@ from zoo_ops.errors import BadInput
 NAME_MAX = 63
 COPY_SUFFIX = "_copy"
 MODEL_NAME_MAX = NAME_MAX - len(COPY_SUFFIX)
+
+RUNBOOK_STEPS = ("01_copy", "02_verify", "03_migrate", "04_revert", "05_retire")
+WHITELIST_SET, WHITELIST_REMOVE, WHITELIST_EDIT, RECONCILE = (
+    "whitelist-set",
+    "whitelist-remove",
+    "whitelist-edit",
+    "reconcile",
+)
+COMMAND_STEPS = (WHITELIST_SET, WHITELIST_REMOVE, WHITELIST_EDIT, RECONCILE)
 
 # The bound of each kind of name; ``check_name`` refuses a kind not listed here (a typo
 # in a caller must not quietly get a weaker rule).

@@ -321,3 +321,49 @@ def diff_whitelists(
         if change != "unchanged" or include_unchanged:
             rows.append(WhitelistDiffRow(model, b, a, change))
     return rows
+
+
+# -- `zoo-ops whitelist edit`: the text an operator edits -----------------------------------
+
+EDIT_COMMENT = "#"
+
+
+def edit_text(whitelist: Whitelist, notes: Iterable[str] = ()) -> str:
+    """The whitelist as an operator edits it: ``# `` note lines, then pretty JSON.
+
+    Algorithm: each note becomes a line starting with ``#`` (comments are not JSON: they
+    are removed again by :func:`parse_edit_text`); the whitelist is ``json.dumps`` of
+    its JSON object, keys sorted, indented by 2, ending with a newline.
+    """
+    lines = [f"{EDIT_COMMENT} {note}".rstrip() for note in notes]
+    body = json.dumps(whitelist.as_json_object(), sort_keys=True, indent=2)
+    return "\n".join([*lines, body]) + "\n"
+
+
+def parse_edit_text(text: str) -> Whitelist | None:
+    """What an operator saved: None when nothing but comments and blanks (abort), else
+    the whitelist, validated by :func:`parse_whitelist` (SettingsError naming the problem).
+
+    Algorithm: drop every line whose first non-blank character is ``#``; what is left,
+    stripped, is the whitelist's JSON.
+    """
+    kept = [line for line in text.splitlines() if not line.lstrip().startswith(EDIT_COMMENT)]
+    body = "\n".join(kept).strip()
+    if not body:
+        return None
+    return parse_whitelist(body)
+
+
+def lost_entry_problem(whitelist: Whitelist, model: str, copy: bool) -> str | None:
+    """Why ``whitelist`` no longer holds ``{model: {"copy": copy}}`` (None: it does).
+
+    A concurrent write (``kubectl edit``, which patches without a resourceVersion) can
+    remove or change an entry zoo-ops wrote and is waiting on.
+    """
+    wanted = f'{model}: {{"copy": {"true" if copy else "false"}}}'
+    if model not in whitelist:
+        return f"the whitelist entry {wanted} was removed by another write"
+    if whitelist[model].copy != copy:
+        now = "true" if whitelist[model].copy else "false"
+        return f"the whitelist entry {wanted} was changed to copy {now} by another write"
+    return None

@@ -158,13 +158,19 @@ def deploy(
     Who deploys is the environment's ``automation`` (:data:`DEPLOYERS`). Reads back: the
     target's current version is ACTIVE and carries ``truss_hash``.
     """
+    from zoo_ops.services.settings import check_entry_kept
+
     if dry_run:
         # The whitelist was not written, so the automation would not see the entry:
         # say what it would do from the hash alone.
         return _would_deploy(env, model, target_model, truss_hash)
+    copy = target_model.endswith(COPY_SUFFIX)
+    check_entry_kept(env, model, copy, waiting_for=target_model)
     outcome = deployer_for(env)(
         env, model, target_model=target_model, truss_hash=truss_hash, wait_timeout_s=wait_timeout_s
     )
+    # A concurrent whitelist edit during the wait is loud, naming the lost entry.
+    check_entry_kept(env, model, copy, waiting_for=target_model)
     version_id = _read_back(env, target_model, truss_hash)
     if version_id != outcome.version_id and outcome.version_id:
         raise StepFailed(

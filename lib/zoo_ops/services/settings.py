@@ -20,6 +20,7 @@ from zoo_ops.domain.whitelist import (
     WhitelistDiffRow,
     check_model_name,
     diff_whitelists,
+    lost_entry_problem,
     target_zoo_model,
     with_whitelist,
 )
@@ -221,3 +222,22 @@ def _result(
         dry_run=dry_run,
         diff=diff_whitelists(before, after),
     )
+
+
+def check_entry_kept(env: Environment, model: str, copy: bool, *, waiting_for: str = "") -> None:
+    """Re-read the whitelist: StepFailed, naming the entry, unless it still holds
+    ``{model: {"copy": copy}}``.
+
+    Every step that waits after writing its entry calls this while and after it waits: a
+    concurrent ``kubectl edit`` (which patches without a resourceVersion) can remove the
+    entry, and the platform's automation then never deploys it, or deploys something else.
+    """
+    store: SettingsStore = env.settings
+    whitelist = DynamicSettings.from_data(store.read().data).whitelist
+    problem = lost_entry_problem(whitelist, model, copy)
+    if problem is not None:
+        during = f" while waiting for {waiting_for}" if waiting_for else ""
+        raise StepFailed(
+            f"{store.location}: {problem}{during}; do not `kubectl edit` that key (use "
+            f"`zoo-ops whitelist edit`), then rerun the step"
+        )

@@ -13,15 +13,20 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from zoo_ops.domain.names import check_name, name_problem, shown
+from zoo_ops.domain.names import COMMAND_STEPS, RUNBOOK_STEPS, check_name, name_problem, shown
 from zoo_ops.domain.paths import confined
 from zoo_ops.errors import BadInput
 
-STEPS = ("01_copy", "02_verify", "03_migrate", "04_revert", "05_retire")
+STEPS = RUNBOOK_STEPS
 STEP_ALIASES = {step.split("_", 1)[1]: step for step in STEPS} | {
     step.split("_", 1)[0]: step for step in STEPS
 }
-_NAME = re.compile(r"^(?P<stamp>\d{8}T\d{6}Z)-(?P<step>\d\d_[a-z]+)\.ipynb$")
+# A runbook step (``03_migrate``) or a recorded command (``whitelist-set``, COMMAND_STEPS).
+_NAME = re.compile(
+    r"^(?P<stamp>\d{8}T\d{6}Z)-(?P<step>\d\d_[a-z]+|"
+    + "|".join(re.escape(s) for s in COMMAND_STEPS)
+    + r")\.ipynb$"
+)
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _ONE_SECOND = timedelta(seconds=1)
 
@@ -47,11 +52,11 @@ def executed_path(
 ) -> Path:
     """Where a run of ``step`` started ``at`` is kept; never overwrites an earlier run.
 
-    ``env`` and ``model`` are checked by the name rule and ``step`` must be a step
-    (:class:`BadInput` otherwise), so the path always lies in ``executed_root/ENV/MODEL``.
+    ``env`` and ``model`` are checked by the name rule and ``step`` must be a runbook step
+    or a recorded command (:data:`COMMAND_STEPS`; :class:`BadInput` otherwise), so the path always lies in ``executed_root/ENV/MODEL``.
     """
     at = (at or datetime.now(UTC)).astimezone(UTC)
-    step = canonical_step(step)
+    step = step if step in COMMAND_STEPS else canonical_step(step)
     folder = confined(executed_root, check_name("environment", env), check_name("model", model))
     path = confined(folder, f"{at.strftime(STAMP_FORMAT)}-{step}.ipynb")
     while path.exists():
