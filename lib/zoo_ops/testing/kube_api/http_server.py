@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
+import ssl
+import struct
 import sys
 import threading
 import time
@@ -20,6 +23,7 @@ import yaml
 from zoo_ops.testing.kube_api.api import Api, WriteOptions, _external, _visible
 from zoo_ops.testing.kube_api.controller import _Cluster
 from zoo_ops.testing.kube_api.errors import ApiError, bad_request
+from zoo_ops.testing.kube_api.faults import Fault, FaultPlan
 from zoo_ops.testing.kube_api.protobuf import decode_protobuf
 from zoo_ops.testing.kube_api.request_log import KubeRequest
 from zoo_ops.testing.kube_api.resource_types import Obj
@@ -34,6 +38,7 @@ class _StandIn(Protocol):
     _api: Api
     _cluster: _Cluster
     _closing: threading.Event
+    faults: FaultPlan
 
     def _log(self, request: KubeRequest) -> None: ...
 
@@ -48,8 +53,9 @@ class _Server(ThreadingHTTPServer):
     standin: _StandIn
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hung up mid-request (a test killed it) is not the server's fault.
-        if isinstance(sys.exc_info()[1], ConnectionError):
+        # A client that hung up mid-request (a test killed it, a reset fault, a client that
+        # gave up during the TLS handshake) is not the server's fault.
+        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, socket.timeout)):
             return
         super().handle_error(request, client_address)
 
@@ -61,6 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
     _warnings: list[str] = []
+    _reset_instead_of_answer = False
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass  # the request log is kept structurally in KubeApiStandIn.request_log
@@ -97,7 +104,16 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, code: int, body: Obj | str, content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        code: int,
+        body: Obj | str,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if self._reset_instead_of_answer:
+            self._reset()
+            return
         data = (json.dumps(body) if isinstance(body, dict) else body).encode()
         self.send_response(code)
         self.send_header("Content-Type", content_type)
@@ -105,6 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
         for warning in self._warnings:
             self.send_header("Warning", f"299 - {json.dumps(warning)}")
         self.send_header("Cache-Control", "no-cache, private")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -119,10 +137,15 @@ class _Handler(BaseHTTPRequestHandler):
         verb = rbac_verb(method, route, query)
         agent = self.headers.get("User-Agent", "")
         if route is None:
-            standin._log(KubeRequest(verb, url.path, "", "", "", agent))
+            request = KubeRequest(verb, url.path, "", "", "", agent)
         else:
             resource = route.rt.plural + (f"/{route.subresource}" if route.subresource else "")
-            standin._log(KubeRequest(verb, url.path, resource, route.namespace, route.name, agent))
+            request = KubeRequest(verb, url.path, resource, route.namespace, route.name, agent)
+        standin._log(request)
+        self._reset_instead_of_answer = False
+        fault = standin.faults.next_fault(request)
+        if fault is not None and self._inject(fault):
+            return
         try:
             standin._authenticate(self.headers.get("Authorization"))
             if route is None:
@@ -147,6 +170,42 @@ class _Handler(BaseHTTPRequestHandler):
                     {"causes": [{"message": repr(exc)}]},
                 ).status(),
             )
+
+    def _inject(self, fault: Fault) -> bool:
+        """Do what ``fault`` says (faults module); True when the request ends here."""
+        if fault.kind == "429":
+            error = ApiError(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+                {"retryAfterSeconds": fault.retry_after_s},
+            )
+            self._send(429, error.status(), headers={"Retry-After": str(fault.retry_after_s)})
+            return True
+        if fault.kind == "503":
+            error = ApiError(
+                503, "ServiceUnavailable", "the server is currently unable to handle the request"
+            )
+            self._send(503, error.status())
+            return True
+        if fault.kind == "stall":
+            self.server.standin._closing.wait(fault.stall_s)
+            self._reset()
+            return True
+        if fault.kind == "reset":
+            self._reset()
+            return True
+        self._reset_instead_of_answer = True  # reset-after: do it, then hang up
+        return False
+
+    def _reset(self) -> None:
+        """Hang up with a TCP RST (SO_LINGER 0), as a crashed apiserver or proxy does."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
 
     def _non_resource(self, method: str, path: str) -> None:
         standin = self.server.standin

@@ -1,10 +1,12 @@
 """The public object, :class:`KubeApiStandIn`: the cluster state with its system objects,
-the HTTP server and controller threads, kubeconfigs for clients, seeding and inspection for
-tests, bearer-token authentication and the request log."""
+the HTTP(S) server and controller threads, kubeconfigs for clients, seeding and inspection
+for tests, bearer-token authentication, the request log and the fault plan."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -17,6 +19,7 @@ from zoo_ops.testing.kube_api.api import Api, _external, _visible
 from zoo_ops.testing.kube_api.controller import _Cluster
 from zoo_ops.testing.kube_api.discovery import discovery_documents
 from zoo_ops.testing.kube_api.errors import ApiError, invalid
+from zoo_ops.testing.kube_api.faults import Fault, FaultPlan
 from zoo_ops.testing.kube_api.http_server import _Handler, _Server
 from zoo_ops.testing.kube_api.kinds import apply_defaults, check_decodable, validate
 from zoo_ops.testing.kube_api.request_log import (
@@ -37,9 +40,13 @@ DEFAULT_TOKEN = "zoo-ops-standin-token"
 
 class KubeApiStandIn:
     """The stand-in server. ``start()`` serves on ``host:port`` (port 0: a free one) in a
-    background thread; ``url`` is then ``http://host:port``. The kubeconfig it writes
-    carries ``token``; a request with another bearer token gets 401, one without any is
-    served unless ``require_token`` (kubectl sends no token over plain http)."""
+    background thread; ``url`` is then ``http://host:port``, or ``https://host:port`` with
+    ``tls``: a certificate for ``host`` (and localhost, 127.0.0.1) issued by a CA made
+    for this stand-in with ``trustme`` (``ca_pem``), which the kubeconfig it writes
+    trusts. The kubeconfig carries ``token``; a request with another bearer token gets
+    401, one without any is served unless ``require_token`` (the default with ``tls``;
+    kubectl sends no token over plain http). ``faults`` is the fault plan
+    (:mod:`.faults`)."""
 
     def __init__(
         self,
@@ -48,13 +55,20 @@ class KubeApiStandIn:
         *,
         ready_delay_s: float = 0.0,
         token: str | None = DEFAULT_TOKEN,
-        require_token: bool = False,
+        require_token: bool | None = None,
+        tls: bool = False,
         server_version: str = DEFAULT_SERVER_VERSION,
     ) -> None:
         self.host = host
         self.port = port
         self.token = token
-        self.require_token = require_token
+        self.require_token = tls if require_token is None else require_token
+        self.tls = tls
+        self.ca_pem = b""
+        self._ssl_context: ssl.SSLContext | None = None
+        if tls:
+            self._ssl_context = self._make_certificate()
+        self.faults = FaultPlan()
         self.server_version = server_version
         self.request_log: list[KubeRequest] = []
         self._log_lock = threading.Lock()
@@ -88,8 +102,31 @@ class KubeApiStandIn:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    def _make_certificate(self) -> ssl.SSLContext:
+        """A server TLS context with a certificate from a CA made here (trustme)."""
+        import trustme
+
+        ca = trustme.CA()
+        names = dict.fromkeys([self.host, "localhost", "127.0.0.1"])
+        cert = ca.issue_cert(*names)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(context)
+        self.ca_pem = ca.cert_pem.bytes()
+        return context
+
+    def fault(self, kind: str, **match: Any) -> Fault:
+        """Add a :class:`~.faults.Fault` to the plan (``verb``, ``path``, ``times``,
+        ``per_call``, ``agent``, ``retry_after_s``, ``stall_s``) and return it."""
+        return self.faults.add(Fault(kind, **match))
+
     def start(self) -> KubeApiStandIn:
         server = _Server((self.host, self.port), _Handler)
+        if self._ssl_context is not None:
+            # The handshake happens in the request's thread, on its first read: a client
+            # that stalls it holds only its own thread.
+            server.socket = self._ssl_context.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
         server.standin = self
         self._server = server
         self.port = server.server_address[1]
@@ -137,16 +174,19 @@ class KubeApiStandIn:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the stand-in is not started; call start() first")
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     # -- clients -----------------------------------------------------------------------------
 
     def kubeconfig(self, context: str = "standin", namespace: str = "default") -> Obj:
         user: Obj = {"token": self.token} if self.token else {}
+        cluster: Obj = {"server": self.url}
+        if self.tls:
+            cluster["certificate-authority-data"] = base64.b64encode(self.ca_pem).decode()
         return {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "clusters": [{"name": context, "cluster": cluster}],
             "users": [{"name": context, "user": user}],
             "contexts": [
                 {
@@ -266,7 +306,10 @@ class KubeApiStandIn:
             return
         if authorization is None and not self.require_token:
             return
-        if authorization != f"Bearer {self.token}":
+        # The scheme is case-insensitive (RFC 7235): the client's in-cluster loader says
+        # "bearer".
+        scheme, _, credentials = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or credentials.strip() != self.token:
             raise ApiError(401, "Unauthorized", "Unauthorized")
 
     def _log(self, request: KubeRequest) -> None:

@@ -1,0 +1,170 @@
+"""Faults of a real apiserver during every Kubernetes call of 01_copy, 03_migrate and
+05_retire, on an environment with ``settings = "kubernetes"`` and ``serving =
+"kubernetes"``, over HTTPS with a bearer token (the stand-in's fault plan).
+
+* transient: the first attempt of every distinct call a step makes (each (verb, path))
+  answers 429 with Retry-After, 503, resets the connection before or after doing the
+  request, or stalls past the read timeout: the step retries and succeeds, within its
+  documented timeouts, and leaves exactly what a clean run leaves (one Deployment and
+  Service per version, the whitelist as asked);
+* persistent: a call that keeps failing ends the step (the operator's real command,
+  ``zoo-ops run``) with exit 1 and one line naming the call and the last cause, and
+  nothing half-written.
+
+The calls are not listed here: each test checks that every distinct call the step made
+(from the stand-in's request log) got its fault, so a call added later is faulted too.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.runs import CLI
+
+from zoo_ops.adapters.kube_client import user_agent
+from zoo_ops.adapters.platform import schema as s
+from zoo_ops.environment import Environment
+from zoo_ops.execute import execute_runbook
+from zoo_ops.testing.kube_api import FAULT_KINDS, KubeApiStandIn
+from zoo_ops.testing.kube_fixtures import BASETEN_NAMESPACE, SETTINGS_CONFIGMAP
+
+READ_TIMEOUT_S = 1.0
+CALL_DEADLINE_S = 5.0
+STEPS: list[tuple[str, dict[str, Any]]] = [
+    ("01_copy", {}),
+    ("03_migrate", {}),
+    ("05_retire", {"min_age_days": 0}),
+]
+
+
+@pytest.fixture
+def env(k8s_env: Environment, monkeypatch: pytest.MonkeyPatch) -> Iterator[Environment]:
+    """The Kubernetes environment with short client timeouts (the kernel inherits them)."""
+    monkeypatch.setenv("ZOO_OPS_KUBE_READ_TIMEOUT_S", str(READ_TIMEOUT_S))
+    monkeypatch.setenv("ZOO_OPS_KUBE_CALL_DEADLINE_S", str(CALL_DEADLINE_S))
+    yield k8s_env
+
+
+def calls_since(api: KubeApiStandIn, start: int) -> set[tuple[str, str]]:
+    return {(r.verb, r.path) for r in api.request_log[start:] if r.user_agent == user_agent()}
+
+
+def state(env: Environment, api: KubeApiStandIn) -> dict[str, Any]:
+    """What a step may change: the whitelist ConfigMap, Deployments, Services, and the
+    platform's version rows (the zoo models' and the users' own)."""
+    cm = api.get_object("ConfigMap", BASETEN_NAMESPACE, SETTINGS_CONFIGMAP) or {}
+    with env.platform.engine.connect() as conn:
+        versions = sorted(tuple(r) for r in conn.execute(s.oracle_versions.select()).all())
+    return {
+        "settings": cm.get("data"),
+        "deployments": sorted(
+            d["metadata"]["name"] for d in api.list_objects("Deployment", BASETEN_NAMESPACE)
+        ),
+        "services": sorted(
+            d["metadata"]["name"]
+            for d in api.list_objects("Service", BASETEN_NAMESPACE)
+            if d["metadata"]["name"].startswith("zoo-")
+        ),
+        "versions": versions,
+    }
+
+
+def run_clean(step: str, params: dict[str, Any]) -> None:
+    result = execute_runbook(step, model="iris", env="k8s", parameters=params)
+    assert result.exit_code == 0, result.error
+
+
+def zoo_ops_run(step: str, params: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    argv = [*CLI, "run", step, "-m", "iris", "-e", "k8s"]
+    for name, value in params.items():
+        argv += ["-p", name, str(value)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_every_call_of_every_step_survives_a_transient_fault(
+    env: Environment, kube_api: KubeApiStandIn, kind: str
+) -> None:
+    deployments: dict[str, list[str]] = {}
+    for step, params in STEPS:
+        kube_api.faults.clear()
+        kube_api.faults.served.clear()
+        fault = kube_api.fault(kind, per_call=True, times=1, retry_after_s=1, stall_s=2.5)
+        start = len(kube_api.request_log)
+        started = time.monotonic()
+        result = execute_runbook(step, model="iris", env="k8s", parameters=params)
+        elapsed = time.monotonic() - started
+        assert result.exit_code == 0, f"{step} with {kind}: {result.error}"
+        made = calls_since(kube_api, start)
+        faulted = {(r.verb, r.path) for _, r in kube_api.faults.served}
+        assert made and faulted == made, f"{step}: calls not faulted: {made - faulted}"
+        # Each call retried within its deadline: the step is far from its own timeouts.
+        assert elapsed < 120, elapsed
+        assert fault.kind == kind
+        after = state(env, kube_api)
+        # Exactly what a clean run leaves: no duplicate Deployment, Service or version.
+        assert after["deployments"] == after["services"]
+        live = [v for v in after["versions"] if v[0] and f"zoo-{v[0]}" in after["deployments"]]
+        assert len(live) == len(after["deployments"]), (step, after)
+        deployments[step] = after["deployments"]
+    # 01 deployed the copy, 03 the new version beside it, 05 retired the copy.
+    (copy,) = deployments["01_copy"]
+    (new,) = set(deployments["03_migrate"]) - {copy}
+    assert deployments["05_retire"] == [new]
+
+
+# (the step, what keeps failing: kind, verb, path prefix); the steps before it run clean.
+PERSISTENT = [
+    ("01_copy", "503", "update", "/api/v1/namespaces/baseten/configmaps/"),
+    ("01_copy", "stall", "list", "/api/v1/nodes"),
+    ("01_copy", "reset", "create", "/apis/apps/v1/namespaces/baseten/deployments"),
+    ("03_migrate", "429", "update", "/api/v1/namespaces/baseten/configmaps/"),
+    ("03_migrate", "503", "create", "/api/v1/namespaces/baseten/services"),
+    ("05_retire", "stall", "delete", "/apis/apps/v1/namespaces/baseten/deployments/"),
+]
+
+
+@pytest.mark.parametrize(("step", "kind", "verb", "path"), PERSISTENT)
+def test_a_call_that_keeps_failing_ends_the_step_in_one_line(
+    env: Environment, kube_api: KubeApiStandIn, step: str, kind: str, verb: str, path: str
+) -> None:
+    index = [name for name, _ in STEPS].index(step)
+    for before_step, params in STEPS[:index]:
+        run_clean(before_step, params)
+    before = state(env, kube_api)
+    kube_api.fault(kind, verb=verb, path=path + "*", times=None, retry_after_s=1, stall_s=2.5)
+    started = time.monotonic()
+    result = zoo_ops_run(step, dict(STEPS[index][1]))
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    problem = [line for line in lines if "after" in line and "attempts in" in line]
+    assert len(problem) == 1, lines
+    assert str(kube_api.token) not in result.stdout + result.stderr
+    assert kube_api.faults.served, "the fault never fired"
+    # Retried for the call's deadline, not the client's hidden 4 x 31 s.
+    assert elapsed < 100, elapsed
+    after = state(env, kube_api)
+    assert_nothing_half_written(step, verb, path, before, after)
+
+
+def assert_nothing_half_written(
+    step: str, verb: str, path: str, before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    """The ConfigMap unchanged or fully changed; no Deployment without its Service; a new
+    version row is either FAILED with nothing left in the cluster, or has both."""
+    assert after["deployments"] == after["services"] or (
+        # a delete that failed half-way is not retried by the step: both still there
+        step == "05_retire" and set(after["deployments"]) <= set(before["deployments"])
+    ), after
+    new_versions = set(after["versions"]) - set(before["versions"])
+    for row in new_versions:
+        deployed = f"zoo-{row[0]}" in after["deployments"]
+        assert deployed is (row[4] != "FAILED"), (row, after)
+    if verb == "update":
+        assert after == before
