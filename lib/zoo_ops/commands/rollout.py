@@ -3,8 +3,11 @@
 Stops at the first failure. A second call resumes from each environment's runs table
 (joined with the trail): a step whose latest real (not dry, not refused) run succeeded
 for the truss's current content is not repeated. A model
-whose migration was reverted after it succeeded stops the rollout: going forward again
-is an engineer's decision, made by running 03_migrate by hand.
+whose migration was reverted after it succeeded (a later 04_revert run, or any revert the
+migrations table records: from the journal alone, by auto_revert) stops the rollout --
+a reverted 03 is never ``done before``: going forward again is an engineer's decision,
+made by running 03_migrate by hand. Step order itself is the runbooks' gate
+(:mod:`zoo_ops.domain.gates`): a step the rollout starts out of order is refused there.
 """
 
 from __future__ import annotations

@@ -174,9 +174,10 @@ def _why_missing(need: Requirement, runs: Sequence[RunFact], truss_hash: str | N
         return "no truss hash to match"
     same = [f for f in runs if f.env == need.env and f.step == need.step]
     same_hash = [f for f in same if f.truss_hash == truss_hash]
-    if need.not_reverted and any(f.reverted_by and f.outcome == SUCCEEDED for f in same_hash):
-        reverted = next(f for f in same_hash if f.reverted_by)
-        return f"not found: run {reverted.run_id} was reverted by migration {reverted.reverted_by}"
+    reverted = [f for f in same_hash if f.reverted_by and f.outcome == SUCCEEDED]
+    if need.not_reverted and reverted:
+        last = reverted[-1]
+        return f"not found: run {last.run_id} was reverted by migration {last.reverted_by}"
     if need.target and same_hash:
         targeted = [f for f in same_hash if (f.target or "copy") == need.target]
         if not targeted:
