@@ -720,6 +720,52 @@ def test_cli_serves_kubectl_from_a_seed_file(tmp_path: Path) -> None:
     assert proc.returncode == 0
 
 
+def test_cli_with_tls_serves_kubectl_over_https_with_its_ca_and_token(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zoo_ops.testing.kube_api", "--port", "0", "--default-seed", "--tls", "--kubeconfig", str(kubeconfig)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("https://127.0.0.1:")
+        cluster = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
+        assert (
+            cluster["server"] == url
+            and "BEGIN CERTIFICATE"
+            in base64.b64decode(cluster["certificate-authority-data"]).decode()
+        )
+        kubectl = Kubectl(kubectl_binary(), kubeconfig, tmp_path / "cache")
+        result = kubectl("get", "cm", SETTINGS_CONFIGMAP, "-n", "baseten", "-o", "name")
+        assert (result.returncode, result.stdout.strip()) == (
+            0,
+            f"configmap/{SETTINGS_CONFIGMAP}",
+        ), result.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert proc.returncode == 0
+
+
+def test_kubectl_over_tls_with_a_wrong_token_is_unauthorized(
+    kube_api: KubeApiStandIn, kubeconfig: Path, tmp_path: Path
+) -> None:
+    assert kube_api.url.startswith("https://")  # the fixtures' default: TLS and a token
+    data = yaml.safe_load(kubeconfig.read_text())
+    data["users"][0]["user"] = {"token": "not-the-token"}
+    forged = tmp_path / "kubeconfig-forged"
+    forged.write_text(yaml.safe_dump(data))
+    kubectl = Kubectl(kubectl_binary(), forged, tmp_path / "cache")
+    result = kubectl("get", "cm", "-n", "baseten")
+    assert result.returncode == 1
+    assert "error: You must be logged in to the server" in result.stderr, result.stderr
+    with_token = Kubectl(kubectl_binary(), kubeconfig, tmp_path / "cache2")
+    assert with_token("get", "cm", "-n", "baseten").returncode == 0
+
+
 def test_cli_refuses_a_bad_seed_with_exit_2(tmp_path: Path) -> None:
     seed = tmp_path / "seed.yaml"
     seed.write_text("apiVersion: v1\nkind: Widget\nmetadata: {name: w}\n")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +232,48 @@ def test_a_pod_whose_token_is_wrong_gets_401_not_a_retry_storm(
     (in_a_pod / "token").write_text(base64.b64encode(b"forged").decode())
     with pytest.raises(ConfigError, match="HTTP 401"):
         read_settings(LazyClient("").api("CoreV1Api"))
+
+
+# -- waiting: a watch where RBAC allows, polling otherwise -----------------------------------
+
+DEPLOYMENTS = f"/apis/apps/v1/namespaces/{BASETEN_NAMESPACE}/deployments"
+
+
+def deploy_and_wait(name: str, ready_after_s: str = "1") -> None:
+    truss = read_truss(REPO / "truss_models" / "iris")
+    serving = KubernetesServing(
+        namespace=BASETEN_NAMESPACE,
+        context="standin",
+        predict_url_template="http://x/{service}",
+        extra_annotations={"zoo-ops.test/ready-after-seconds": ready_after_s},
+    )
+    artifact = serving.deploy(name, truss.path, truss.config, model="iris_copy")
+    serving.wait_ready(name, artifact, timeout_s=20)
+
+
+def wait_calls(api: KubeApiStandIn, name: str) -> tuple[int, int]:
+    """(watches of the Deployment, reads of its status) zoo-ops made."""
+    mine = [r for r in api.request_log if r.user_agent == user_agent()]
+    watches = [r for r in mine if r.verb == "watch" and r.resource == "deployments"]
+    reads = [r for r in mine if r.resource == "deployments/status" and r.name == f"zoo-{name}"]
+    return len(watches), len(reads)
+
+
+def test_a_rollout_is_waited_for_with_a_watch(kube_api: KubeApiStandIn, core: Any) -> None:
+    started = time.monotonic()
+    deploy_and_wait("v-watched")
+    assert time.monotonic() - started < 5
+    # One status read (it was not ready yet), then the watch told when it was.
+    assert wait_calls(kube_api, "v-watched") == (1, 1)
+
+
+@pytest.mark.parametrize("kind", ["403", "reset", "503", "stall"])
+def test_a_watch_that_is_refused_or_breaks_falls_back_to_polling(
+    kube_api: KubeApiStandIn, core: Any, kind: str
+) -> None:
+    kube_api.fault(kind, verb="watch", path=DEPLOYMENTS, times=None, stall_s=2)
+    deploy_and_wait("v-polled")
+    watches, reads = wait_calls(kube_api, "v-polled")
+    assert watches == 1  # refused or broken once: the rest of the wait polls
+    assert reads >= 2
+    assert kube_api.get_object("Deployment", BASETEN_NAMESPACE, "zoo-v-polled")

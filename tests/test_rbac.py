@@ -131,6 +131,11 @@ def request(
         (request("create", "deployments"), True),
         (request("delete", "deployments", name="zoo-x"), True),
         (request("patch", "deployments", name="zoo-x"), False),
+        (request("watch", "deployments"), True),
+        (request("watch", "deployments", namespace="kube-system"), False),
+        (request("watch", "configmaps"), False),
+        (request("watch", "secrets"), False),
+        (request("watch", "pods"), False),
         (request("deletecollection", "deployments"), False),
         (request("get", "deployments", namespace="kube-system", name="coredns"), False),
         (request("update", "deployments/status", name="zoo-x"), False),
@@ -159,9 +164,9 @@ def test_the_manifest_is_one_service_account_bound_to_its_roles() -> None:
         if d["kind"] in ("Role", "ClusterRole"):
             for rule in d["rules"]:
                 assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-                assert not {"watch", "patch", "deletecollection", "escalate", "bind"} & set(
-                    rule["verbs"]
-                )
+                assert not {"patch", "deletecollection", "escalate", "bind"} & set(rule["verbs"])
+                # watch: only of Deployments (waiting for a rollout), never of Secrets.
+                assert "watch" not in rule["verbs"] or rule["resources"] == ["deployments"]
     secrets_rules = [
         r for d in docs if d["kind"] == "Role" for r in d["rules"] if "secrets" in r["resources"]
     ]

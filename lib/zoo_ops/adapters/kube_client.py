@@ -30,6 +30,11 @@ Timeouts and retries (every call goes through :func:`call_api`):
   reaches past it and no retry starts after it, so a call ends within the deadline plus
   one connect; then the last cause becomes one line.
 
+Waiting on an object (:func:`watch_objects`): a watch where RBAC grants ``watch``, with
+the server ending the stream at the wait's deadline and a read timeout of that plus the
+read timeout; a refused or broken watch makes the caller poll with backoff
+(:mod:`zoo_ops.adapters.polling`).
+
 ``ZOO_OPS_KUBE_CONNECT_TIMEOUT_S``, ``ZOO_OPS_KUBE_READ_TIMEOUT_S`` and
 ``ZOO_OPS_KUBE_CALL_DEADLINE_S`` override the three numbers (seconds).
 
@@ -40,16 +45,18 @@ message only: never a stack trace, never a header (which could carry a bearer to
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
 
+from zoo_ops.adapters.polling import WatchBroken, WatchUnavailable
 from zoo_ops.errors import BadInput, ConfigError, NotFound, StepFailed, ZooOpsError
 
 # (connect, read) seconds: a hung apiserver must not hang a runbook cell forever.
@@ -253,6 +260,43 @@ def call_api(
         raise api_error(where, verb, exc, advice, _tries(retrying, started)) from None
     except Exception as exc:  # urllib3 / socket errors: the API was not reached
         raise transport_error(where, verb, exc, _tries(retrying, started)) from None
+
+
+def watch_objects(
+    where: str, list_fn: Callable[..., Any], *args: Any, timeout_s: float, **kwargs: Any
+) -> Iterator[Any]:
+    """The objects of a watch over ``list_fn(*args, **kwargs)`` (the current ones first,
+    then one per ADDED or MODIFIED event) until the server ends the stream after
+    ``timeout_s``. Raises :class:`~zoo_ops.adapters.polling.WatchUnavailable` when the
+    watch is refused (HTTP 403, 405: RBAC grants no ``watch``) and
+    :class:`~zoo_ops.adapters.polling.WatchBroken` when it fails (any other status, a
+    reset, a read stalled past ``timeout_s`` plus the read timeout): the caller polls."""
+    from kubernetes import watch
+    from kubernetes.client.exceptions import ApiException
+
+    connect_s, read_s, _ = timeouts()
+    stream = watch.Watch()
+    try:
+        for event in stream.stream(
+            list_fn,
+            *args,
+            timeout_seconds=max(math.ceil(timeout_s), 1),
+            _request_timeout=(connect_s, timeout_s + read_s),
+            **kwargs,
+        ):
+            if event.get("type") in ("ADDED", "MODIFIED"):
+                yield event["object"]
+    except ApiException as exc:
+        problem = f"{where}: watch failed with HTTP {exc.status} ({status_text(exc)})"
+        if exc.status in (403, 405):
+            raise WatchUnavailable(problem) from None
+        raise WatchBroken(problem) from None
+    except ZooOpsError:
+        raise
+    except Exception as exc:  # the stream broke: reset, stall, a bad event
+        raise WatchBroken(str(transport_error(where, "watch", exc))) from None
+    finally:
+        stream.stop()
 
 
 def _tries(retrying: Retrying, started: float) -> str:

@@ -41,12 +41,12 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo_ops.adapters.kube_client import LazyClient, call_api
-from zoo_ops.adapters.polling import poll
+from zoo_ops.adapters.kube_client import LazyClient, call_api, watch_objects
+from zoo_ops.adapters.polling import wait_watching
 from zoo_ops.adapters.serving import Removal
 from zoo_ops.domain.capacity import GPU_RESOURCE, node_label_for_accelerator
 from zoo_ops.domain.url_templates import (
@@ -350,18 +350,30 @@ class KubernetesServing:
         where = self._where("Deployment", name)
         last: Any = None
 
-        def probe() -> bool | None:
+        def judge(deployment: Any) -> bool | None:
             nonlocal last
-            last = call_api(
-                where, "read", self.apps.read_namespaced_deployment_status, name, self.namespace
-            )
-            ready, failure = readiness(last)
+            last = deployment
+            ready, failure = readiness(deployment)
             if failure:
                 raise StepFailed(f"{where} failed to roll out: {failure}")
             return True if ready else None
 
+        def probe() -> bool | None:
+            read = self.apps.read_namespaced_deployment_status
+            return judge(call_api(where, "read", read, name, self.namespace))
+
+        def changes(left: float) -> Iterator[bool | None]:
+            list_fn = self.apps.list_namespaced_deployment
+            selector = f"metadata.name={name}"
+            for deployment in watch_objects(
+                where, list_fn, self.namespace, field_selector=selector, timeout_s=left
+            ):
+                yield judge(deployment)
+
         first_s = min(0.05, self.poll_interval_s)
-        if poll(probe, timeout_s=timeout_s, first_s=first_s, cap_s=self.poll_interval_s):
+        if wait_watching(
+            probe, changes, timeout_s=timeout_s, first_s=first_s, cap_s=self.poll_interval_s
+        ):
             return
         deployment = last
         pods = call_api(

@@ -7,6 +7,7 @@ hit) and does one of:
 * ``"429"``: answers 429 TooManyRequests with ``Retry-After: retry_after_s`` (and
   ``details.retryAfterSeconds``), as an apiserver's priority and fairness does;
 * ``"503"``: answers 503 ServiceUnavailable, as an apiserver that is restarting does;
+* ``"403"``: answers 403 Forbidden, as RBAC does for a verb the Role does not grant;
 * ``"reset"``: resets the connection (TCP RST) without reading on, nothing done;
 * ``"reset-after"``: does the request, then resets the connection instead of answering
   (the client cannot know whether its write happened);
@@ -25,7 +26,10 @@ from dataclasses import dataclass, field
 
 from zoo_ops.testing.kube_api.request_log import KubeRequest
 
+# The faults of a sick apiserver or network (transient ones, a client retries them); and
+# "403", RBAC's refusal, which is not retried.
 FAULT_KINDS = ("429", "503", "reset", "reset-after", "stall")
+ALL_FAULT_KINDS = (*FAULT_KINDS, "403")
 ZOO_OPS_AGENT = "zoo-ops/"
 
 
@@ -44,8 +48,8 @@ class Fault:
     _counts: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"fault kind {self.kind!r}: one of {', '.join(FAULT_KINDS)}")
+        if self.kind not in ALL_FAULT_KINDS:
+            raise ValueError(f"fault kind {self.kind!r}: one of {', '.join(ALL_FAULT_KINDS)}")
 
     def matches(self, request: KubeRequest) -> bool:
         if self.verb and request.verb != self.verb:

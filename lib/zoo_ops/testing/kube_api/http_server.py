@@ -188,6 +188,16 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self._send(503, error.status())
             return True
+        if fault.kind == "403":
+            route = parse_route(urlsplit(self.path).path)
+            what = f'{route.rt.plural} in API group "{route.rt.group}"' if route else "this path"
+            error = ApiError(
+                403,
+                "Forbidden",
+                f"{self.headers.get('User-Agent', '')} cannot {fault.verb or 'do'} {what}",
+            )
+            self._send(403, error.status())
+            return True
         if fault.kind == "stall":
             self.server.standin._closing.wait(fault.stall_s)
             self._reset()
