@@ -107,3 +107,10 @@ class Interrupted(StepFailed):
 class TrailUnwritable(BadInput):
     """The audit trail's folder cannot take the executed notebook (permissions, free
     space): the run is refused before anything changes."""
+
+
+class CapacityRefused(StepFailed):
+    """The cluster cannot hold what the step would start (old + copy + new per accelerator
+    type); refused before any write, so nothing changed: exit 2 like bad input."""
+
+    exit_code = 2

@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 
-from zoo_ops.domain.truss_config import Resources, format_cpu
+from zoo_ops.domain.truss_config import TRUSS_ACCELERATORS, Resources, format_cpu
+from zoo_ops.errors import ConfigError
 
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -36,6 +37,11 @@ ACCELERATOR_NODE_LABELS: Mapping[str, str] = {
     "A100_40GB": "nvidia-tesla-a100",
     "H100": "nvidia-h100-80gb",
     "H200": "nvidia-h200-141gb",
+    "B200": "nvidia-b200",
+    "L40S": "nvidia-l40s",
+    "RTX_PRO_6000": "nvidia-rtx-pro-6000",
+    "B300": "nvidia-b300",
+    "GB300": "nvidia-gb300",
 }
 _TYPE_BY_LABEL = {label: gpu_type for gpu_type, label in ACCELERATOR_NODE_LABELS.items()}
 
@@ -420,3 +426,149 @@ def rooms_by_accelerator(nodes: Sequence[NodeRoom]) -> list[dict[str, object]]:
             }
         )
     return rows
+
+
+# --- the rollout: old + copy + new at once ----------------------------------------------------
+
+ROLES = ("old", "copy", "new")
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """One of the versions a rollout keeps running at once.
+
+    ``role``: ``old`` (the zoo model's current version), ``copy`` (``MODEL_copy``'s) or
+    ``new`` (the truss as a new version of the zoo model). ``held``: its pods are already
+    bound, so their requests are inside the nodes' ``requested`` (and not in ``free``).
+    ``known``: False when its footprint could not be read and the truss's request stands
+    in for it.
+    """
+
+    role: str
+    request: CapacityRequest
+    held: bool
+    known: bool = True
+    version_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    """One resource of one pool: what the rollout needs at once against what there is.
+
+    ``pool`` is a truss accelerator name for GPUs, ``"any GPU"`` for a GPU of any type, and
+    ``"cpu nodes"`` for the cpu and memory of a CPU-only model. ``available`` is
+    ``free + held + scalable``: room free now, room the rollout's own running versions
+    already hold, and what the autoscaler can still add (``capacity.scalable_pools``).
+    """
+
+    pool: str
+    resource: str
+    by_role: tuple[tuple[str, int], ...]
+    free: int
+    held: int
+    scalable: int
+    unknown_roles: tuple[str, ...] = ()
+
+    @property
+    def needed(self) -> int:
+        return sum(amount for _, amount in self.by_role)
+
+    @property
+    def available(self) -> int:
+        return self.free + self.held + self.scalable
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.available
+
+    def text(self, fmt: str) -> tuple[str, str]:
+        """(needed, available) as shown: ``"3 (old 1, copy 1, new 1)"``,
+        ``"1 (free 1, held 0, scalable 0)"``."""
+        roles = ", ".join(f"{role} {_fmt(amount, fmt)}" for role, amount in self.by_role)
+        needed = f"{_fmt(self.needed, fmt)} ({roles})"
+        available = (
+            f"{_fmt(self.available, fmt)} (free {_fmt(self.free, fmt)}, "
+            f"held {_fmt(self.held, fmt)}, scalable {_fmt(self.scalable, fmt)})"
+        )
+        return needed, available
+
+
+def check_scalable_pools(pools: Mapping[str, int], where: str) -> None:
+    """Refuse a ``scalable_pools`` key that is not a truss accelerator name (one line)."""
+    for name in sorted(pools):
+        if name not in TRUSS_ACCELERATORS:
+            raise ConfigError(
+                f'{where}.scalable_pools "{name}": not a GPU type truss knows; '
+                f"use one of {', '.join(TRUSS_ACCELERATORS)}"
+            )
+
+
+def _pool_of(request: CapacityRequest) -> str:
+    if not request.wants_gpu:
+        return "cpu nodes"
+    return request.accelerator or "any GPU"
+
+
+def rollout_pool_rows(
+    request: CapacityRequest,
+    footprints: Sequence[Footprint],
+    nodes: Sequence[NodeRoom],
+    scalable_pools: Mapping[str, int],
+) -> list[PoolRow]:
+    """What the rollout of ``request`` needs at once, per pool and resource.
+
+    The rule: the old version keeps serving until 05_retire deletes it, the copy stays
+    until 05 too, and 03 adds the new version beside both; so from 01 to 05 all three
+    run at once, and 01 and 03 each check that all three fit. For the pool of the truss's
+    accelerator type (or the CPU nodes, for a CPU-only truss), per resource:
+    ``needed`` is the sum over the three footprints in that pool (a footprint in another
+    pool, e.g. a legacy version on another GPU type, is checked in its own pool);
+    ``available`` is the free room of the schedulable nodes the pool's pods may land on,
+    plus what the footprints already running hold there, plus ``scalable_pools`` for that
+    accelerator type (GPUs only: a scaled-up node brings its own cpu and memory, so for a
+    GPU pool only the GPU count is summed).
+    """
+    by_pool: dict[str, list[Footprint]] = {}
+    for footprint in footprints:
+        by_pool.setdefault(_pool_of(footprint.request), []).append(footprint)
+    rows: list[PoolRow] = []
+    for pool in sorted(by_pool, key=lambda p: (p != _pool_of(request), p)):
+        members = by_pool[pool]
+        sample = members[0].request
+        accepting = [n for n in nodes if accepts(n, sample)]
+        unknown = tuple(f.role for f in members if not f.known)
+        if sample.wants_gpu:
+            resources = [(GPU_RESOURCE, lambda a: a.gpus)]
+        else:
+            resources = [("cpu", lambda a: a.cpu_millicores), ("memory", lambda a: a.memory_bytes)]
+        for resource, amount_of in resources:
+            rows.append(
+                PoolRow(
+                    pool=pool,
+                    resource=resource,
+                    by_role=tuple((f.role, amount_of(f.request.amounts)) for f in members),
+                    free=sum(max(amount_of(n.free), 0) for n in accepting),
+                    held=sum(amount_of(f.request.amounts) for f in members if f.held),
+                    scalable=scalable_pools.get(pool, 0) if sample.wants_gpu else 0,
+                    unknown_roles=unknown,
+                )
+            )
+    return rows
+
+
+def rollout_refusal(rows: Sequence[PoolRow]) -> str:
+    """The one line naming every pool that is short: accelerator, needed vs available."""
+    parts = []
+    for row in rows:
+        if row.fits:
+            continue
+        fmt = {"cpu": "cpu", "memory": "memory"}.get(row.resource, "count")
+        needed, available = row.text(fmt)
+        what = f"{row.pool} GPUs" if row.resource == GPU_RESOURCE else f"{row.pool} {row.resource}"
+        unknown = (
+            f"; {', '.join(row.unknown_roles)} counted as the truss's request (footprint unknown)"
+            if row.unknown_roles
+            else ""
+        )
+        parts.append(f"{what}: needs {needed} at once, available {available}{unknown}")
+    return "; ".join(parts)

@@ -97,7 +97,7 @@ def preflight(env: Environment, model: str, *, truss_dir: str = "", copy: bool =
     content would be hashed but never deployed."""
     from zoo_ops.adapters.truss_files import truss_content_hash
     from zoo_ops.adapters.truss_runtime import read_truss
-    from zoo_ops.services.preflight import preflight_capacity, preflight_secrets
+    from zoo_ops.services.preflight import preflight_secrets, rollout_capacity
 
     target = model + COPY_SUFFIX if copy else model
     path = deployed_truss_dir(env, model)
@@ -138,11 +138,15 @@ def preflight(env: Environment, model: str, *, truss_dir: str = "", copy: bool =
             )
         )
     if package is not None:
-        capacity = _check(
-            checks, "capacity", lambda: _capacity_row(env, model, path, preflight_capacity)
+        capacity = _check(  # old + copy + new at once, before any write (exit 2 if short)
+            checks,
+            "capacity",
+            lambda: _capacity_row(rollout_capacity(env, model, path, copy_version_id=duplicate)),
         )
         if capacity is not None:
-            details["capacity"] = capacity
+            details["capacity"] = capacity.to_frame()
+            if not capacity.fits:
+                checks[-1].error = capacity.refusal()
         secrets = _check(
             checks, "secrets", lambda: _secrets_row(env, package.config, preflight_secrets)
         )
@@ -160,12 +164,8 @@ def _hash_row(truss_hash: str) -> tuple[bool, str, str]:
     return True, truss_hash, truss_hash
 
 
-def _capacity_row(
-    env: Environment, model: str, path: Path, preflight_capacity: Any
-) -> tuple[bool, str, Any]:
-    report = preflight_capacity(env, model, path)
-    frame = report.to_frame()
-    return bool(report.fits), report.summary(), frame
+def _capacity_row(report: Any) -> tuple[bool, str, Any]:
+    return bool(report.fits), report.summary(), report
 
 
 def _secrets_row(env: Environment, config: Any, preflight_secrets: Any) -> tuple[bool, str, Any]:

@@ -67,9 +67,14 @@ class OldVersionNote(StepResult):
 
 def note_old_version(env: Environment, model: str) -> OldVersionNote:
     """The version users are on now; on a rerun after the new version went current, the
-    source of the open (or latest) forward migration, else the previous ACTIVE version."""
+    source of the open (or latest) forward migration, else the previous ACTIVE version.
+
+    Before 03's first write, when the new version is not deployed yet: the old version,
+    the copy and the new version must fit at once (services.preflight.rollout_capacity),
+    else a one-line refusal (exit 2) and nothing changed."""
     from zoo_ops.adapters.truss_files import truss_content_hash
     from zoo_ops.adapters.truss_runtime import read_truss
+    from zoo_ops.services.preflight import require_rollout_capacity
 
     store = env.platform
     zoo = store.zoo_model(model)
@@ -79,6 +84,8 @@ def note_old_version(env: Environment, model: str) -> OldVersionNote:
     already = current.truss_hash == truss_hash
     if not already:
         old_id = current.id
+        # Old + copy + new must fit at once before 03 writes copy: false (exit 2 if not).
+        require_rollout_capacity(env, model)
     else:
         pending = env.migrations.latest(
             env.name, model, FORWARDS, status=OPEN
