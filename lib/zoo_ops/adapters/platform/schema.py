@@ -2,7 +2,10 @@
 
 This module is the one place that knows table and column names. The platform's
 tables are named as Django names them; zoo-ops's own carry the ``zoo_ops_`` prefix
-so that they can live in the platform's database without colliding.
+so that they can live in the platform's database without colliding. Who creates them
+differs: the platform's tables are the platform's (:func:`create_platform_tables` is for
+``zoo-ops demo`` and tests only), zoo-ops's own (:data:`ZOO_OPS_TABLES`) are created and
+upgraded only by Alembic (:mod:`zoo_ops.adapters.platform.versioning`, ``zoo-ops init``).
 
 Every timestamp column is :class:`UTCDateTime`: written as UTC, read back as an aware
 UTC ``datetime`` on SQLite (which stores no offset) and on PostgreSQL (``timestamptz``,

@@ -6,8 +6,10 @@ caller's engine's connection passed in, no ``alembic.ini``. The revision is reco
 :data:`VERSION_TABLE` (``zoo_ops_alembic_version``) so that it never collides with a
 platform's own ``alembic_version``.
 
-Algorithm of :func:`upgrade`: one transaction; on PostgreSQL a transaction-scoped
-advisory lock first (two ``zoo-ops init`` at once: the second waits, then finds head);
+Algorithm of :func:`upgrade`: one transaction; a lock first (PostgreSQL: a
+transaction-scoped advisory lock for the database and schema; SQLite: the engine's
+``BEGIN IMMEDIATE``), so of two ``zoo-ops init`` at once the second waits, then finds
+head; the state is read under the lock; unless it is already head with every table,
 Alembic upgrades from the recorded revision to head (no recorded revision: from nothing,
 where the baseline adopts tables an earlier zoo-ops made with ``create_all``). Then the
 result is read back (:func:`state`): the revision is head and every zoo-ops table exists,
@@ -16,7 +18,6 @@ else :class:`ZooOpsSchemaError`.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -34,9 +35,11 @@ from zoo_ops.errors import StepFailed
 VERSION_TABLE = "zoo_ops_alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
-# A fixed key for pg_advisory_xact_lock: the first 8 bytes of blake2b("zoo-ops-schema").
-_LOCK_KEY = int.from_bytes(
-    hashlib.blake2b(b"zoo-ops-schema", digest_size=8).digest(), "big", signed=True
+# PostgreSQL: one advisory lock per database and schema (the search_path's first), so
+# upgrades of zoo-ops's tables in different schemas of one database do not wait on each other.
+_PG_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtextextended("
+    "'zoo-ops-schema:' || current_database() || '.' || coalesce(current_schema(), ''), 0))"
 )
 
 
@@ -154,7 +157,7 @@ def upgrade(engine: Engine) -> Upgrade:
 def _lock(conn: Connection) -> None:
     """Serialise concurrent upgrades (SQLite's BEGIN IMMEDIATE already does)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        conn.execute(text(_PG_LOCK))
 
 
 def create_schema(engine: Engine) -> None:
