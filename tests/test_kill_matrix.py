@@ -48,6 +48,8 @@ APPS = 12000
 MOMENTS_PER_KILL = 5
 SEED = int(os.environ.get("ZOO_OPS_KILL_SEED", "13"))
 REVERT = ("run", "04_revert", "-m", "iris", "-p", "scope", "recorded")  # as the README says
+# The migration itself is under test, not step order: 03 goes past the gate, recorded.
+MIGRATE = ("run", "03_migrate", "-m", "iris", *MIGRATE_ALONE_ARGS)
 
 # (signal, whom, the CLI's exit code, what the run row may say)
 KILLS = [
@@ -222,17 +224,7 @@ def test_every_kill_at_five_seeded_moments_then_the_recovery_restores_every_row(
     forward_run_id = None
     revert = step == "04_revert"
     if revert:
-        done = cli(
-            tmp_path,
-            "run",
-            "03_migrate",
-            "-m",
-            "iris",
-            "-p",
-            "batch_size",
-            "500",
-            *MIGRATE_ALONE_ARGS,
-        )
+        done = cli(tmp_path, *MIGRATE, "-p", "batch_size", "500")
         assert done.returncode == 0, done.stderr
         (forward_run_id,) = [
             r.id for r in RunStore(env.platform.engine).find(step="03_migrate", model="iris")
@@ -275,17 +267,7 @@ def test_every_kill_at_five_seeded_moments_then_the_recovery_restores_every_row(
 
     if step == "03_migrate":
         # The README: run it again (it adopts the migration), or put everything back.
-        again = cli(
-            tmp_path,
-            "run",
-            "03_migrate",
-            "-m",
-            "iris",
-            "-p",
-            "batch_size",
-            "200",
-            *MIGRATE_ALONE_ARGS,
-        )
+        again = cli(tmp_path, *MIGRATE, "-p", "batch_size", "200")
         assert again.returncode == 0, again.stderr
         new = env.platform.zoo_model("iris").current_version_id
         moved = user_proxies(env)

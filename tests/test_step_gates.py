@@ -132,6 +132,31 @@ def test_the_retire_refusal_names_every_failing_guard() -> None:
     assert refusal([Guard("x", True, "")]) is None
 
 
+def test_the_rollback_puts_back_only_what_is_still_as_03_left_it() -> None:
+    from zoo_ops.domain.rollback import current_version_restore, whitelist_restore
+
+    def current(now, status="ACTIVE"):
+        return current_version_restore(
+            model="iris", current_id=now, old_id="old", new_id="new", old_status=status
+        )
+
+    assert current("new").action == "set"
+    assert current("old").action == "none"
+    assert (
+        current("other").action == "cannot" and "not new as 03 left it" in current("other").detail
+    )
+    assert current("new", "DELETED").action == "cannot"
+
+    def entry(now, before, recorded=True):
+        return whitelist_restore(model="iris", now=now, recorded=recorded, before=before)
+
+    assert entry(False, True).action == "set" and entry(False, True).wanted == "copy=true"
+    assert entry(False, None).action == "remove"
+    assert entry(True, True).action == "none"
+    assert entry(None, True).action == "cannot", "removed since 03: not ours to re-add"
+    assert entry(False, True, recorded=False).action == "cannot"
+
+
 # --- the sentiment case, in a real kernel ---------------------------------------------------
 
 
