@@ -178,7 +178,8 @@ def test_a_staging_01_copy_opens_the_prod_whitelist_set_and_each_write_is_in_the
     # copy false has the effect of 03_migrate: staging's 01 does not open it.
     capsys.readouterr()
     assert main([*argv[:5], "--copy", "false", "--confirm", "prod"]) == 2
-    assert "03_migrate for iris has not succeeded in staging" in one_error(capsys)
+    line = one_error(capsys)
+    assert "03_migrate for iris" in line and "has not succeeded in staging" in line, line
     assert whitelist(prod)["iris"] == {"copy": True}
 
     # remove deploys nothing: confirm is enough (no gate), and it is recorded.

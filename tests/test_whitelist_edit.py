@@ -178,8 +178,9 @@ def test_edit_in_prod_needs_confirm_and_passes_the_gate(
     assert main(["whitelist", "-e", "prod", "edit", "--confirm", "prod"]) == 2
     err = capsys.readouterr().err.strip()
     # Every closed gate is named, each by the step whose effect the entry has.
-    assert "iris: prod: 01_copy for iris has not succeeded in staging" in err, err
-    assert "sentiment: prod: 03_migrate for sentiment has not succeeded in staging" in err, err
+    assert len(err.splitlines()) == 1 and "has not succeeded in staging" in err, err
+    assert "iris: prod: 01_copy for iris" in err, err
+    assert "sentiment: prod: 03_migrate for sentiment" in err, err
     assert whitelist(prod) == {}
     assert sorted(r.model for r in prod.runs.find(step="whitelist-edit", outcome="refused")) == [
         "iris",
@@ -299,3 +300,66 @@ def test_edit_can_repair_a_malformed_whitelist(demo_env, tmp_path, monkeypatch, 
     seen = (folder / "seen-0.txt").read_text()
     assert "not a valid whitelist" in seen and "yes" in seen, seen
     assert whitelist(env) == {"iris": {"copy": True}}
+
+
+def test_the_entry_guard_of_a_polling_wait_names_a_lost_or_changed_entry(demo_env) -> None:
+    from zoo_ops.errors import StepFailed
+    from zoo_ops.services.settings import entry_guard, set_whitelist_entry
+
+    env = demo_env
+    set_whitelist_entry(env, "iris", True)
+    guard = entry_guard(env, "iris", True, waiting_for="iris_copy", every_s=0.0)
+    guard()  # the entry is there: nothing to say
+    set_whitelist_entry(env, "iris", False)  # someone else's write changed it
+    with pytest.raises(StepFailed, match=r'iris: \{"copy": true\} was changed to copy false'):
+        guard()
+    env.settings.apply(lambda data: {**data, "automaticallyDeployedModelZooModelsWhitelist": "{}"})
+    with pytest.raises(StepFailed, match="removed by another write while waiting for iris_copy"):
+        guard()
+
+
+@pytest.mark.parametrize("kube_ready_delay_s", [6.0])
+def test_a_kubectl_edit_saved_while_01_waits_fails_the_step_naming_the_entry(
+    k8s_env, kube_api, kubectl
+) -> None:
+    from zoo_ops.domain.whitelist import WHITELIST_KEY
+    from zoo_ops.testing.kube_fixtures import BASETEN_NAMESPACE, SETTINGS_CONFIGMAP
+
+    where = ("-n", BASETEN_NAMESPACE)
+    # The seed's `kubectl edit`, opened before 01 writes its entry: the operator adds
+    # sentiment to the whitelist they see...
+    got = kubectl(*where, "get", "configmap", SETTINGS_CONFIGMAP, "-o", "json", check=True)
+    seen = json.loads(json.loads(got.stdout)["data"].get(WHITELIST_KEY) or "{}")
+    assert "iris" not in seen
+    seen["sentiment"] = {"copy": True}
+    result: dict = {}
+    runner = threading.Thread(
+        target=lambda: result.update(run=execute_runbook("01_copy", model="iris", env="k8s")),
+        daemon=True,
+    )
+    runner.start()
+    deadline = time.monotonic() + 300
+    while not kube_api.requests_for(verb="create", resource="deployments"):
+        assert time.monotonic() < deadline and runner.is_alive(), result
+        time.sleep(0.05)
+    # ...and saves while 01 waits for the Deployment: kubectl edit's patch carries the whole
+    # whitelist value and no resourceVersion, so 01's entry is gone.
+    patch = {"data": {WHITELIST_KEY: json.dumps(seen)}}
+    kubectl(
+        *where,
+        "patch",
+        "configmap",
+        SETTINGS_CONFIGMAP,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps(patch),
+        check=True,
+    )
+    runner.join(300)
+    run = result["run"]
+    assert run.exit_code == 1, run.error
+    assert run.error and "\n" not in run.error
+    assert 'the whitelist entry iris: {"copy": true} was removed by another write' in run.error
+    assert "while waiting for iris_copy" in run.error
+    assert whitelist(k8s_env) == {"sentiment": {"copy": True}}

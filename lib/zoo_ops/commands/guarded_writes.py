@@ -164,9 +164,10 @@ def guarded_reconcile(
                 override_reason=override_reason,
                 dry_run=False,
             )
-            if gate.verdict.open:
+            why = gate.failure()
+            if why is None:
                 continue
-            closed.append(f"{row.model}: {gate.verdict.detail}")
+            closed.append(f"{row.model}: {why}")
             refused = start_recording(
                 env,
                 step=RECONCILE,
@@ -177,7 +178,7 @@ def guarded_reconcile(
             )
             refused.truss_hash = row.truss_hash
             refused.show(f"staging gate ({gated_step_for(copy)})", gate.to_frame())
-            close_recording(refused, GateClosed(gate.verdict.detail))
+            close_recording(refused, GateClosed(why))
     if closed:
         raise GateClosed(
             f"reconcile refused, nothing deployed: {'; '.join(closed)}"

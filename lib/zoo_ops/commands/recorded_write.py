@@ -43,6 +43,7 @@ from zoo_ops.adapters import known_secrets
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.runs import DRY_RUN, SUCCEEDED, NotebookPathTaken, RunRecord
 from zoo_ops.adapters.truss_files import truss_content_hash
+from zoo_ops.domain.redaction import redact_parameters
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, ConflictError, GateClosed, StepFailed, ZooOpsError
 from zoo_ops.runbook import check_trail_writable, outcome_for, run_scrap_of, scrap_output
@@ -188,7 +189,7 @@ def start_recording(
                 env=env.name,
                 operator=_operator(),
                 dry_run=dry_run,
-                parameters=parameters,
+                parameters=redact_parameters(parameters),
                 gate_override_reason=gate_override_reason,
                 notebook_path=str(path),
             )
@@ -264,7 +265,9 @@ def gate_write(
     )
     recording.show(f"staging gate ({gated_step})", result.to_frame())
     recording.scraps["truss_hash"] = truss_hash
-    result.raise_if_failed()
+    why = result.failure()
+    if why is not None:
+        raise GateClosed(f"{why} (a command takes --gate-override-reason TEXT)")
     return result
 
 

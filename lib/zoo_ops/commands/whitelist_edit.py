@@ -342,9 +342,10 @@ def _gate_all(
             override_reason=override_reason,
             dry_run=False,
         )
-        if gate.verdict.open:
+        why = gate.failure()
+        if why is None:
             continue
-        closed.append(f"{row.model}: {gate.verdict.detail}")
+        closed.append(f"{row.model}: {why}")
         refused = start_recording(
             env,
             step=WHITELIST_EDIT,
@@ -355,7 +356,7 @@ def _gate_all(
         )
         refused.truss_hash = truss_hash
         refused.show(f"staging gate ({step})", gate.to_frame())
-        close_recording(refused, GateClosed(gate.verdict.detail))
+        close_recording(refused, GateClosed(why))
     if closed:
         raise GateClosed(f"whitelist edit refused, nothing written: {'; '.join(closed)}")
 

@@ -241,3 +241,27 @@ def check_entry_kept(env: Environment, model: str, copy: bool, *, waiting_for: s
             f"{store.location}: {problem}{during}; do not `kubectl edit` that key (use "
             f"`zoo-ops whitelist edit`), then rerun the step"
         )
+
+
+def entry_guard(
+    env: Environment,
+    model: str,
+    copy: bool,
+    *,
+    waiting_for: str = "",
+    every_s: float = 1.0,
+) -> Callable[[], None]:
+    """:func:`check_entry_kept` for a polling wait: call it on every poll; it re-reads the
+    settings at most once every ``every_s`` seconds (monotonic clock), so a wait that
+    polls the database often does not hammer the ConfigMap."""
+    import time
+
+    last = [float("-inf")]
+
+    def guard() -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0] = now
+            check_entry_kept(env, model, copy, waiting_for=waiting_for)
+
+    return guard
