@@ -766,6 +766,25 @@ def test_kubectl_over_tls_with_a_wrong_token_is_unauthorized(
     assert with_token("get", "cm", "-n", "baseten").returncode == 0
 
 
+def test_tls_requires_the_token_and_serves_a_certificate_of_its_ca(
+    kube_api: KubeApiStandIn,
+) -> None:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    trusting = ssl.create_default_context(cadata=kube_api.ca_pem.decode())
+    url = f"{kube_api.url}/api/v1/namespaces"
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(url, context=trusting, timeout=10)
+    assert anonymous.value.code == 401
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {kube_api.token}"})
+    with urllib.request.urlopen(request, context=trusting, timeout=10) as response:
+        assert json.loads(response.read())["kind"] == "NamespaceList"
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(url, context=ssl.create_default_context(), timeout=10)
+
+
 def test_cli_refuses_a_bad_seed_with_exit_2(tmp_path: Path) -> None:
     seed = tmp_path / "seed.yaml"
     seed.write_text("apiVersion: v1\nkind: Widget\nmetadata: {name: w}\n")

@@ -6,6 +6,7 @@ fault persists, no hidden urllib3 retries, and in-cluster credentials in a pod."
 from __future__ import annotations
 
 import base64
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ def test_a_transient_fault_is_retried_and_the_call_succeeds(
     assert time.monotonic() - started < DEADLINE_S
     # Two faulted attempts and the good one, each one request: no hidden urllib3 retry.
     assert len(zoo_ops_calls(kube_api)) == 3
-    assert [k for k, _ in kube_api.faults.served] == [kind, kind]
+    assert [f.kind for f in kube_api.faults.served] == [kind, kind]
 
 
 def test_429_waits_for_retry_after(kube_api: KubeApiStandIn, core: Any) -> None:
@@ -161,7 +162,7 @@ def test_a_deploy_whose_create_answers_are_lost_makes_one_deployment(
         namespace=BASETEN_NAMESPACE, context="standin", predict_url_template="http://x/{service}"
     )
     serving.deploy("v-lost", truss.path, truss.config, model="iris_copy")
-    assert [k for k, _ in kube_api.faults.served] == ["reset-after", "reset-after"]
+    assert [f.kind for f in kube_api.faults.served] == ["reset-after", "reset-after"]
     names = [d["metadata"]["name"] for d in kube_api.list_objects("Deployment", BASETEN_NAMESPACE)]
     services = [s["metadata"]["name"] for s in kube_api.list_objects("Service", BASETEN_NAMESPACE)]
     assert names == ["zoo-v-lost"] and services == ["zoo-v-lost"]
@@ -277,3 +278,60 @@ def test_a_watch_that_is_refused_or_breaks_falls_back_to_polling(
     assert watches == 1  # refused or broken once: the rest of the wait polls
     assert reads >= 2
     assert kube_api.get_object("Deployment", BASETEN_NAMESPACE, "zoo-v-polled")
+
+
+def test_a_refused_connection_is_a_wrong_address_said_at_once(
+    kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    cfg = yaml.safe_load(kubeconfig.read_text())
+    cfg["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:9"  # discard port: refused
+    dead = tmp_path / "kubeconfig-dead"
+    dead.write_text(yaml.safe_dump(cfg))
+    monkeypatch.setenv("KUBECONFIG", str(dead))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    started = time.monotonic()
+    with pytest.raises(StepFailed) as caught:
+        read_settings(LazyClient("standin").api("CoreV1Api"))
+    assert time.monotonic() - started < 2
+    message = str(caught.value)
+    assert "cannot read (" in message and "attempts" not in message and "\n" not in message
+
+
+def test_two_clusters_by_context_one_merged_kubeconfig_or_a_kubeconfig_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """staging and prod: two TLS stand-ins with their own CA and token, reached by
+    context, from one kubeconfig or from KUBECONFIG listing two files."""
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    staging = KubeApiStandIn(tls=True, token="staging-token")
+    prod = KubeApiStandIn(tls=True, token="prod-token")
+    for name, standin in (("staging", staging), ("prod", prod)):
+        standin.seed(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": SETTINGS_CONFIGMAP, "namespace": BASETEN_NAMESPACE},
+                    "data": {"cluster": name},
+                }
+            ]
+        )
+        standin.start()
+    try:
+        merged = KubeApiStandIn.write_kubeconfig_for(
+            tmp_path / "kubeconfig", {"staging": staging, "prod": prod}
+        )
+        listed = os.pathsep.join(
+            str(s.write_kubeconfig(tmp_path / f"kubeconfig-{n}", context=n))
+            for n, s in (("staging", staging), ("prod", prod))
+        )
+        for kubeconfig in (str(merged), listed):
+            monkeypatch.setenv("KUBECONFIG", kubeconfig)
+            for context in ("staging", "prod"):
+                core = LazyClient(context).api("CoreV1Api")
+                assert read_settings(core).data == {"cluster": context}
+    finally:
+        staging.stop()
+        prod.stop()

@@ -18,14 +18,14 @@ Timeouts and retries (every call goes through :func:`call_api`):
   which would otherwise repeat a stalled request four times unseen (2 min 4 s);
 * a call is retried, with exponential backoff (0.5 s doubling, at most 8 s, jittered),
   on HTTP 429 (waiting at least its ``Retry-After``), 500, 502, 503, 504, a connection
-  reset or refused, and a connect or read timeout;
+  reset, and a connect or read timeout; not on a connection refused or a name that does
+  not resolve (a wrong address: said at once);
 * only calls that are safe to repeat are retried after the request may have reached the
   apiserver: reads, lists, deletes (a repeated delete that answers 404 is the object
   gone), updates (they carry ``metadata.resourceVersion``: a repeat after a lost answer
   gets 409 Conflict, which the settings store re-reads and re-applies) and creates whose
   caller tolerates 409 AlreadyExists (it then reads and replaces the object); any other
-  create is retried only on 429, a refused connection and a connect timeout (the
-  apiserver never took it);
+  create is retried only on 429 and a connect timeout (the apiserver never took it);
 * every call has an overall deadline, :data:`CALL_DEADLINE_S` (60 s): no attempt's timeout
   reaches past it and no retry starts after it, so a call ends within the deadline plus
   one connect; then the last cause becomes one line.
@@ -102,11 +102,16 @@ def timeouts() -> tuple[float, float, float]:
 
 
 def kubeconfig_path() -> str:
-    """``$KUBECONFIG`` (its first entry), else ``~/.kube/config``. Read at each call, not
-    at import: the client library snapshots it when first imported, which would ignore a
-    later change (tests, ``export`` in a kernel)."""
-    configured = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-    return configured or os.path.expanduser("~/.kube/config")
+    """``$KUBECONFIG`` (one path, or several joined by ``:`` that the client merges as
+    kubectl does), else ``~/.kube/config``. Read at each call, not at import: the client
+    library snapshots it when first imported, which would ignore a later change (tests,
+    ``export`` in a kernel)."""
+    return os.environ.get("KUBECONFIG", "").strip() or os.path.expanduser("~/.kube/config")
+
+
+def kubeconfig_exists() -> bool:
+    """Whether any file of :func:`kubeconfig_path` exists."""
+    return any(os.path.exists(path) for path in kubeconfig_path().split(os.pathsep) if path)
 
 
 def credential_source(context: str) -> str:
@@ -115,7 +120,7 @@ def credential_source(context: str) -> str:
     in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
     if in_pod and not context:
         return "in-cluster"
-    if in_pod and not os.path.exists(kubeconfig_path()):
+    if in_pod and not kubeconfig_exists():
         return "in-cluster"
     return "kubeconfig"
 
@@ -276,14 +281,15 @@ def watch_objects(
 
     connect_s, read_s, _ = timeouts()
     stream = watch.Watch()
+    events = stream.stream(
+        list_fn,
+        *args,
+        timeout_seconds=max(math.ceil(timeout_s), 1),
+        _request_timeout=(connect_s, timeout_s + read_s),
+        **kwargs,
+    )
     try:
-        for event in stream.stream(
-            list_fn,
-            *args,
-            timeout_seconds=max(math.ceil(timeout_s), 1),
-            _request_timeout=(connect_s, timeout_s + read_s),
-            **kwargs,
-        ):
+        for event in events:
             if event.get("type") in ("ADDED", "MODIFIED"):
                 yield event["object"]
     except ApiException as exc:
@@ -297,6 +303,7 @@ def watch_objects(
         raise WatchBroken(str(transport_error(where, "watch", exc))) from None
     finally:
         stream.stop()
+        events.close()  # the response: the server's watch ends now, not at its timeout
 
 
 def _tries(retrying: Retrying, started: float) -> str:
@@ -313,7 +320,8 @@ def retry_pause(exc: BaseException, attempt: int, repeatable: bool) -> float | N
     repeated.
 
     HTTP 429 always (the apiserver did not take the request), waiting at least its
-    ``Retry-After``; a refused connection or a connect timeout always (nothing was sent);
+    ``Retry-After``; a connect timeout always (nothing was sent); a connection that
+    cannot be made at all (refused, unknown name) never;
     HTTP 5xx of :data:`RETRY_STATUSES`, resets and read timeouts only when
     ``repeatable``. The pause is the exponential backoff of ``attempt`` (0.5 s, 1 s,
     2 s... at most 8 s, plus up to 0.25 s of jitter).
@@ -328,6 +336,8 @@ def retry_pause(exc: BaseException, attempt: int, repeatable: bool) -> float | N
         return max(backoff, retry_after_s(exc) or 0.0)
     if status is not None:
         return backoff if repeatable and status in RETRY_STATUSES else None
+    if _cannot_connect(exc):
+        return None
     if _not_sent(exc):
         return backoff
     return backoff if repeatable and _transient(exc) else None
@@ -368,12 +378,19 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+def _cannot_connect(exc: BaseException) -> bool:
+    """No connection could be made (refused, unknown name, no route): a wrong address."""
+    from urllib3.exceptions import NewConnectionError
+
+    kinds = (ConnectionRefusedError, NewConnectionError)
+    return any(isinstance(c, kinds) for c in _causes(exc))
+
+
 def _not_sent(exc: BaseException) -> bool:
-    """A refused connection or a connect timeout: the request never reached the apiserver."""
+    """A connect timeout: the request never reached the apiserver."""
     from urllib3.exceptions import ConnectTimeoutError
 
-    kinds = (ConnectionRefusedError, ConnectTimeoutError)
-    return any(isinstance(c, kinds) for c in _causes(exc))
+    return any(isinstance(c, ConnectTimeoutError) for c in _causes(exc))
 
 
 def _transient(exc: BaseException) -> bool:

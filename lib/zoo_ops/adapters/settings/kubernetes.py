@@ -1,9 +1,7 @@
 """The dynamic-settings ConfigMap in a Kubernetes cluster, via the official client.
 
-Credentials: the configured ``kube_context`` of the kubeconfig (``$KUBECONFIG``, else
-``~/.kube/config``); with no context configured, the in-cluster service account when
-running in a pod (``KUBERNETES_SERVICE_HOST`` set), else the kubeconfig's current
-context. Writes are a PUT of the object that was read, carrying its
+Credentials, timeouts and retries: :mod:`zoo_ops.adapters.kube_client` (a retried
+write is safe: it is conditional). Writes are a PUT of the object that was read, carrying its
 ``metadata.resourceVersion``: the apiserver answers 409 Conflict if anyone wrote since,
 and :class:`~zoo_ops.adapters.settings.ConditionalStore` re-reads and re-applies.
 

@@ -76,7 +76,7 @@ from zoo_ops.testing.kube_api.errors import (
     not_found,
     required_value,
 )
-from zoo_ops.testing.kube_api.faults import FAULT_KINDS, Fault, FaultPlan
+from zoo_ops.testing.kube_api.faults import ALL_FAULT_KINDS, FAULT_KINDS, Fault, FaultPlan, Served
 from zoo_ops.testing.kube_api.kinds import apply_defaults, check_decodable, validate
 from zoo_ops.testing.kube_api.patching import (
     PatchError,
@@ -125,6 +125,7 @@ __all__ = [
     "DEFAULT_SERVER_VERSION",
     "DEFAULT_TOKEN",
     "FAIL_ANNOTATION",
+    "ALL_FAULT_KINDS",
     "FAULT_KINDS",
     "GPU_RESOURCE",
     "NEVER_READY_ANNOTATION",
@@ -147,6 +148,7 @@ __all__ = [
     "PatchError",
     "Requirement",
     "ResourceType",
+    "Served",
     "Route",
     "WriteOptions",
     "already_exists",

@@ -22,7 +22,9 @@ attempt of every call a step makes. The plan keeps what it did in ``served``.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from zoo_ops.testing.kube_api.request_log import KubeRequest
 
@@ -72,13 +74,21 @@ class Fault:
         return True
 
 
+class Served(NamedTuple):
+    """One fault done: its kind, the request it hit, when (``time.monotonic()``)."""
+
+    kind: str
+    request: KubeRequest
+    at: float
+
+
 class FaultPlan:
     """The faults of one stand-in, first match wins; thread-safe."""
 
     def __init__(self) -> None:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
-        self.served: list[tuple[str, KubeRequest]] = []
+        self.served: list[Served] = []
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -93,6 +103,6 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 if fault.take(request):
-                    self.served.append((fault.kind, request))
+                    self.served.append(Served(fault.kind, request, time.monotonic()))
                     return fault
         return None

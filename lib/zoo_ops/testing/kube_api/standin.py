@@ -208,6 +208,23 @@ class KubeApiStandIn:
         out.chmod(0o600)
         return out
 
+    @staticmethod
+    def write_kubeconfig_for(
+        path: str | Path, standins: Mapping[str, KubeApiStandIn], namespace: str = "default"
+    ) -> Path:
+        """One kubeconfig with a context per stand-in (``{"staging": a, "prod": b}``), each
+        with its server, CA and token; the first is the current context."""
+        contexts = [s.kubeconfig(name, namespace) for name, s in standins.items()]
+        merged: Obj = {**contexts[0], "clusters": [], "users": [], "contexts": []}
+        for one in contexts:
+            for key in ("clusters", "users", "contexts"):
+                merged[key] += one[key]
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(yaml.safe_dump(merged, sort_keys=False))
+        out.chmod(0o600)
+        return out
+
     # -- state for tests ---------------------------------------------------------------------
 
     def seed(self, manifests: Iterable[Mapping[str, Any]]) -> list[Obj]:
