@@ -2,8 +2,9 @@
 
 The cluster is the Kubernetes stand-in's default: a CPU node and one GPU node with a
 single T4. ``resnet50`` (the demo model whose truss declares a T4) has a legacy current
-version whose footprint the cluster cannot report, so it counts as the truss's request:
-the rollout needs 3 T4s at once (old, copy, new) and there is 1.
+version with no pods the cluster can attribute to it; its recorded artifact
+(``legacy.yaml``: ``gpu: T4``) says it needs a T4, counted as not yet placed: the rollout
+needs 3 T4s at once (old, copy, new) and there is 1.
 """
 
 from __future__ import annotations
@@ -193,7 +194,10 @@ def test_01_is_refused_naming_t4_with_nothing_changed(
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if "capacity" in line]
     assert errors, result.stderr
-    assert "T4 GPUs: needs 3 (old 1, copy 1, new 1) at once, available 1" in errors[-1]
+    assert (
+        "T4 GPUs: needs 3 (old 1, copy 1, new 1) at once, available 1 (free 1, held 0, "
+        "scalable 0); nothing was changed" in errors[-1]
+    )
     assert "nothing was changed" in errors[-1]
     assert whitelist(kube_api) == before == "{}"
     assert len(env.platform.versions_of(env.platform.zoo_model("resnet50").id)) == versions
@@ -209,7 +213,7 @@ def test_01_preflight_shows_old_copy_and_new(capacity_env: Callable[[str], Envir
     frame = check.details["capacity"].set_index("what")
     pool = frame.loc[f"T4 {GPU_RESOURCE} at once (old + copy + new)"]
     assert pool["requested"] == "3 (old 1, copy 1, new 1)"
-    assert pool["old_version"] == "1 (unknown: counted as the truss's)"
+    assert pool["old_version"] == "1"  # legacy.yaml: gpu: T4
     assert not pool["fits"]
 
 
@@ -249,3 +253,26 @@ def test_03_is_refused_before_any_write(
     assert whitelist(kube_api) == before  # copy: false was never written
     assert len(env.platform.versions_of(zoo.id)) == versions
     assert env.platform.zoo_model("resnet50").current_version_id == zoo.current_version_id
+
+
+def test_with_a_scalable_pool_01_deploys_and_03_counts_the_running_copy(
+    capacity_env: Callable[[str], Environment], kube_api: KubeApiStandIn
+) -> None:
+    capacity_env("[env.k8s.capacity]\nscalable_pools = { T4 = 2 }")
+
+    copied = run_step("01_copy", "resnet50")
+
+    assert copied.returncode == 0, copied.stderr
+    env = capacity_env("")  # the pool is gone: only the one T4, which the copy now holds
+    report = rollout_capacity(env, "resnet50")
+    frame = report.to_frame().set_index("what")
+    pool = frame.loc[f"T4 {GPU_RESOURCE} at once (old + copy + new)"]
+    assert pool["requested"] == "3 (old 1, copy 1, new 1)"
+    assert pool["free_on_best_node"] == "1 (free 0, held 1, scalable 0)"
+    before = whitelist(kube_api)
+
+    migrated = run_step("03_migrate", "resnet50")
+
+    assert migrated.returncode == 2, migrated.stderr
+    assert "T4 GPUs: needs 3 (old 1, copy 1, new 1) at once, available 1" in migrated.stderr
+    assert whitelist(kube_api) == before  # still copy: true

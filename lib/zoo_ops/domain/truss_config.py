@@ -63,7 +63,6 @@ TRUSS_ACCELERATORS = (
     "B300",
     "GB300",
 )
-KNOWN_ACCELERATORS = TRUSS_ACCELERATORS  # the name older code imports
 
 # Kubernetes quantity suffixes truss accepts for memory (``Resources._MEMORY_UNITS``),
 # and their multipliers.

@@ -13,6 +13,7 @@ import pandas as pd
 
 from zoo_ops.adapters.truss_runtime import TrussPackage, read_truss
 from zoo_ops.domain.capacity import (
+    Amounts,
     CapacityRequest,
     CapacityRow,
     CapacityVerdict,
@@ -180,10 +181,47 @@ def _footprint(
     through that the cluster cannot hold."""
     if version_id is None:
         return Footprint(role, request, held=False, version_id=None)
-    known = env.cluster.version_footprint(version_id)
-    if known is None:
-        return Footprint(role, request, held=False, known=False, version_id=version_id)
-    return Footprint(role, known, held=True, version_id=version_id)
+    placed = env.cluster.version_footprint(version_id)
+    if placed is not None:
+        return Footprint(role, placed, held=True, version_id=version_id)
+    recorded = recorded_footprint(env, version_id, request)
+    if recorded is not None:
+        return Footprint(role, recorded, held=False, version_id=version_id)
+    return Footprint(role, request, held=False, known=False, version_id=version_id)
+
+
+def recorded_footprint(
+    env: Environment, version_id: str, request: CapacityRequest
+) -> CapacityRequest | None:
+    """A legacy version's GPU as its recorded artifact states it (``legacy.yaml``'s
+    ``gpu``: ``"T4"``, ``"A10G:2"``; absent: no GPU), or None when the version has no
+    readable local legacy artifact. A legacy artifact records no cpu or memory, so the
+    truss's own request stands in for them (the same model, served again)."""
+    from zoo_ops.adapters.legacy_runtime import LEGACY_MANIFEST, parse_legacy_manifest
+    from zoo_ops.adapters.serving.local import parse_artifact
+    from zoo_ops.adapters.truss_runtime import load_yaml_file
+    from zoo_ops.domain.truss_config import parse_accelerator
+    from zoo_ops.errors import ZooOpsError
+
+    version = env.platform.find_version(version_id)
+    if version is None or not version.artifact:
+        return None
+    try:
+        kind, rel = parse_artifact(version.artifact)
+        if kind != "legacy":
+            return None
+        path = env.config.state_path / rel / LEGACY_MANIFEST
+        manifest = parse_legacy_manifest(load_yaml_file(path), str(path))
+        gpu = manifest.metadata.get("gpu")
+        accelerator = parse_accelerator(gpu, str(path)) if gpu else None
+    except (ZooOpsError, OSError):
+        return None
+    amounts = request.amounts
+    if accelerator is None:
+        return CapacityRequest(Amounts(amounts.cpu_millicores, amounts.memory_bytes, 0))
+    return CapacityRequest(
+        Amounts(amounts.cpu_millicores, amounts.memory_bytes, accelerator.count), accelerator.type
+    )
 
 
 def rollout_capacity(
@@ -192,6 +230,7 @@ def rollout_capacity(
     truss_dir: Path | str | None = None,
     *,
     copy_version_id: str | None = None,
+    copy_pending: bool = False,
     new_version_id: str | None = None,
 ) -> CapacityReport:
     """Whether the old version, the copy and the new version of ``model`` fit at once
@@ -201,16 +240,17 @@ def rollout_capacity(
     type can add one). Nothing is changed.
 
     The old version is the zoo model's current one. ``copy_version_id``: the copy's
-    version when it exists (01 passes the duplicate it found; empty: ``MODEL_copy``'s
-    current version, else the copy is still to be deployed). ``new_version_id``: the new
-    version when it exists already (else still to be deployed).
+    version when it exists (01 passes the duplicate it found); None: ``MODEL_copy``'s
+    current version, or, when there is none or ``copy_pending`` (01 about to deploy new
+    content), a copy still to be deployed. ``new_version_id``: the new version when it
+    exists already (else still to be deployed).
     """
     pools = env.config.scalable_pools
     check_scalable_pools(pools, f"zoo_ops.toml [env.{env.name}.capacity]")
     package = read_truss(truss_dir or env.config.truss_root_path / model)
     report = _capacity_report(env, model, package)
     request = CapacityRequest.from_resources(package.config.resources)
-    if copy_version_id is None:
+    if copy_version_id is None and not copy_pending:
         copy_model = env.platform.find_zoo_model(model + COPY_SUFFIX)
         copy_version_id = copy_model.current_version_id if copy_model else None
     footprints = [

@@ -141,7 +141,13 @@ def preflight(env: Environment, model: str, *, truss_dir: str = "", copy: bool =
         capacity = _check(  # old + copy + new at once, before any write (exit 2 if short)
             checks,
             "capacity",
-            lambda: _capacity_row(rollout_capacity(env, model, path, copy_version_id=duplicate)),
+            lambda: _capacity_row(
+                rollout_capacity(
+                    env, model, path, copy_version_id=duplicate, copy_pending=duplicate is None
+                )
+                if copy
+                else rollout_capacity(env, model, path, new_version_id=duplicate)
+            ),
         )
         if capacity is not None:
             details["capacity"] = capacity.to_frame()
