@@ -37,6 +37,7 @@ from zoo_ops.adapters.platform.engine import make_engine, normalize_url
 from zoo_ops.adapters.settings.local_file import LocalConfigMapFile
 from zoo_ops.domain import platform_schema as ps
 from zoo_ops.domain.whitelist import AUTOMATION_KEY, WHITELIST_KEY
+from zoo_ops.trail import read_scraps
 
 REPO = Path(__file__).resolve().parent.parent
 ZOO_OPS_TABLES = {t.name for t in s.ZOO_OPS_TABLES} | {versioning.VERSION_TABLE}
@@ -305,8 +306,20 @@ def test_a_step_refuses_until_init_then_runs_on_the_attached_database(
     before = table_names(url)
 
     refused = zoo_ops("run", "01_copy", "-e", "staging", "-m", "iris", cwd=cwd)
-    after_refusal = table_names(url)
     notebooks_after_refusal = sorted((cwd / "executed").rglob("*.ipynb"))
+    by_papermill = subprocess.run(  # the runbook as it stands: the kernel refuses too
+        [
+            str(Path(sys.executable).parent / "papermill"),
+            str(REPO / "runbooks" / "01_copy.ipynb"),
+            str(cwd / "plain.ipynb"),
+            *("-p", "model", "iris", "-p", "env", "staging"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
+    after_refusal = table_names(url)
     attached = zoo_ops("init", "-e", "staging", cwd=cwd)
     copied = zoo_ops("run", "01_copy", "-e", "staging", "-m", "iris", cwd=cwd)
     status = zoo_ops("status", "-e", "staging", cwd=cwd)
@@ -315,7 +328,11 @@ def test_a_step_refuses_until_init_then_runs_on_the_attached_database(
     assert refused.stderr.count("\n") == 1
     assert "has the platform tables but not zoo-ops's own" in refused.stderr
     assert "run `zoo-ops init -e staging`" in refused.stderr
-    assert after_refusal == before  # the step created nothing
+    assert by_papermill.returncode != 0
+    plain_run = read_scraps(cwd / "plain.ipynb")["run"]
+    assert plain_run["outcome"] == "refused" and plain_run["exit_code"] == 2
+    assert "run `zoo-ops init -e staging`" in plain_run["error"]
+    assert after_refusal == before  # neither created anything
     assert notebooks_after_refusal == []
     assert attached.returncode == 0, attached.stderr
     assert copied.returncode == 0, copied.stderr + copied.stdout
