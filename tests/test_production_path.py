@@ -96,6 +96,9 @@ def test_the_zoo_goes_staging_then_prod_and_prod_waits_for_staging(
     assert not [r for r in table if r[:2] == ["sentiment", "prod"]]
     assert not (p.root / "executed" / "prod" / "sentiment").exists(), "sentiment reached prod"
     assert "sentiment" not in p.prod.whitelist()
+    # 05 in prod (even when old enough) needs staging's 05 for the same truss.
+    retire = ("run", "05_retire", "-m", "summarizer", "-e", "prod", *CONFIRM)
+    expect_refused(p, *retire, "-p", "min_age_days", "0", needles=("05_retire", NOT_IN_STAGING))
 
     # 5. Sentiment's 03 is refused in both environments while its 02 has failed.
     expect_refused(
@@ -138,6 +141,10 @@ def test_the_zoo_goes_staging_then_prod_and_prod_waits_for_staging(
             )
         }
         assert truss_versions <= set(side.platform.created), "zoo-ops created a version"
+        # zoo-ops wrote each whitelist conditionally (update with the resourceVersion it
+        # read), never by patch; and it reached each cluster over TLS with its token.
+        assert side.zoo_ops_requests("update", "configmaps")
+        assert side.zoo_ops_requests("patch", "configmaps") == []
     rolled = {model: {"copy": False} for model in ROLLED_OUT}
     assert p.staging.whitelist() == {**rolled, "sentiment": {"copy": True}}
     assert p.prod.whitelist() == rolled

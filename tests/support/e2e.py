@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from sqlalchemy import create_engine, text
 
 from support.platform_db import ADMIN_SECRETS, PlatformDatabase
@@ -45,8 +44,10 @@ from zoo_ops.testing.kube_api import (
     GPU_RESOURCE,
     SETTINGS_CONFIGMAP,
     KubeApiStandIn,
+    KubeRequest,
     default_seed_manifests,
 )
+from zoo_ops.testing.kube_fixtures import ZOO_OPS_AGENT_PREFIX
 from zoo_ops.testing.platform_automation import PlatformAutomation, settings_from_kubernetes
 from zoo_ops.testing.truss_server import TrussHttpServer
 
@@ -137,6 +138,14 @@ class Side:
             )
         }
 
+    def zoo_ops_requests(self, verb: str, resource: str) -> list[KubeRequest]:
+        """The requests zoo-ops (its user agent) made of this environment's cluster."""
+        return [
+            r
+            for r in self.kube.requests_for(verb, resource)
+            if r.user_agent.startswith(ZOO_OPS_AGENT_PREFIX)
+        ]
+
     def zoo_model_names(self) -> set[str]:
         return {str(n) for (n,) in self.rows("SELECT name FROM oracles_oracle WHERE is_model_zoo")}
 
@@ -190,24 +199,6 @@ def cluster_manifests(gpus: int) -> list[dict[str, Any]]:
     return manifests
 
 
-def merged_kubeconfig(path: Path, clusters: dict[str, KubeApiStandIn]) -> Path:
-    """One kubeconfig with a context per stand-in (named as the environment), each with its
-    CA and token; current context: the first."""
-    configs = [kube.kubeconfig(context, BASETEN_NAMESPACE) for context, kube in clusters.items()]
-    merged = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [c for cfg in configs for c in cfg["clusters"]],
-        "users": [u for cfg in configs for u in cfg["users"]],
-        "contexts": [c for cfg in configs for c in cfg["contexts"]],
-        "current-context": next(iter(clusters)),
-        "preferences": {},
-    }
-    path.write_text(yaml.safe_dump(merged, sort_keys=False))
-    path.chmod(0o600)
-    return path
-
-
 def environment_table(name: str, root: Path, server: TrussHttpServer, extra: str = "") -> str:
     """``[env.NAME]`` of the SRE's zoo_ops.toml: the database URL from ``${NAME_DATABASE_URL}``,
     settings, capacity and secrets in the cluster of context NAME, the platform deploys,
@@ -251,7 +242,7 @@ def production_path(
     kubes["prod"].seed(cluster_manifests(gpus=1))
     for kube in kubes.values():
         kube.start()
-    kubeconfig = merged_kubeconfig(tmp_path / "kubeconfig", kubes)
+    kubeconfig = KubeApiStandIn.write_kubeconfig_for(tmp_path / "kubeconfig", kubes)
 
     models: dict[str, Any] = {
         f"truss-{truss_content_hash(TRUSSES / m)}": load_truss_model(
