@@ -49,6 +49,7 @@ from zoo_ops.testing.kube_api import (
 )
 from zoo_ops.testing.kube_fixtures import ZOO_OPS_AGENT_PREFIX
 from zoo_ops.testing.platform_automation import PlatformAutomation, settings_from_kubernetes
+from zoo_ops.testing.test_secrets import RUNBOOK_DATABASE_PASSWORD
 from zoo_ops.testing.truss_server import TrussHttpServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +66,8 @@ PLATFORM_TABLES = (
 )
 APPS_PER_ENV = 20
 CLI = [sys.executable, "-m", "zoo_ops.cli"]
+# The SRE's database URLs carry a password (trust auth ignores it); it must never be shown.
+DATABASE_PASSWORD = RUNBOOK_DATABASE_PASSWORD
 
 
 @dataclass
@@ -165,8 +168,9 @@ class ProductionPath:
     env: dict[str, str]
 
     def zoo_ops(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        """The real ``zoo-ops`` command, in ``root``, with this path's configuration."""
-        return subprocess.run(
+        """The real ``zoo-ops`` command, in ``root``, with this path's configuration; what
+        it prints never holds the databases' password (the trail is the secret scan's)."""
+        done = subprocess.run(
             [*CLI, *args],
             cwd=self.root,
             env=self.env,
@@ -174,6 +178,8 @@ class ProductionPath:
             text=True,
             timeout=timeout,
         )
+        assert DATABASE_PASSWORD not in done.stdout + done.stderr, f"{args} printed a password"
+        return done
 
     def side(self, name: str) -> Side:
         return {"staging": self.staging, "prod": self.prod}[name]
@@ -229,11 +235,14 @@ def production_path(
     platform_databases: Callable[..., PlatformDatabase],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ProductionPath]:
-    """Two PostgreSQL platform databases (not yet attached: the test runs ``zoo-ops init``),
+    """Two PostgreSQL platform databases (URLs with a password; not yet attached: the test runs ``zoo-ops init``),
     two TLS stand-ins with tokens, a platform automation per environment, the serving
     server, and zoo_ops.toml. staging has three T4s; prod one T4 and a scalable pool of two
     (``capacity.scalable_pools``)."""
-    dbs = {name: platform_databases(apps=APPS_PER_ENV) for name in ("staging", "prod")}
+    dbs = {
+        name: platform_databases(apps=APPS_PER_ENV, password=DATABASE_PASSWORD)
+        for name in ("staging", "prod")
+    }
     kubes = {
         "staging": KubeApiStandIn(tls=True),
         "prod": KubeApiStandIn(tls=True),
