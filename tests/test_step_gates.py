@@ -348,3 +348,26 @@ def test_a_revert_from_the_journal_says_what_it_could_not_put_back(demo_env) -> 
     )
     assert show_settings(env).whitelist["summarizer"].copy is False, "left as is, and said so"
     assert env.platform.zoo_model("summarizer").current_version_id == old, "the rest is restored"
+
+
+def test_prod_opens_step_by_step_as_staging_and_prod_complete_the_chain(staging_prod) -> None:
+    """The order the zoo-staging-prod plan follows, by hand: each prod step runs once
+    staging's chain up to it and prod's own step before it have succeeded."""
+    confirm = {"confirm": "prod"}
+
+    def run(step: str, env: str) -> int:
+        result = execute_runbook(
+            step, model="iris", env=env, parameters=confirm if env == "prod" else {}
+        )
+        return result.exit_code
+
+    assert run("01_copy", "staging") == 0 and run("02_verify", "staging") == 0
+    assert run("01_copy", "prod") == 0 and run("02_verify", "prod") == 0
+    early = execute_runbook("03_migrate", model="iris", env="prod", parameters=confirm)
+    assert early.exit_code == 2
+    assert "03_migrate for iris has not succeeded in staging" in early.error
+    assert "prod 02_verify" not in early.error, "prod's own 02 passed: not named"
+    assert run("03_migrate", "staging") == 0
+    assert run("03_migrate", "prod") == 0
+    prod = staging_prod["prod"]
+    assert prod.platform.version(prod.platform.zoo_model("iris").current_version_id).truss_hash
