@@ -202,6 +202,7 @@ def test_01_is_refused_naming_t4_with_nothing_changed(
     assert whitelist(kube_api) == before == "{}"
     assert len(env.platform.versions_of(env.platform.zoo_model("resnet50").id)) == versions
     assert env.platform.find_zoo_model("resnet50_copy") is None
+    assert kube_api.list_objects("Deployment", BASETEN_NAMESPACE) == []
 
 
 def test_01_preflight_shows_old_copy_and_new(capacity_env: Callable[[str], Environment]) -> None:
@@ -251,6 +252,7 @@ def test_03_is_refused_before_any_write(
     assert result.returncode == 2, result.stderr
     assert "T4 GPUs: needs 3" in result.stderr
     assert whitelist(kube_api) == before  # copy: false was never written
+    assert kube_api.list_objects("Deployment", BASETEN_NAMESPACE) == []
     assert len(env.platform.versions_of(zoo.id)) == versions
     assert env.platform.zoo_model("resnet50").current_version_id == zoo.current_version_id
 
@@ -276,3 +278,5 @@ def test_with_a_scalable_pool_01_deploys_and_03_counts_the_running_copy(
     assert migrated.returncode == 2, migrated.stderr
     assert "T4 GPUs: needs 3 (old 1, copy 1, new 1) at once, available 1" in migrated.stderr
     assert whitelist(kube_api) == before  # still copy: true
+    deployments = kube_api.list_objects("Deployment", BASETEN_NAMESPACE)
+    assert len(deployments) == 1  # the copy's; no new version was deployed

@@ -18,6 +18,7 @@ from zoo_ops.domain.capacity import (
     CapacityRow,
     CapacityVerdict,
     Footprint,
+    NodeRoom,
     PoolRow,
     assess_capacity,
     check_scalable_pools,
@@ -148,7 +149,9 @@ def capacity_verdict(env: Environment, package: TrussPackage, *, old_model: str)
     return verdict
 
 
-def _capacity_report(env: Environment, model: str, package: TrussPackage) -> CapacityReport:
+def _capacity_report(
+    env: Environment, model: str, package: TrussPackage, nodes: list[NodeRoom] | None = None
+) -> CapacityReport:
     cluster = env.cluster
     request = CapacityRequest.from_resources(package.config.resources)
     old_version_id = None
@@ -157,7 +160,7 @@ def _capacity_report(env: Environment, model: str, package: TrussPackage) -> Cap
     if zoo is not None and zoo.current_version_id:
         old_version_id = zoo.current_version_id
         old = cluster.version_footprint(old_version_id)
-    nodes = cluster.nodes()
+    nodes = cluster.nodes() if nodes is None else nodes
     verdict = assess_capacity(
         request, nodes, old, enforced=cluster.enforced, no_gpu_note=cluster.no_gpu_note
     )
@@ -248,7 +251,8 @@ def rollout_capacity(
     pools = env.config.scalable_pools
     check_scalable_pools(pools, f"zoo_ops.toml [env.{env.name}.capacity]")
     package = read_truss(truss_dir or env.config.truss_root_path / model)
-    report = _capacity_report(env, model, package)
+    nodes = env.cluster.nodes()
+    report = _capacity_report(env, model, package, nodes)
     request = CapacityRequest.from_resources(package.config.resources)
     if copy_version_id is None and not copy_pending:
         copy_model = env.platform.find_zoo_model(model + COPY_SUFFIX)
@@ -259,7 +263,7 @@ def rollout_capacity(
     ]
     if report.old_version_id:
         footprints.insert(0, _footprint(env, "old", report.old_version_id, request))
-    rows = tuple(rollout_pool_rows(request, footprints, env.cluster.nodes(), pools))
+    rows = tuple(rollout_pool_rows(request, footprints, nodes, pools))
     scalable = pools.get(request.accelerator or "", 0) if request.wants_gpu else 0
     return CapacityReport(
         model=model,
