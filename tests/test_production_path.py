@@ -7,7 +7,8 @@ The story an SRE lives through (the harness is :mod:`support.e2e`):
 
 1. both databases attached with ``zoo-ops init`` (prod needs ``--confirm prod``);
 2. prod is refused at every point where staging's chain for the truss is incomplete
-   (summarizer, step by step: 01, the whitelist writes, 02, 03), nothing changed;
+   (summarizer, step by step: 01, the whitelist writes, 02, 03; after the rollout, 05),
+   nothing changed in either environment;
 3. a rollout without ``--confirm prod`` runs staging's steps and stops at prod's first
    write, nothing changed in prod;
 4. the rollout with ``--confirm prod``: iris, resnet50 (a T4: three in staging, one plus a
