@@ -124,13 +124,19 @@ NUMBERS = st.one_of(
 CPU = st.one_of(
     NUMBERS,
     NUMBERS.map(lambda n: n + "m"),
-    st.sampled_from(["two", "1x", "m", " 1", "1 ", "1e3", "inf"]),
+    st.sampled_from(["two", "1x", "m", " 1", "1 ", " 500m", "500m ", "500 m", "1e3", "inf"]),
     st.integers(min_value=1, max_value=8),  # a YAML number: truss refuses it
     st.booleans(),
 )
 MEMORY_UNITS = ["", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti", "Q", "gi", "KB"]
 MEMORY = st.one_of(
     st.builds(lambda n, u: n + u, NUMBERS, st.sampled_from(MEMORY_UNITS)),
+    st.builds(
+        lambda n, u, pad: pad[0] + n + pad[1] + u + pad[2],
+        NUMBERS,
+        st.sampled_from(MEMORY_UNITS),
+        st.sampled_from([(" ", "", ""), ("", " ", ""), ("", "", " "), ("\t", "", "")]),
+    ),
     st.integers(min_value=1, max_value=2**34),
 )
 GPU_TYPES = st.one_of(

@@ -313,6 +313,10 @@ def parse_cpu(value: Any, source: str) -> int:
             f'{source}: {key} "{text}": expected a CPU count like "1", "0.5" or "500m"'
         )
     number, milli = Decimal(match.group(1)), match.group(2) == "m"
+    if milli and any(c.isspace() for c in text):  # truss: a plain number only may be padded
+        raise TrussError(
+            f'{source}: {key} "{text}": no spaces around millicores; write e.g. "500m"'
+        )
     millicores = number if milli else number * 1000
     if millicores != millicores.to_integral_value() or millicores <= 0:
         raise TrussError(f'{source}: {key} "{text}": must be a positive whole number of millicores')
@@ -331,6 +335,8 @@ def parse_memory(value: Any, source: str) -> int:
     if not match:
         raise TrussError(f'{source}: {key} "{text}": expected a size like "512Mi" or "2Gi"')
     number_text, unit = match.groups()
+    if unit and any(c.isspace() for c in text):  # truss: a plain number only may be padded
+        raise TrussError(f'{source}: {key} "{text}": no spaces in a size; write e.g. "2Gi"')
     if unit and unit not in MEMORY_UNITS:
         raise TrussError(
             f'{source}: {key} "{text}": unknown unit; use k, M, G, Ki, Mi or Gi '
