@@ -151,3 +151,24 @@ def test_the_zoo_goes_staging_then_prod_and_prod_waits_for_staging(
     assert p.prod.whitelist() == rolled
     assert "sentiment_copy" in p.staging.zoo_model_names()
     assert "sentiment_copy" not in p.prod.zoo_model_names()
+
+    # prod's runs table: summarizer's steps succeeded once each, in order; each refusal
+    # for staging's chain is recorded as refused, naming it; sentiment never ran in prod.
+    runs = p.prod.rows(
+        "SELECT model, step, outcome, error FROM zoo_ops_run WHERE env = 'prod' "
+        "ORDER BY started_at, id"
+    )
+    done_runs = [(m, s) for m, s, outcome, _ in runs if outcome in ("succeeded", "failed")]
+    assert done_runs == [
+        ("summarizer", "01_copy"),
+        ("summarizer", "02_verify"),
+        *(("iris", s) for s in ("01_copy", "02_verify", "03_migrate")),
+        *(("resnet50", s) for s in ("01_copy", "02_verify", "03_migrate")),
+        ("summarizer", "03_migrate"),
+    ]
+    for step in ("01_copy", "02_verify", "03_migrate", "05_retire"):
+        assert any(
+            (m, s, o) == ("summarizer", step, "refused") and NOT_IN_STAGING in (error or "")
+            for m, s, o, error in runs
+        ), step
+    assert {o for m, _s, o, _e in runs if m == "sentiment"} == {"refused"}
