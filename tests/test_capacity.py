@@ -229,12 +229,12 @@ def test_01_passes_with_a_scalable_t4_pool(capacity_env: Callable[[str], Environ
     assert pool["free_on_best_node"] == "3 (free 1, held 0, scalable 2)"
 
 
-def test_an_unknown_scalable_pool_is_one_line_exit_2(
+def test_an_unknown_scalable_pool_is_refused_when_the_configuration_loads(
     capacity_env: Callable[[str], Environment],
 ) -> None:
-    env = capacity_env("[env.k8s.capacity]\nscalable_pools = { T5 = 2 }")
+    # ConfigError: one line, exit 2 at the CLI; refused before any step can start.
     with pytest.raises(ConfigError, match='scalable_pools "T5": not a GPU type truss knows'):
-        rollout_capacity(env, "resnet50")
+        capacity_env("[env.k8s.capacity]\nscalable_pools = { T5 = 2 }")
 
 
 def test_03_is_refused_before_any_write(
