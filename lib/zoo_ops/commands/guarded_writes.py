@@ -24,17 +24,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoo_ops.commands.recorded_write import (
+    GatedWrite,
     Recording,
     check_confirm,
     close_recording,
     gate_write,
     recorded,
+    refuse_closed_gates,
     start_recording,
 )
 from zoo_ops.domain.names import RECONCILE, WHITELIST_REMOVE, WHITELIST_SET
 from zoo_ops.domain.whitelist import COPY_SUFFIX, check_model_name
 from zoo_ops.environment import Environment
-from zoo_ops.errors import GateClosed, StepFailed
+from zoo_ops.errors import StepFailed
 from zoo_ops.services.automation import (
     DEPLOYED,
     FAILED,
@@ -42,7 +44,6 @@ from zoo_ops.services.automation import (
     ReconcileResult,
     reconcile,
 )
-from zoo_ops.services.gate import check_gate
 from zoo_ops.services.settings import (
     WhitelistChange,
     remove_whitelist_entry,
@@ -152,39 +153,21 @@ def guarded_reconcile(
     candidates = [r for r in plan.rows if r.action == WOULD_DEPLOY]
     if not candidates:
         return ReconcileResult(env.name, plan.automation_enabled, False, plan.rows), []
-    closed: list[str] = []
-    if env.config.requires:
-        for row in candidates:
-            copy = row.target.endswith(COPY_SUFFIX)
-            gate = check_gate(
-                env,
-                step=gated_step_for(copy),
-                model=row.model,
-                truss_hash=row.truss_hash,
-                override_reason=override_reason,
-                dry_run=False,
+    refuse_closed_gates(
+        env,
+        [
+            GatedWrite(
+                row.model,
+                gated_step_for(row.target.endswith(COPY_SUFFIX)),
+                row.truss_hash,
+                _parameters(model=row.model, confirm=confirm),
             )
-            why = gate.failure()
-            if why is None:
-                continue
-            closed.append(f"{row.model}: {why}")
-            refused = start_recording(
-                env,
-                step=RECONCILE,
-                model=row.model,
-                dry_run=False,
-                parameters=_parameters(model=row.model, confirm=confirm),
-                gate_override_reason=override_reason,
-            )
-            refused.truss_hash = row.truss_hash
-            refused.show(f"staging gate ({gated_step_for(copy)})", gate.to_frame())
-            close_recording(refused, GateClosed(why))
-    if closed:
-        raise GateClosed(
-            f"reconcile refused, nothing deployed: {'; '.join(closed)}"
-            if len(closed) > 1
-            else f"reconcile refused, nothing deployed: {closed[0]}"
-        )
+            for row in candidates
+        ],
+        record_step=RECONCILE,
+        override_reason=override_reason,
+        refusal="reconcile refused, nothing deployed",
+    )
     recordings = [
         start_recording(
             env,

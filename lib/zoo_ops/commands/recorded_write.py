@@ -49,6 +49,7 @@ from zoo_ops.errors import BadInput, ConflictError, GateClosed, StepFailed, ZooO
 from zoo_ops.runbook import check_trail_writable, outcome_for, run_scrap_of, scrap_output
 from zoo_ops.services.gate import GateResult, check_gate
 from zoo_ops.trail import executed_path, parse_trail_name
+from zoo_ops.trail.written import iso, table_output, written_notebook
 
 _RESERVE_ATTEMPTS = 60
 
@@ -271,23 +272,63 @@ def gate_write(
     return result
 
 
+@dataclass(frozen=True)
+class GatedWrite:
+    """One model's write that must pass the staging gate of ``step`` (the runbook step
+    whose effect it has) for ``truss_hash``; ``parameters`` are recorded with a refusal."""
+
+    model: str
+    step: str
+    truss_hash: str | None
+    parameters: dict[str, Any]
+
+
+def refuse_closed_gates(
+    env: Environment,
+    writes: list[GatedWrite],
+    *,
+    record_step: str,
+    override_reason: str,
+    refusal: str,
+) -> None:
+    """The staging gate of every write, where the environment ``requires`` another.
+
+    Every closed gate is recorded as a refused run of ``record_step`` (its gate table
+    shown), then one :class:`GateClosed` names them all: ``REFUSAL: MODEL: why; ...``.
+    Called before anything is written, so a refusal changes nothing.
+    """
+    if not env.config.requires:
+        return
+    closed: list[str] = []
+    for write in writes:
+        gate = check_gate(
+            env,
+            step=write.step,
+            model=write.model,
+            truss_hash=write.truss_hash,
+            override_reason=override_reason,
+            dry_run=False,
+        )
+        why = gate.failure()
+        if why is None:
+            continue
+        closed.append(f"{write.model}: {why}")
+        refused = start_recording(
+            env,
+            step=record_step,
+            model=write.model,
+            dry_run=False,
+            parameters=write.parameters,
+            gate_override_reason=override_reason,
+        )
+        refused.truss_hash = write.truss_hash
+        refused.show(f"staging gate ({write.step})", gate.to_frame())
+        close_recording(refused, GateClosed(why))
+    if closed:
+        raise GateClosed(f"{refusal}: {'; '.join(closed)}")
+
+
 # --- the trail notebook -------------------------------------------------------------------
-
-
-def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _table_output(frame: pd.DataFrame) -> Any:
-    import nbformat
-
-    return nbformat.v4.new_output(
-        "display_data",
-        data={
-            "text/plain": frame.to_string(index=False),
-            "text/html": frame.to_html(index=False),
-        },
-    )
 
 
 def _write_notebook(recording: Recording, record: RunRecord, run: dict[str, Any]) -> None:
@@ -306,34 +347,30 @@ def _write_notebook(recording: Recording, record: RunRecord, run: dict[str, Any]
     )
     params_cell = nbformat.v4.new_code_cell("# the command's parameters")
     params_cell.outputs = [
-        _table_output(pd.DataFrame([{"parameter": k, "value": v} for k, v in parameters.items()]))
+        table_output(pd.DataFrame([{"parameter": k, "value": v} for k, v in parameters.items()]))
     ]
     cells = [intro, params_cell]
     for title, frame in recording.tables:
         cell = nbformat.v4.new_code_cell(f"# {title}")
-        cell.outputs = [_table_output(frame)]
+        cell.outputs = [table_output(frame)]
         cells.append(cell)
     done = nbformat.v4.new_code_cell("# the run row, as the runs table holds it")
     done.outputs = [
         *(scrap_output(name, value) for name, value in recording.scraps.items()),
-        _table_output(pd.DataFrame([run])),
+        table_output(pd.DataFrame([run])),
         scrap_output("run", run),
     ]
     cells.append(done)
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {
-        "display_name": "zoo-ops (Python 3)",
-        "language": "python",
-        "name": "zoo-ops",
-    }
-    nb.metadata["language_info"] = {"name": "python"}
-    nb.metadata["papermill"] = {
-        "parameters": parameters,
-        "start_time": _iso(record.started_at),
-        "end_time": _iso(record.finished_at),
-        "exception": True if record.error else None,
-    }
-    nb.metadata["zoo_ops"] = {"command": record.step, "run_id": record.id}
+    nb = written_notebook(
+        cells,
+        papermill={
+            "parameters": parameters,
+            "start_time": iso(record.started_at),
+            "end_time": iso(record.finished_at),
+            "exception": True if record.error else None,
+        },
+        zoo_ops={"command": record.step, "run_id": record.id},
+    )
     path = recording.path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -36,6 +36,7 @@ from zoo_ops.runbook import run_scrap_of, scrap_output
 from zoo_ops.services.migration_output import affected_record
 from zoo_ops.trail import executed_path
 from zoo_ops.trail.notebook import UnreadableNotebook, read_notebook_scraps, read_trail_bytes
+from zoo_ops.trail.written import iso, table_output, written_notebook
 
 SUCCEEDED = "succeeded"
 CRASHED = "crashed"
@@ -72,10 +73,6 @@ class Recovered:
             ("original kept as", str(self.kept_aside) if self.kept_aside else ""),
         ]
         return pd.DataFrame(rows, columns=["what", "value"])
-
-
-def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _outcome(record: Any) -> str:
@@ -220,25 +217,13 @@ def _run_scrap(record: Any, outcome: str, truss_hash: Any, problem: str | None) 
         "outcome": outcome,
         "truss_hash": record.truss_hash or (truss_hash if isinstance(truss_hash, str) else None),
         "recovered": True,
-        "recovered_at": _iso(datetime.now(UTC)),
+        "recovered_at": iso(datetime.now(UTC)),
         "recovered_from": "database: runs table, migration record, journal",
         "original_notebook": problem or "readable",
     }
 
 
 # --- the notebook ---------------------------------------------------------------------------
-
-
-def _table_output(frame: pd.DataFrame) -> Any:
-    import nbformat
-
-    return nbformat.v4.new_output(
-        "display_data",
-        data={
-            "text/plain": frame.to_string(index=False),
-            "text/html": frame.to_html(index=False),
-        },
-    )
 
 
 def _notebook(
@@ -279,34 +264,29 @@ def _notebook(
     )
     cells = [intro]
     run_cell = nbformat.v4.new_code_cell("# the run row (recovered)\nrun")
-    run_cell.outputs = [_table_output(params)]
+    run_cell.outputs = [table_output(params)]
     cells.append(run_cell)
     if scraps.keys() - {"run"}:
         cells.append(nbformat.v4.new_markdown_cell(f"## The migration\n\n{what}."))
         step_cell = nbformat.v4.new_code_cell("# recovered from the migration record and journal")
-        step_cell.outputs = [_table_output(t) for t in tables] + [
+        step_cell.outputs = [table_output(t) for t in tables] + [
             scrap_output(name, value) for name, value in scraps.items() if name != "run"
         ]
         cells.append(step_cell)
     done = nbformat.v4.new_code_cell("run.finish()  # recovered")
-    done.outputs = [_table_output(run_frame), scrap_output("run", scraps["run"])]
+    done.outputs = [table_output(run_frame), scrap_output("run", scraps["run"])]
     cells.append(done)
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {
-        "display_name": "zoo-ops (Python 3)",
-        "language": "python",
-        "name": "zoo-ops",
-    }
-    nb.metadata["language_info"] = {"name": "python"}
-    nb.metadata["papermill"] = {
-        "parameters": dict(record.parameters or {}),
-        "start_time": _iso(record.started_at),
-        "end_time": _iso(record.finished_at) or now,
-        "exception": None,
-        "recovered": True,
-    }
-    nb.metadata["zoo_ops"] = {"recovered": True, "run_id": record.id, "recovered_at": now}
-    return nb
+    return written_notebook(
+        cells,
+        papermill={
+            "parameters": dict(record.parameters or {}),
+            "start_time": iso(record.started_at),
+            "end_time": iso(record.finished_at) or now,
+            "exception": None,
+            "recovered": True,
+        },
+        zoo_ops={"recovered": True, "run_id": record.id, "recovered_at": now},
+    )
 
 
 def _write_atomically(notebook: Any, path: Path) -> Path | None:

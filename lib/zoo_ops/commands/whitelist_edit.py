@@ -38,9 +38,11 @@ import pandas as pd
 
 from zoo_ops.commands.guarded_writes import gated_step_for
 from zoo_ops.commands.recorded_write import (
+    GatedWrite,
     Recording,
     check_confirm,
     close_recording,
+    refuse_closed_gates,
     start_recording,
 )
 from zoo_ops.domain.names import WHITELIST_EDIT
@@ -57,8 +59,7 @@ from zoo_ops.domain.whitelist import (
     with_whitelist,
 )
 from zoo_ops.environment import Environment
-from zoo_ops.errors import BadInput, ConflictError, GateClosed, StepFailed, ZooOpsError
-from zoo_ops.services.gate import check_gate
+from zoo_ops.errors import BadInput, ConflictError, StepFailed, ZooOpsError
 
 MAX_CONFLICTS = 5
 MAX_INVALID = 5
@@ -328,37 +329,23 @@ def _gate_all(
         return
     from zoo_ops.adapters.truss_files import truss_content_hash
 
-    closed: list[str] = []
-    for row in rows:
-        if row.after is None:
-            continue  # removal: no gate (see guarded_writes)
-        step = gated_step_for(row.after)
-        truss_hash = truss_content_hash(env.config.truss_path(row.model), cache=env.hash_cache)
-        gate = check_gate(
-            env,
-            step=step,
-            model=row.model,
-            truss_hash=truss_hash,
-            override_reason=override_reason,
-            dry_run=False,
+    writes = [
+        GatedWrite(
+            row.model,
+            gated_step_for(row.after),
+            truss_content_hash(env.config.truss_path(row.model), cache=env.hash_cache),
+            {"model": row.model, "change": row.change, "copy": row.after},
         )
-        why = gate.failure()
-        if why is None:
-            continue
-        closed.append(f"{row.model}: {why}")
-        refused = start_recording(
-            env,
-            step=WHITELIST_EDIT,
-            model=row.model,
-            dry_run=False,
-            parameters={"model": row.model, "change": row.change, "copy": row.after},
-            gate_override_reason=override_reason,
-        )
-        refused.truss_hash = truss_hash
-        refused.show(f"staging gate ({step})", gate.to_frame())
-        close_recording(refused, GateClosed(why))
-    if closed:
-        raise GateClosed(f"whitelist edit refused, nothing written: {'; '.join(closed)}")
+        for row in rows
+        if row.after is not None  # removal: no gate (see guarded_writes)
+    ]
+    refuse_closed_gates(
+        env,
+        writes,
+        record_step=WHITELIST_EDIT,
+        override_reason=override_reason,
+        refusal="whitelist edit refused, nothing written",
+    )
 
 
 def _record(recording: Recording, result: EditResult, shown_raw: str | None) -> None:
