@@ -8,11 +8,10 @@ the truss's hash; each write is a run in the runs table and a notebook in the tr
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from support.envs import env_table
+from support.envs import env_table, staging_and_protected_prod
 
 from zoo_ops.cli import main
 from zoo_ops.domain.whitelist import DynamicSettings
@@ -26,22 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def staged(tmp_path, database_url, write_config):
     """`staging` (SQLite) and a protected `prod` (the parametrised database) requiring it."""
-    from zoo_ops.commands.demo import build_demo
-
-    shutil.copytree(REPO / "truss_models", tmp_path / "truss_models")
-    body = env_table(tmp_path, "staging", f"sqlite:///{tmp_path / 'staging.db'}") + env_table(
-        tmp_path, "prod", database_url, requires="staging"
-    )
-    write_config(body)
-    for name in ("staging", "prod"):
-        env = Environment.load(name)
-        build_demo(env, apps=3)
-        env.dispose()
-    write_config(body + "protected = true\n")
-    envs = {name: Environment.load(name) for name in ("staging", "prod")}
-    yield envs
-    for env in envs.values():
-        env.dispose()
+    with staging_and_protected_prod(tmp_path, database_url, write_config, apps=3) as envs:
+        yield envs
 
 
 def settings_file(env: Environment) -> Path:

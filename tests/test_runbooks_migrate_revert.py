@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from support.envs import env_table
+from support.envs import staging_and_protected_prod
 from support.notebooks import scrap_payloads, tamper
 from support.runs import MIGRATE_ALONE
 from support.runs import user_proxies as user_versions
@@ -188,25 +187,8 @@ def test_retire_refuses_after_a_revert(demo_env) -> None:
 @pytest.fixture
 def staged_envs(tmp_path, database_url, write_config, monkeypatch):
     """`staging` (SQLite) and a protected `prod` (the parametrised database) that requires it."""
-    from zoo_ops.commands.demo import build_demo
-    from zoo_ops.environment import Environment
-
-    repo = Path(__file__).resolve().parent.parent
-    shutil.copytree(repo / "truss_models", tmp_path / "truss_models")
-    body = env_table(tmp_path, "staging", f"sqlite:///{tmp_path / 'staging.db'}") + env_table(
-        tmp_path, "prod", database_url, requires="staging"
-    )
-    # The demo never writes to a protected environment: build both, then protect prod.
-    write_config(body)
-    for name in ("staging", "prod"):
-        env = Environment.load(name)
-        build_demo(env, apps=6)
-        env.dispose()
-    write_config(body + "protected = true\n")
-    envs = {name: Environment.load(name) for name in ("staging", "prod")}
-    yield envs
-    for env in envs.values():
-        env.dispose()
+    with staging_and_protected_prod(tmp_path, database_url, write_config, apps=6) as envs:
+        yield envs
 
 
 def test_staging_gate_and_protected_confirm(staged_envs, tmp_path) -> None:

@@ -10,12 +10,11 @@ protected prod pair where prod requires staging.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from support.envs import env_table
+from support.envs import staging_and_protected_prod
 from support.runs import CLI
 from support.runs import user_proxies as user_versions
 
@@ -225,24 +224,8 @@ def test_override_passes_and_records_what_it_skipped(demo_env) -> None:
 @pytest.fixture
 def staging_prod(tmp_path, database_url, write_config):
     """`staging` (SQLite) and a protected `prod` (the parametrised database) requiring it."""
-    from zoo_ops.commands.demo import build_demo
-    from zoo_ops.environment import Environment
-
-    repo = Path(__file__).resolve().parent.parent
-    shutil.copytree(repo / "truss_models", tmp_path / "truss_models")
-    body = env_table(tmp_path, "staging", f"sqlite:///{tmp_path / 'staging.db'}") + env_table(
-        tmp_path, "prod", database_url, requires="staging"
-    )
-    write_config(body)  # the demo never writes to a protected environment: protect after
-    for name in ("staging", "prod"):
-        env = Environment.load(name)
-        build_demo(env, apps=6)
-        env.dispose()
-    write_config(body + "protected = true\n")
-    envs = {name: Environment.load(name) for name in ("staging", "prod")}
-    yield envs
-    for env in envs.values():
-        env.dispose()
+    with staging_and_protected_prod(tmp_path, database_url, write_config, apps=6) as envs:
+        yield envs
 
 
 def test_03_is_refused_in_staging_and_prod_while_02_has_failed(staging_prod) -> None:
