@@ -9,7 +9,6 @@ needs 3 T4s at once (old, copy, new) and there is 1.
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.kube import k8s_config, use_standin
 
 from zoo_ops.commands.demo import build_demo
 from zoo_ops.domain.capacity import (
@@ -35,10 +35,8 @@ from zoo_ops.services.preflight import rollout_capacity
 from zoo_ops.steps import s01_copy, s03_migrate
 from zoo_ops.testing.kube_api import KubeApiStandIn
 from zoo_ops.testing.kube_fixtures import BASETEN_NAMESPACE, SETTINGS_CONFIGMAP
-from zoo_ops.testing.test_secrets import KUBE_SECRET_VALUE
 
 REPO = Path(__file__).resolve().parents[1]
-SECRET_NAME = "model-zoo-admin-secrets"
 T4 = CapacityRequest(Amounts(2000, 8 * 2**30, 1), "T4")
 
 
@@ -116,43 +114,11 @@ def capacity_env(
 ) -> Iterator[Callable[[str], Environment]]:
     """``make(capacity_section)``: the demo zoo (SQLite) with settings, serving, capacity
     and secrets in the stand-in, and ``capacity_section`` appended to ``[env.k8s]``."""
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    kube_api.seed(
-        [
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": SECRET_NAME, "namespace": BASETEN_NAMESPACE},
-                "data": {"hf_access_token": base64.b64encode(KUBE_SECRET_VALUE.encode()).decode()},
-            }
-        ]
-    )
+    use_standin(kube_api, kubeconfig, monkeypatch)
     envs: list[Environment] = []
 
     def make(capacity: str = "") -> Environment:
-        write_config(
-            f"""
-[env.build]
-database_url = "sqlite:///{tmp_path / "platform.db"}"
-settings = "file:{tmp_path / "state" / "dynamic-settings.yaml"}"
-state_dir = "{tmp_path / "state"}"
-
-[env.k8s]
-database_url = "sqlite:///{tmp_path / "platform.db"}"
-settings = "kubernetes"
-state_dir = "{tmp_path / "state"}"
-truss_root = "{REPO / "truss_models"}"
-executed_root = "{tmp_path / "executed"}"
-serving = "kubernetes"
-kube_context = "standin"
-namespace = "{BASETEN_NAMESPACE}"
-configmap = "{SETTINGS_CONFIGMAP}"
-secret_name = "{SECRET_NAME}"
-predict_url_template = "http://127.0.0.1:9/{{service}}/v1/models/model:predict"
-{capacity}
-"""
-        )
+        write_config(k8s_config(tmp_path, capacity))
         if not (tmp_path / "platform.db").exists():
             builder = Environment.load("build")
             build_demo(builder, apps=2)

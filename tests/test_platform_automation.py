@@ -12,7 +12,6 @@ Runbooks run in a real kernel (``execute_runbook``, what ``zoo-ops run`` does).
 
 from __future__ import annotations
 
-import base64
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from support.kube import use_standin
 
 from zoo_ops.adapters.legacy_runtime import load_legacy_model
 from zoo_ops.adapters.platform import schema as s
@@ -34,7 +34,6 @@ from zoo_ops.steps.s05_retire import check_retire, retire
 from zoo_ops.testing.kube_api import KubeApiStandIn
 from zoo_ops.testing.kube_fixtures import BASETEN_NAMESPACE, SETTINGS_CONFIGMAP
 from zoo_ops.testing.platform_automation import PlatformAutomation, settings_from_kubernetes
-from zoo_ops.testing.test_secrets import KUBE_SECRET_VALUE
 from zoo_ops.testing.truss_server import TrussHttpServer
 from zoo_ops.trail import read_scraps
 
@@ -65,18 +64,7 @@ def make_env(
 ) -> Iterator[Callable[..., Environment]]:
     """``make_env(legacy_template=True, extra="")``: the ``plat`` environment (automation = platform),
     its database built by the demo through a ``build`` environment with a settings file."""
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    kube_api.seed(
-        [
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": SECRET_NAME, "namespace": BASETEN_NAMESPACE},
-                "data": {"hf_access_token": base64.b64encode(KUBE_SECRET_VALUE.encode()).decode()},
-            }
-        ]
-    )
+    use_standin(kube_api, kubeconfig, monkeypatch)
     made: list[Environment] = []
 
     def make(*, legacy_template: bool = True, extra: str = "") -> Environment:

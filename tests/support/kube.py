@@ -22,15 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 SECRET_NAME = "model-zoo-admin-secrets"
 
 
-@pytest.fixture
-def k8s_env(
-    kubeconfig: Path,
-    kube_api: KubeApiStandIn,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    write_config: Callable[[str], Path],
-) -> Iterator[Environment]:
-    """Settings, serving, capacity and secrets all in the stand-in; SQLite platform."""
+def use_standin(
+    kube_api: KubeApiStandIn, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Point the client at the stand-in (no in-cluster credentials) and give it the admin
+    organization's Secret, as the platform's cluster has it."""
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     kube_api.seed(
@@ -43,8 +39,13 @@ def k8s_env(
             }
         ]
     )
-    write_config(
-        f"""
+
+
+def k8s_config(tmp_path: Path, extra: str = "") -> str:
+    """``[env.build]`` (a settings file: the demo builds only there) and ``[env.k8s]``
+    (settings, serving, capacity and secrets in the stand-in) over one SQLite platform;
+    ``extra`` is appended to ``[env.k8s]``."""
+    return f"""
 [env.build]
 database_url = "sqlite:///{tmp_path / "platform.db"}"
 settings = "file:{tmp_path / "state" / "dynamic-settings.yaml"}"
@@ -62,8 +63,21 @@ namespace = "{BASETEN_NAMESPACE}"
 configmap = "{SETTINGS_CONFIGMAP}"
 secret_name = "{SECRET_NAME}"
 predict_url_template = "http://127.0.0.1:9/{{service}}/v1/models/model:predict"
+{extra}
 """
-    )
+
+
+@pytest.fixture
+def k8s_env(
+    kubeconfig: Path,
+    kube_api: KubeApiStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    write_config: Callable[[str], Path],
+) -> Iterator[Environment]:
+    """Settings, serving, capacity and secrets all in the stand-in; SQLite platform."""
+    use_standin(kube_api, kubeconfig, monkeypatch)
+    write_config(k8s_config(tmp_path))
     builder = Environment.load("build")  # the demo builds only with a settings file
     build_demo(builder, apps=2)
     builder.dispose()
