@@ -43,7 +43,7 @@ from zoo_ops.domain.names import check_name
 from zoo_ops.domain.redaction import redact_parameters
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound, TrailUnwritable
-from zoo_ops.kernel import ensure_kernel
+from zoo_ops.kernel import KERNEL_MANAGER_CLASS, ensure_kernel
 from zoo_ops.runbook import EXECUTED_PATH_ENV, check_trail_writable
 from zoo_ops.services.attached import require_attached
 from zoo_ops.steps.parameters import convert_texts
@@ -224,6 +224,7 @@ def _execute(
                     str(partial),
                     parameters=params,
                     kernel_name=kernel,
+                    kernel_manager_class=KERNEL_MANAGER_CLASS,
                     progress_bar=progress,
                     cwd=str(cwd or Path.cwd()),
                     # The run is recorded when its last cell ends (and a stopped run when

@@ -11,8 +11,14 @@ the test suite install it into ``sys.prefix`` when it is missing.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import AsyncKernelManager
 
 KERNEL_NAME = "zoo-ops"
 KERNELSPEC_DIR = Path(__file__).resolve().parent / "kernelspec"
@@ -49,3 +55,33 @@ def ensure_kernel() -> str:
 def _argv(argv: list[str]) -> list[str]:
     # jupyter_client writes the interpreter's path where the spec says "python".
     return ["python" if i == 0 else a for i, a in enumerate(argv)]
+
+
+class LocalSocketKernelManager(AsyncKernelManager):
+    """A kernel whose channels are Unix sockets in a private folder of its own.
+
+    jupyter_client picks a TCP kernel's five ports by binding port 0 and releasing it;
+    between that and the kernel's own bind, another process on the machine (a second
+    ``zoo-ops run``, a test worker, a Jupyter server) can take the same port. The kernel
+    then dies with "Address already in use" while its client, talking to the other
+    kernel's socket, waits 60 s for an answer that never comes. Sockets named inside a
+    folder created for this kernel alone cannot collide, and are not reachable from the
+    network either. The folder goes with the kernel.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.transport = "ipc"
+        # Short on purpose: a Unix socket's path is limited to 107 bytes.
+        self.socket_dir = tempfile.mkdtemp(prefix="zoo-ops-kernel-")
+        self.ip = os.path.join(self.socket_dir, "k")
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+    cleanup_resources = _async_cleanup_resources  # type: ignore[assignment]
+
+
+KERNEL_MANAGER_CLASS = f"{__name__}.{LocalSocketKernelManager.__name__}"
