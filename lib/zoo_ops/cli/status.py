@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo_ops.cli.options import add_env_option, env_names, model_name
-from zoo_ops.errors import StepFailed
+from zoo_ops.errors import BadInput, StepFailed
 
 if TYPE_CHECKING:
     from zoo_ops.commands.status import StatusTable
@@ -30,7 +30,32 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     add_env_option(p, 1, repeatable=True)
     p.add_argument("-m", "--model", default=None, type=model_name, help="only this model")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="redraw the table every --interval seconds, with the runs in progress and "
+        "their migration's moved/total, until Ctrl-C",
+    )
+    p.add_argument(
+        "--interval",
+        type=interval_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds between frames of --watch (default 2)",
+    )
     p.set_defaults(handler=run_status)
+
+
+def interval_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0.1 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(
+            f"--interval {value!r}: give a number of seconds from 0.1 to 3600"
+        )
+    return seconds
 
 
 def executed_root_for(name: str) -> Path:
@@ -81,6 +106,40 @@ def display_path(path: Path | None) -> str:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    if args.interval is not None and not args.watch:
+        raise BadInput("--interval goes with --watch; add --watch or drop --interval")
+    if args.watch:
+        return watch_status(args)
+    print_status(*status_of(args))
+    return 0
+
+
+def watch_status(args: argparse.Namespace) -> int:
+    """``status --watch``: the same table each frame, then the runs in progress."""
+    import contextlib
+    import io
+    from datetime import UTC, datetime
+
+    from zoo_ops.commands.status_watch import DEFAULT_INTERVAL_S, in_progress_section, watch
+    from zoo_ops.config import environment_names
+
+    names = list(env_names(args) or environment_names())
+
+    def frame() -> str:
+        table = io.StringIO()
+        with contextlib.redirect_stdout(table):
+            try:
+                print_status(*status_of(args))
+            except StepFailed as exc:  # no runs readable yet: say so, keep watching
+                print(exc)
+        now = datetime.now(UTC)
+        return table.getvalue() + "\n" + in_progress_section(names, args.model, now)
+
+    return watch(frame, interval=args.interval or DEFAULT_INTERVAL_S)
+
+
+def status_of(args: argparse.Namespace) -> tuple[StatusTable, Sequence[str] | None, str | None]:
+    """The status table the arguments ask for (raises StepFailed when nothing is readable)."""
     from zoo_ops.commands.status import database_runs, status
     from zoo_ops.config import environment_names
 
@@ -93,8 +152,7 @@ def run_status(args: argparse.Namespace) -> int:
         # a guess. Say what could not be read, and fail.
         name, problem = next(iter(unread.items()))
         raise StepFailed(f"environment {name!r}: {problem}; nothing to show")
-    print_status(table, envs, args.model)
-    return 0
+    return table, envs, args.model
 
 
 def print_status(table: StatusTable, envs: Sequence[str] | None, model: str | None) -> None:
