@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zoo_ops.cli.options import add_env_option, env_name
+from zoo_ops.cli.options import add_env_option, add_write_options, env_name
 from zoo_ops.cli.output import print_error, print_frame, safe_text
 
 
@@ -20,12 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "Never creates a platform table. Running it again is harmless."
         ),
     )
-    p.add_argument(
-        "--confirm",
-        default="",
-        metavar="ENV",
-        help="the environment's name, required for a protected environment",
-    )
+    add_write_options(p, gate=False)
     add_env_option(p, 1)
     p.set_defaults(handler=run_init)
 
