@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,76 @@ def test_config_errors_exit_2_with_one_line(
     assert len(lines) == 1, result.stderr
     assert needle in lines[0]
     assert not (tmp_path / ".zoo").exists(), "a refused command must change nothing"
+
+
+def a_checkout(root: Path) -> Path:
+    """A folder laid out as a zoo-ops checkout: the runbooks and the demo's trusses."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copytree(repo / "runbooks", root / "runbooks")
+    (root / "truss_models").symlink_to(repo / "truss_models")
+    return root
+
+
+def test_config_is_found_by_walking_up_nearest_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ZOO_OPS_CONFIG", raising=False)
+    project = a_checkout(tmp_path / "project")
+    deep = project / "runbooks" / "notes" / "today"
+    deep.mkdir(parents=True)
+    # A checkout without zoo_ops.toml: the built-in local, rooted at the checkout.
+    assert config.config_path(deep) == project / "zoo_ops.toml"
+    cfg = load_environment("local", cwd=deep)
+    assert cfg.root == project.resolve()
+    assert cfg.database_url_resolved == f"sqlite:///{(project / '.zoo/local.db').resolve()}"
+    assert cfg.executed_root_path == project.resolve() / "executed"
+    # A zoo_ops.toml on the way up wins over the checkout above it; its relative paths
+    # are relative to its own folder.
+    (project / "runbooks" / "notes" / "zoo_ops.toml").write_text(
+        '[env.staging]\ndatabase_url = "sqlite:///st.db"\nexecuted_root = "trail"\n'
+    )
+    staging = load_environment("staging", cwd=deep)
+    assert staging.root == (project / "runbooks" / "notes").resolve()
+    assert staging.executed_root_path == staging.root / "trail"
+    # $ZOO_OPS_CONFIG wins over both.
+    elsewhere = tmp_path / "elsewhere.toml"
+    elsewhere.write_text('[env.prod]\ndatabase_url = "sqlite:///p.db"\n')
+    monkeypatch.setenv("ZOO_OPS_CONFIG", str(elsewhere))
+    assert config.config_path(deep) == elsewhere
+    # Outside any project: the working directory, as before.
+    monkeypatch.delenv("ZOO_OPS_CONFIG")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    assert config.config_path(outside) == outside / "zoo_ops.toml"
+
+
+def test_a_kernel_started_in_runbooks_uses_the_checkouts_database_and_trail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What opening a runbook in Jupyter does: the kernel's working directory is
+    runbooks/. It must find the checkout's demo database and write the checkout's trail,
+    and `status` run from runbooks/ must show that run."""
+    monkeypatch.delenv("ZOO_OPS_CONFIG", raising=False)
+    project = a_checkout(tmp_path / "project")
+    runbooks = project / "runbooks"
+    assert zoo_ops_cli("demo", "--reset", "--apps", "20", cwd=project).returncode == 0
+    papermill = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "papermill"),
+            str(runbooks / "01_copy.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            *("-p", "model", "iris", "--cwd", str(runbooks)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=runbooks,
+    )
+    assert papermill.returncode == 0, papermill.stderr[-2000:]
+    assert not (runbooks / ".zoo").exists()
+    assert not (runbooks / "executed").exists()
+    status = zoo_ops_cli("status", "-m", "iris", cwd=runbooks)
+    assert status.returncode == 0, status.stderr
+    assert re.search(r"iris\s+01_copy\s+succeeded", status.stdout), status.stdout

@@ -146,12 +146,36 @@ def expand_vars(value: str, where: str, environ: dict[str, str] | None = None) -
     return _VAR.sub(sub, value)
 
 
+# What marks a zoo-ops checkout (the built-in `local` environment's root) on the way up.
+PROJECT_MARKER = Path("runbooks") / "03_migrate.ipynb"
+
+
 def config_path(cwd: Path | None = None) -> Path:
-    """`$ZOO_OPS_CONFIG`, else `zoo_ops.toml` in the working directory."""
+    """Where the configuration is, the same from any folder of the project.
+
+    ``$ZOO_OPS_CONFIG`` when set. Else walk up from the working directory, nearest
+    first: the first folder holding ``zoo_ops.toml`` gives that file; the first folder
+    that is a zoo-ops checkout (it holds ``runbooks/03_migrate.ipynb``) gives its
+    ``zoo_ops.toml``, which need not exist (the built-in ``local``, rooted there). A
+    kernel Jupyter starts in ``runbooks/`` thus uses the checkout's database and trail,
+    not a new ``runbooks/.zoo``. Outside any project: ``zoo_ops.toml`` in the working
+    directory. Relative paths in the file are relative to its folder.
+    """
     explicit = os.environ.get(CONFIG_ENV_VAR, "").strip()
     if explicit:
         return Path(explicit)
-    return (cwd or Path.cwd()) / CONFIG_FILE_NAME
+    start = (cwd or Path.cwd()).absolute()
+    for folder in (start, *start.parents):
+        if _is_file(folder / CONFIG_FILE_NAME) or _is_file(folder / PROJECT_MARKER):
+            return folder / CONFIG_FILE_NAME
+    return start / CONFIG_FILE_NAME
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a folder on the way up we may not look into
+        return False
 
 
 def read_config_tables(path: Path) -> dict[str, dict[str, Any]]:
