@@ -235,3 +235,30 @@ def test_a_kernel_started_in_runbooks_uses_the_checkouts_database_and_trail(
     status = zoo_ops_cli("status", "-m", "iris", cwd=runbooks)
     assert status.returncode == 0, status.stderr
     assert re.search(r"iris\s+01_copy\s+succeeded", status.stdout), status.stdout
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        (
+            'automation = "platform"\nserving = "kubernetes"\n',
+            'automation = "platform" needs predict_url_template',
+        ),
+        (
+            'automation = "platform"\npredict_url_template = "http://x/{truss_hash}"\n',
+            'automation = "platform" needs serving = "kubernetes"',
+        ),
+    ],
+)
+def test_platform_automation_without_a_way_to_reach_its_versions_is_refused(
+    tmp_path: Path, table: str, needle: str
+) -> None:
+    (tmp_path / "zoo_ops.toml").write_text(
+        f'[env.plat]\ndatabase_url = "sqlite:///p.db"\nsettings = "kubernetes"\n{table}'
+    )
+    run = ("run", "01_copy", "-m", "iris", "-e", "plat")
+    done = zoo_ops_cli(*run, cwd=tmp_path, env={"ZOO_OPS_CONFIG": ""})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], done.stderr
+    assert not (tmp_path / "p.db").exists()

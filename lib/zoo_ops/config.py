@@ -26,6 +26,7 @@ from zoo_ops.domain.capacity import check_scalable_pools
 from zoo_ops.domain.names import name_problem, rule
 from zoo_ops.domain.paths import confined
 from zoo_ops.domain.redaction import redact_url
+from zoo_ops.domain.url_templates import TRUSS_URL_FIELDS
 from zoo_ops.errors import ConfigError
 
 CONFIG_ENV_VAR = "ZOO_OPS_CONFIG"
@@ -259,9 +260,33 @@ def load_environment(name: str = LOCAL, cwd: Path | None = None) -> EnvironmentC
             f"{path.name} [env.{name}] automation: {values['automation']!r} is not one of "
             f"{', '.join(AUTOMATION_MODES)}; see DESIGN §8"
         )
+    _check_platform_automation(values, f"{path.name} [env.{name}]")
     if name != LOCAL:
         values.setdefault("state_dir", f".zoo/{name}")
     return EnvironmentConfig(name=name, root=root, raw=dict(table), **values)
+
+
+def _check_platform_automation(values: dict[str, Any], where: str) -> None:
+    """Where the platform deploys, zoo-ops must be told how its versions are reached.
+
+    The default ``predict_url_template`` names the Service zoo-ops's own automation
+    creates (``{service}``): a version the platform deployed has no such Service, so 02
+    would call an address that does not exist. In-process (``local``) serving cannot
+    serve what a platform deployed either."""
+    if values.get("automation") != "platform":
+        return
+    if values.get("serving", "local") == "local":
+        raise ConfigError(
+            f'{where}: automation = "platform" needs serving = "kubernetes" (the platform '
+            "serves what it deploys); set serving, or use the default automation"
+        )
+    if "predict_url_template" not in values:
+        fields = ", ".join(f"{{{name}}}" for name in TRUSS_URL_FIELDS)
+        raise ConfigError(
+            f'{where}: automation = "platform" needs predict_url_template: how the '
+            f"platform's truss versions are reached (fields: {fields}); the default names "
+            "a Service only zoo-ops creates"
+        )
 
 
 def _string_list(value: object, where: str) -> tuple[str, ...]:
