@@ -52,9 +52,11 @@ from sqlalchemy.orm import Session, registry
 
 try:
     from zoo_ops.adapters.platform import schema as s
+    from zoo_ops.adapters.platform import versioning
 except ImportError:  # run from a checkout without an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
     from zoo_ops.adapters.platform import schema as s
+    from zoo_ops.adapters.platform import versioning
 
 from zoo_ops.adapters.platform.engine import normalize_url
 from zoo_ops.environment import Environment
@@ -73,7 +75,7 @@ SCRAMBLE = "(({i}::bigint * 2654435761) % 268435456)"
 
 def generate_pg(engine: Engine, rows: int) -> None:
     """Schema + a zoo model iris (old, new) + ``rows`` user applications on old."""
-    s.create_schema(engine)
+    versioning.create_schema(engine)
     h = SCRAMBLE.format(i="i")
     with engine.begin() as conn:
         _zoo_rows(conn)
@@ -100,7 +102,7 @@ def generate_pg(engine: Engine, rows: int) -> None:
 
 
 def generate_sqlite(engine: Engine, rows: int) -> None:
-    s.create_schema(engine)
+    versioning.create_schema(engine)
     h = SCRAMBLE.format(i="i")
     series = "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < :n) "
     with engine.begin() as conn:
