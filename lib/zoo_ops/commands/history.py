@@ -260,7 +260,7 @@ def history(env: Environment, oracle_version_id: str) -> HistoryTable:
     require_platform_tables(env)
     found = env.platform.find_version(version_id)
     oracle_id = found.oracle_id if found else None
-    index = TrailIndex(env.config.executed_root_path)
+    index = TrailIndex.of(env.config)
     trail = index.entries(env.name)
     notebook_of_migration = {
         str(e.scraps["migration_id"]): e.path for e in trail if e.scraps.get("migration_id")
