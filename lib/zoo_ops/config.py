@@ -162,13 +162,27 @@ def trail_cache_path(url: str) -> Path:
     and key under ``$ZOO_OPS_TRAIL_CACHE``, else ``$XDG_CACHE_HOME/zoo-ops/trail``, else
     ``~/.cache/zoo-ops/trail``. A function of the URL alone, so every reader finds a
     notebook the runs table names by URL in the same place."""
+    scheme, _, rest = url.partition("://")
+    parts = [p for p in rest.split("/") if p and p not in (".", "..")]
+    return trail_cache_base().joinpath(scheme, *parts)
+
+
+def trail_cache_base() -> Path:
     base = os.environ.get(TRAIL_CACHE_ENV)
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         base = str(Path(xdg) / "zoo-ops" / "trail")
-    scheme, _, rest = url.partition("://")
-    parts = [p for p in rest.split("/") if p and p not in (".", "..")]
-    return Path(base).joinpath(scheme, *parts)
+    return Path(base)
+
+
+def cached_url(path: Path) -> str | None:
+    """The object URL a file of the trail cache mirrors (None: not in the cache); what an
+    operator is shown, and can pass on, instead of the cache's private path."""
+    try:
+        scheme, *parts = Path(path).relative_to(trail_cache_base()).parts
+    except ValueError:
+        return None
+    return f"{scheme}://{'/'.join(parts)}" if scheme in REMOTE_TRAIL_SCHEMES and parts else None
 
 
 _FIELDS = {f.name for f in fields(EnvironmentConfig)} - {"name", "root", "raw", "scalable_pools"}

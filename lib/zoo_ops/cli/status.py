@@ -89,8 +89,13 @@ def executed_roots(env_names: Sequence[str] | None) -> list[Path]:
 
 
 def display_path(path: Path | None) -> str:
+    from zoo_ops.config import cached_url
+
     if path is None:
         return ""
+    url = cached_url(path)  # a remote trail's notebook: shown by its URL
+    if url is not None:
+        return url
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:

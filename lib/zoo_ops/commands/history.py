@@ -42,6 +42,7 @@ from zoo_ops.trail import (
     effective_outcome,
     join_runs,
 )
+from zoo_ops.trail.runs import local_path_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -132,7 +133,7 @@ def journal_events(
     for row in migrations.version_journal(oracle_version_id):
         record = run_of(row["run_id"]) if run_of and row["run_id"] else None
         notebook = (
-            Path(row["notebook_path"])
+            local_path_of(row["notebook_path"])
             if row["notebook_path"]
             else notebook_of_migration.get(row["migration_id"])
         )

@@ -179,7 +179,7 @@ def cross_check(record: RunLike, run: dict[str, Any]) -> str | None:
     return "; ".join(wrong) or None
 
 
-def _local(path: Path | str) -> Path:
+def local_path_of(path: Path | str) -> Path:
     """Where a notebook location is read: a path as it is, an object URL (remote trail)
     at its copy in the trail's local cache (kept current by zoo_ops.trail.mirror.sync)."""
     return trail_cache_path(str(path)) if is_remote(path) else Path(path)
@@ -187,7 +187,7 @@ def _local(path: Path | str) -> Path:
 
 def _key(path: Path | str) -> str:
     """A path as a comparable string without touching the disk (absolute, normalised)."""
-    return os.path.normpath(os.path.abspath(_local(path)))
+    return os.path.normpath(os.path.abspath(local_path_of(path)))
 
 
 def _resolve(path: Path | str) -> str:
@@ -204,7 +204,7 @@ def view_of_record(
     read_outside: bool,
 ) -> RunView:
     """The view of one row, with ``entry`` its trail notebook when the trail has it."""
-    path = _local(record.notebook_path) if record.notebook_path else None
+    path = local_path_of(record.notebook_path) if record.notebook_path else None
     state = NB_NONE
     if entry is not None:
         path, state = entry.path, entry.state

@@ -108,7 +108,9 @@ class S3Store:
 
         # A new filesystem per store (no instance cache): a listing is never served from
         # a previous answer, and a change of the AWS variables takes effect.
-        return s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
+        fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
+        _quiet_orphaned_io_errors()
+        return fs
 
     def put_bytes(self, url: str, data: bytes) -> Stored:
         fs = self._fs()
@@ -168,6 +170,27 @@ class S3Store:
                 f"the trail {root} cannot be written ({_reason(exc)}); check AWS_ENDPOINT_URL, "
                 "the AWS credentials and the bucket, then rerun"
             ) from exc
+
+
+def _quiet_orphaned_io_errors() -> None:
+    """fsspec's I/O loop: a request that failed on a dropped connection leaves aiohttp's
+    body-writing task with the same error, which asyncio would print as "Task exception
+    was never retrieved" -- a traceback per retry, for a failure the store has already
+    reported in one line. Those (connection errors of orphaned tasks) are dropped."""
+    from fsspec.asyn import get_loop
+
+    loop = get_loop()
+    if getattr(loop, "_zoo_ops_quiet", False):
+        return
+
+    def handler(loop: Any, context: dict[str, Any]) -> None:
+        orphaned = "never retrieved" in str(context.get("message", ""))
+        if orphaned and isinstance(context.get("exception"), ConnectionError | OSError):
+            return
+        loop.default_exception_handler(context)
+
+    loop.call_soon_threadsafe(loop.set_exception_handler, handler)
+    loop._zoo_ops_quiet = True
 
 
 def _stored(info: dict[str, Any]) -> Stored:
