@@ -140,8 +140,13 @@ def test_two_operators_share_one_trail_in_a_bucket(production: ProductionPath, s
         "SELECT current_version_id FROM oracles_oracle WHERE name = :n", n=before[0][0]
     )
     history = alice.ok("history", "-e", "staging", str(app_version)).stdout
-    print(history)
     assert urls["03_migrate"][1] in history, history
+    assert "notebook missing" not in history, history
+    # Bob's report renders every notebook of the shared trail, Alice's included.
+    bob.ok("report", "-e", "staging", "-o", str(bob.root / "report"))
+    for _run_id, url in urls.values():
+        page = bob.root / "report" / "staging" / "iris" / url.rsplit("/", 1)[1]
+        assert page.with_suffix(".html").is_file(), page
 
     # The trail: every notebook in the bucket, none half-written, no secret in any; no
     # local trail in either working directory.
