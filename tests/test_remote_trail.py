@@ -214,6 +214,10 @@ def test_bucket_faults_refuse_before_and_keep_the_run_after(
     status = alice.ok("status", "-e", "staging", "-m", "iris").stdout
     assert url in status, status
 
+    # A write recorded by a command (no kernel) is kept in the bucket too.
+    alice.ok("whitelist", "-e", "staging", "set", "resnet50", "--copy", "true")
+    assert [k for k in s3.keys() if k.startswith("executed/staging/resnet50/")]
+
 
 def test_an_executed_root_zoo_ops_cannot_serve_is_refused(tmp_path: Path) -> None:
     (tmp_path / "zoo_ops.toml").write_text(

@@ -157,6 +157,13 @@ def execute_runbook(
     the row ``refused``, nothing else changed). papermill writes the notebook to a hidden
     ``.NAME.partial`` beside it, renamed into place at the end, also after a failure.
 
+    On a remote trail (``executed_root = "s3://BUCKET/PREFIX"``) the bucket is first
+    proved writable (unreachable: refused, exit 2, no row, nothing changed); the row holds
+    the notebook's URL, papermill writes to a spool file under the environment's state
+    folder, and the finished notebook goes to the bucket in one PUT, read back. When that
+    write fails the run is ``trail-unsaved`` (exit 1) and the spool copy is kept for
+    ``zoo-ops trail recover``.
+
     ``handle_signals`` (the CLI): SIGINT, SIGTERM and SIGHUP ask the kernel to stop at a
     safe point, the notebook is saved with the run ``interrupted`` and the exit code is
     130, 143 or 129; the same signal again kills the kernel.
