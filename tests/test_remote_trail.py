@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from support.e2e import (
     CLI,
     DATABASE_PASSWORD,
@@ -23,6 +24,10 @@ from support.e2e import (
     production_path,  # noqa: F401 - the fixture `production`
 )
 from support.s3 import S3, SECRET_KEY, s3_server  # noqa: F401 - the fixture `s3`
+
+from zoo_ops.errors import TrailUnwritable
+from zoo_ops.trail.mirror import local_copy, sync
+from zoo_ops.trail.stores import TrailStoreError, join_url, store_for
 
 TRAIL = "s3://zoo-trail/executed"
 CONFIRM = ("-p", "confirm", "prod")
@@ -213,6 +218,11 @@ def test_bucket_faults_refuse_before_and_keep_the_run_after(
     assert run_row(p, "staging", "03_migrate")[2] == url
     status = alice.ok("status", "-e", "staging", "-m", "iris").stdout
     assert url in status, status
+    key = url.split("zoo-trail/", 1)[1]
+    assert b'"recovered": true' not in s3.get(key)  # the run's own notebook, from the spool
+    # With no spool copy, --force rebuilds it from the database and writes it to the bucket.
+    alice.ok("trail", "recover", run_id, "-e", "staging", "--force")
+    assert b'"recovered": true' in s3.get(key)
 
     # A write recorded by a command (no kernel) is kept in the bucket too.
     alice.ok("whitelist", "-e", "staging", "set", "resnet50", "--copy", "true")
@@ -235,3 +245,46 @@ def test_an_executed_root_zoo_ops_cannot_serve_is_refused(tmp_path: Path) -> Non
             (line,) = done.stderr.strip().splitlines()
             assert "executed_root" in line and "s3://BUCKET/PREFIX" in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zoo_ops.toml"]
+
+
+def test_trail_stores_keep_one_contract(tmp_path: Path, s3: S3) -> None:
+    """A local folder and a bucket, through the registry: a write is read back whole,
+    listings under ENV/MODEL hold only notebooks, probe proves the store writable."""
+    for root in (str(tmp_path / "executed"), "s3://zoo-trail/contract"):
+        store = store_for(root)
+        a = join_url(root, "staging", "iris", "20260101T000000Z-01_copy.ipynb")
+        b = join_url(root, "prod", "iris", "20260101T000001Z-01_copy.ipynb")
+        stored = store.put_bytes(a, b'{"cells": []}')
+        assert stored.size == 13 and store.get_bytes(a) == b'{"cells": []}'
+        store.put_bytes(b, b"{}")
+        store.put_bytes(join_url(root, "staging", "iris", "notes.txt"), b"x")
+        assert set(store.listing(root, None, None)) == {a, b}
+        assert set(store.listing(root, "staging", "iris")) == {a}
+        assert store.stat(join_url(root, "staging", "iris", "gone.ipynb")) is None
+        store.probe(root)
+    s3.relay.down = True
+    with pytest.raises(TrailUnwritable, match="AWS_ENDPOINT_URL"):
+        store_for("s3://zoo-trail/contract").probe("s3://zoo-trail/contract")
+
+
+def test_the_read_cache_is_never_stale(
+    tmp_path: Path, s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache follows the bucket: a rewritten object is read again (its ETag changed),
+    a deleted one leaves the cache, an unreachable bucket is an error, not an old answer."""
+    monkeypatch.setenv("ZOO_OPS_TRAIL_CACHE", str(tmp_path / "cache"))
+    root = "s3://zoo-trail/executed"
+    url = join_url(root, "staging", "iris", "20260101T000000Z-01_copy.ipynb")
+    store_for(root).put_bytes(url, b'{"v": 1}')
+    cached = sync(root) / "staging" / "iris" / "20260101T000000Z-01_copy.ipynb"
+    assert cached.read_bytes() == b'{"v": 1}'
+    s3.client().put_object(Bucket=s3.bucket, Key=url.split("zoo-trail/")[1], Body=b'{"v": 2}')
+    assert local_copy(url).read_bytes() == b'{"v": 2}'
+    s3.client().delete_object(Bucket=s3.bucket, Key=url.split("zoo-trail/")[1])
+    sync(root, "staging")
+    assert not cached.exists()
+    with pytest.raises(FileNotFoundError):
+        local_copy(url)
+    s3.relay.down = True
+    with pytest.raises(TrailStoreError):
+        sync(root)

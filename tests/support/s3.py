@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -142,6 +143,11 @@ def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    # moto keeps its backends per process: a server started by an earlier test of this
+    # worker would show that test's objects. Reset them through moto's own API.
+    urllib.request.urlopen(
+        urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"), timeout=30
+    ).close()
     relay = FaultRelay((host, port)).start()
     s3 = S3(relay, "zoo-trail", f"http://{host}:{port}")
     s3.client().create_bucket(Bucket=s3.bucket)
