@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def executed_root_for(name: str) -> Path:
-    """Where environment ``name`` keeps its trail, read from zoo_ops.toml without
+    """Where environment ``name`` keeps its trail (a remote one: its read cache, brought up
+    to date for ``name``), read from zoo_ops.toml without
     resolving the environment's other values (its database URL may name an unset
     variable: the trail is still readable)."""
     from zoo_ops.config import (
@@ -65,7 +66,7 @@ def executed_root_for(name: str) -> Path:
         from zoo_ops.trail.stores import TrailStoreError
 
         try:
-            return sync(url)
+            return sync(url, name)
         except TrailStoreError as exc:
             raise StepFailed(
                 f"the trail {url} cannot be read ({exc}); check AWS_ENDPOINT_URL and the "
