@@ -85,8 +85,21 @@ class EnvironmentConfig:
         return self.path(self.truss_root)
 
     @property
+    def executed_root_url(self) -> str | None:
+        """``s3://BUCKET/PREFIX`` when the trail lives on object storage, else None."""
+        return remote_trail_root(self.executed_root, "executed_root")
+
+    @property
     def executed_root_path(self) -> Path:
-        return self.path(self.executed_root)
+        """The trail's local folder: the configured one, or for a remote trail the local
+        read cache that mirrors it (:func:`trail_cache_path`)."""
+        url = self.executed_root_url
+        return trail_cache_path(url) if url else self.path(self.executed_root)
+
+    @property
+    def trail_spool_path(self) -> Path:
+        """Where a run on a remote trail keeps its notebook until the one final PUT."""
+        return self.state_path / "trail-spool"
 
     @property
     def state_path(self) -> Path:
@@ -114,6 +127,63 @@ class EnvironmentConfig:
     @property
     def database_url_redacted(self) -> str:
         return redact_url(self.database_url_resolved)
+
+
+# --- executed_root: a local folder or an object-storage URL --------------------------------
+
+TRAIL_CACHE_ENV = "ZOO_OPS_TRAIL_CACHE"
+# The URL schemes a trail can live on (zoo_ops.trail.stores serves each).
+REMOTE_TRAIL_SCHEMES = ("s3",)
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+
+
+def remote_trail_root(value: str, where: str) -> str | None:
+    """``value`` as a remote trail URL (``s3://BUCKET[/PREFIX]``, no trailing slash), None
+    for a local folder. Any other ``SCHEME:`` (two letters or more: not a drive letter) is a
+    :class:`ConfigError`: a URL must never silently become a local folder named ``s3:``."""
+    match = _URL_SCHEME.match(value)
+    if match is None:
+        return None
+    scheme = match.group(1).lower()
+    fix = "use a local folder or s3://BUCKET/PREFIX"
+    if scheme not in REMOTE_TRAIL_SCHEMES:
+        raise ConfigError(f"{where}: {value!r}: zoo-ops cannot keep a trail on {scheme}:; {fix}")
+    rest = value[match.end() :]
+    if not rest.startswith("//"):
+        raise ConfigError(f"{where}: {value!r} is not a URL ({scheme}://BUCKET/PREFIX); {fix}")
+    bucket, _, prefix = rest[2:].partition("/")
+    parts = [p for p in prefix.split("/") if p]
+    if not bucket or any(p in (".", "..") for p in parts) or "?" in value or "#" in value:
+        raise ConfigError(f"{where}: {value!r} names no bucket or a bad prefix; {fix}")
+    return "/".join([f"{scheme}://{bucket}", *parts])
+
+
+def trail_cache_path(url: str) -> Path:
+    """The local read cache of a remote trail (or of one notebook in it): the URL's bucket
+    and key under ``$ZOO_OPS_TRAIL_CACHE``, else ``$XDG_CACHE_HOME/zoo-ops/trail``, else
+    ``~/.cache/zoo-ops/trail``. A function of the URL alone, so every reader finds a
+    notebook the runs table names by URL in the same place."""
+    scheme, _, rest = url.partition("://")
+    parts = [p for p in rest.split("/") if p and p not in (".", "..")]
+    return trail_cache_base().joinpath(scheme, *parts)
+
+
+def trail_cache_base() -> Path:
+    base = os.environ.get(TRAIL_CACHE_ENV)
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        base = str(Path(xdg) / "zoo-ops" / "trail")
+    return Path(base)
+
+
+def cached_url(path: Path) -> str | None:
+    """The object URL a file of the trail cache mirrors (None: not in the cache); what an
+    operator is shown, and can pass on, instead of the cache's private path."""
+    try:
+        scheme, *parts = Path(path).relative_to(trail_cache_base()).parts
+    except ValueError:
+        return None
+    return f"{scheme}://{'/'.join(parts)}" if scheme in REMOTE_TRAIL_SCHEMES and parts else None
 
 
 _FIELDS = {f.name for f in fields(EnvironmentConfig)} - {"name", "root", "raw", "scalable_pools"}
@@ -261,6 +331,8 @@ def load_environment(name: str = LOCAL, cwd: Path | None = None) -> EnvironmentC
             f"{', '.join(AUTOMATION_MODES)}; see DESIGN §8"
         )
     _check_platform_automation(values, f"{path.name} [env.{name}]")
+    if "executed_root" in values:
+        remote_trail_root(values["executed_root"], f"{path.name} [env.{name}] executed_root")
     if name != LOCAL:
         values.setdefault("state_dir", f".zoo/{name}")
     return EnvironmentConfig(name=name, root=root, raw=dict(table), **values)

@@ -38,7 +38,7 @@ from zoo_ops.adapters.platform.runs import (
     RunStore,
 )
 from zoo_ops.adapters.processes import pid_alive
-from zoo_ops.config import load_environment
+from zoo_ops.config import EnvironmentConfig, load_environment
 from zoo_ops.domain.names import check_name
 from zoo_ops.domain.redaction import redact_parameters
 from zoo_ops.environment import Environment
@@ -50,6 +50,7 @@ from zoo_ops.steps.parameters import convert_texts
 from zoo_ops.trail import canonical_step
 from zoo_ops.trail.names import STAMP_FORMAT
 from zoo_ops.trail.notebook import read_notebook_scraps
+from zoo_ops.trail.stores import TrailStoreError, join_url, store_for
 
 RUNBOOKS_ENV = "ZOO_OPS_RUNBOOKS"
 PARTIAL_SUFFIX = ".partial"
@@ -68,6 +69,12 @@ class Execution:
     exit_code: int
     error: str | None
     run_id: str | None = None
+    url: str | None = None  # on a remote trail: where the notebook is (path: its spool copy)
+
+    @property
+    def location(self) -> str:
+        """Where the executed notebook is kept: its URL on a remote trail, else its path."""
+        return self.url or str(self.path)
 
 
 def runbooks_dir(root: Path | None = None) -> Path:
@@ -150,6 +157,13 @@ def execute_runbook(
     the row ``refused``, nothing else changed). papermill writes the notebook to a hidden
     ``.NAME.partial`` beside it, renamed into place at the end, also after a failure.
 
+    On a remote trail (``executed_root = "s3://BUCKET/PREFIX"``) the bucket is first
+    proved writable (unreachable: refused, exit 2, no row, nothing changed); the row holds
+    the notebook's URL, papermill writes to a spool file under the environment's state
+    folder, and the finished notebook goes to the bucket in one PUT, read back. When that
+    write fails the run is ``trail-unsaved`` (exit 1) and the spool copy is kept for
+    ``zoo-ops trail recover``.
+
     ``handle_signals`` (the CLI): SIGINT, SIGTERM and SIGHUP ask the kernel to stop at a
     safe point, the notebook is saved with the run ``interrupted`` and the exit code is
     130, 143 or 129; the same signal again kills the kernel.
@@ -201,12 +215,20 @@ def _execute(
     require_attached(environment)
     kernel = ensure_kernel()
     runs = environment.runs
-    record, out, partial = _reserve(runs, environment.config.executed_root_path, step, params)
+    remote = environment.config.executed_root_url
+    url: str | None = None
+    if remote is not None:
+        # Proved before the row is reserved and before the kernel starts: a run that
+        # cannot reach the bucket changes nothing, not even the runs table.
+        store_for(remote).probe(remote)
+        record, out, partial, url = _reserve_remote(runs, environment.config, step, params)
+    else:
+        record, out, partial = _reserve(runs, environment.config.executed_root_path, step, params)
 
     stop_file = Path(tempfile.gettempdir()) / f"zoo-ops-stop-{record.id}"
     stopper = _Stopper(record.id, stop_file)
     variables = {
-        EXECUTED_PATH_ENV: str(out),
+        EXECUTED_PATH_ENV: url or str(out),
         lifecycle.RUN_ID_ENV: record.id,
         lifecycle.STOP_FILE_ENV: str(stop_file),
     }
@@ -282,7 +304,21 @@ def _execute(
         code = errors.Interrupted.exit_code
     if not run:
         _record_run_scrap(out, runs.get(record.id), code)
+    if url is not None:
+        upload_error = _upload(out, url)
+        if upload_error is not None:
+            reason = f"the notebook {url} could not be written ({upload_error}); kept at {out}"
+            runs.mark_trail_unsaved(record.id, known_secrets.redact(reason))
+            return Execution(
+                path=out,
+                outcome="trail-unsaved",
+                exit_code=1,
+                error=known_secrets.redact(reason),
+                run_id=record.id,
+                url=url,
+            )
     return Execution(
+        url=url,
         path=out,
         outcome=outcome,
         exit_code=code,
@@ -370,6 +406,79 @@ def _reserve(
     raise errors.ConflictError(
         f"no free notebook name under {root / env / model} for {step}; retry in a minute"
     )
+
+
+def _reserve_remote(
+    runs: RunStore, config: EnvironmentConfig, step: str, params: dict[str, Any]
+) -> tuple[RunRecord, Path, Path, str]:
+    """Reserve a run row holding the notebook's URL on the remote trail (unique in the
+    runs table; a name another database's run already wrote in the bucket is skipped),
+    and its spool file under the environment's state folder, where papermill writes."""
+    from zoo_ops.trail import executed_path
+
+    remote = str(config.executed_root_url)
+    store = store_for(remote)
+    spool_root = config.trail_spool_path
+    env, model = str(params["env"]), str(params["model"])
+    operator = str(params.get("operator") or "") or getpass.getuser()
+    values = redact_parameters({**params, "operator": operator})
+    at = datetime.now(UTC).replace(microsecond=0)
+    for _ in range(RESERVE_ATTEMPTS):
+        out = executed_path(spool_root, env, model, step, at)
+        at = _stamp_of(out, at) + timedelta(seconds=1)
+        url = join_url(remote, env, model, out.name)
+        try:
+            record = runs.reserve(
+                step=step,
+                model=model,
+                env=env,
+                operator=operator,
+                dry_run=params.get("dry_run") is True,
+                parameters=values,
+                gate_override_reason=str(params.get("gate_override_reason") or ""),
+                notebook_path=url,
+            )
+        except NotebookPathTaken:
+            continue
+        partial = partial_path(out)
+        try:
+            if store.stat(url) is not None:
+                runs.release(record.id)  # written by a run of another database
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            runs.release(record.id)
+            continue
+        except OSError as exc:
+            _refuse(
+                runs,
+                record,
+                TrailUnwritable(
+                    f"the trail spool {out.parent} or the trail {remote} cannot be used "
+                    f"({exc.strerror or exc}); fix it, then rerun"
+                ),
+            )
+        return record, out, partial, url
+    raise errors.ConflictError(
+        f"no free notebook name under {join_url(remote, env, model)} for {step}; retry later"
+    )
+
+
+def _upload(spool: Path, url: str) -> str | None:
+    """Write the finished notebook ``spool`` to ``url`` in one PUT and read it back (size);
+    the spool copy is removed once the bucket has it. None, or why it could not be written
+    (the spool copy is then kept for ``zoo-ops trail recover``)."""
+    try:
+        data = spool.read_bytes()
+    except OSError as exc:
+        return f"its spool copy is unreadable: {exc.strerror or exc}"
+    try:
+        store_for(url).put_bytes(url, data)
+    except (TrailStoreError, OSError) as exc:
+        return str(exc)
+    spool.unlink(missing_ok=True)
+    return None
 
 
 def _record_run_scrap(out: Path, record: RunRecord, exit_code: int) -> None:

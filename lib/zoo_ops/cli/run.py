@@ -105,7 +105,7 @@ def run_step(args: argparse.Namespace) -> int:
         progress=args.progress,
         handle_signals=True,  # SIGINT/SIGTERM/SIGHUP: stop at a safe point, exit 130/143/129
     )
-    print(result.path)
+    print(result.location)
     if result.exit_code:
-        sys.stderr.write(f"zoo-ops: error: {result.error} (see {result.path})\n")
+        sys.stderr.write(f"zoo-ops: error: {result.error} (see {result.location})\n")
     return result.exit_code

@@ -59,7 +59,8 @@ def interval_seconds(value: str) -> float:
 
 
 def executed_root_for(name: str) -> Path:
-    """Where environment ``name`` keeps its trail, read from zoo_ops.toml without
+    """Where environment ``name`` keeps its trail (a remote one: its read cache, brought up
+    to date for ``name``), read from zoo_ops.toml without
     resolving the environment's other values (its database URL may name an unset
     variable: the trail is still readable)."""
     from zoo_ops.config import (
@@ -68,8 +69,9 @@ def executed_root_for(name: str) -> Path:
         config_path,
         expand_vars,
         read_config_tables,
+        remote_trail_root,
     )
-    from zoo_ops.errors import ConfigError
+    from zoo_ops.errors import ConfigError, StepFailed
 
     path = config_path()
     tables = read_config_tables(path)
@@ -79,7 +81,23 @@ def executed_root_for(name: str) -> Path:
     value = tables.get(name, {}).get("executed_root", EnvironmentConfig.executed_root)
     if not isinstance(value, str):
         raise ConfigError(f"{path.name} [env.{name}] executed_root: must be a string")
-    root = Path(expand_vars(value, f"{path.name} [env.{name}] executed_root"))
+    where = f"{path.name} [env.{name}] executed_root"
+    text = expand_vars(value, where)
+    url = remote_trail_root(text, where)
+    if url is not None:
+        # A remote trail is read from its local cache, brought up to date first: the
+        # runs table names the runs, the bucket holds their notebooks.
+        from zoo_ops.trail.mirror import sync
+        from zoo_ops.trail.stores import TrailStoreError
+
+        try:
+            return sync(url, name)
+        except TrailStoreError as exc:
+            raise StepFailed(
+                f"the trail {url} cannot be read ({exc}); check AWS_ENDPOINT_URL and the "
+                "AWS credentials, then rerun"
+            ) from None
+    root = Path(text)
     return root if root.is_absolute() else path.parent.resolve() / root
 
 
@@ -97,8 +115,13 @@ def executed_roots(env_names: Sequence[str] | None) -> list[Path]:
 
 
 def display_path(path: Path | None) -> str:
+    from zoo_ops.config import cached_url
+
     if path is None:
         return ""
+    url = cached_url(path)  # a remote trail's notebook: shown by its URL
+    if url is not None:
+        return url
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:

@@ -42,6 +42,7 @@ from zoo_ops.trail import (
     effective_outcome,
     join_runs,
 )
+from zoo_ops.trail.runs import local_path_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -132,7 +133,7 @@ def journal_events(
     for row in migrations.version_journal(oracle_version_id):
         record = run_of(row["run_id"]) if run_of and row["run_id"] else None
         notebook = (
-            Path(row["notebook_path"])
+            local_path_of(row["notebook_path"])
             if row["notebook_path"]
             else notebook_of_migration.get(row["migration_id"])
         )
@@ -260,7 +261,7 @@ def history(env: Environment, oracle_version_id: str) -> HistoryTable:
     require_platform_tables(env)
     found = env.platform.find_version(version_id)
     oracle_id = found.oracle_id if found else None
-    index = TrailIndex(env.config.executed_root_path)
+    index = TrailIndex.of(env.config)
     trail = index.entries(env.name)
     notebook_of_migration = {
         str(e.scraps["migration_id"]): e.path for e in trail if e.scraps.get("migration_id")

@@ -49,6 +49,8 @@ from zoo_ops.errors import BadInput, ConflictError, GateClosed, StepFailed, ZooO
 from zoo_ops.runbook import check_trail_writable, outcome_for, run_scrap_of, scrap_output
 from zoo_ops.services.gate import GateResult, check_gate
 from zoo_ops.trail import executed_path, parse_trail_name
+from zoo_ops.trail.mirror import url_of
+from zoo_ops.trail.stores import store_for
 from zoo_ops.trail.written import iso, table_output, written_notebook
 
 _RESERVE_ATTEMPTS = 60
@@ -177,8 +179,12 @@ def start_recording(
             )
         return Recording(env, step, model, dry_run, None, None)
     root = env.config.executed_root_path
+    remote = env.config.executed_root_url
     at = datetime.now(UTC).replace(microsecond=0)
-    check_trail_writable(executed_path(root, env.name, model, step, at).parent)
+    if remote is not None:
+        store_for(remote).probe(remote)  # a remote trail: written to the cache, then PUT
+    else:
+        check_trail_writable(executed_path(root, env.name, model, step, at).parent)
     for _ in range(_RESERVE_ATTEMPTS):
         path = executed_path(root, env.name, model, step, at)
         parsed = parse_trail_name(path)
@@ -192,7 +198,7 @@ def start_recording(
                 dry_run=dry_run,
                 parameters=redact_parameters(parameters),
                 gate_override_reason=gate_override_reason,
-                notebook_path=str(path),
+                notebook_path=url_of(remote, path) if remote else str(path),
             )
         except NotebookPathTaken:
             continue  # two commands in one second: the later one is named a second on
@@ -384,3 +390,7 @@ def _write_notebook(recording: Recording, record: RunRecord, run: dict[str, Any]
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    remote = recording.env.config.executed_root_url
+    if remote is not None:
+        # One PUT of the final bytes, read back; a failure is the caller's trail-unsaved.
+        store_for(remote).put_bytes(url_of(remote, path), path.read_bytes())

@@ -28,14 +28,17 @@ from typing import Any
 
 import pandas as pd
 
+from zoo_ops.config import trail_cache_path
 from zoo_ops.environment import Environment
-from zoo_ops.errors import BadInput, NotFound, ZooOpsError
+from zoo_ops.errors import BadInput, NotFound, StepFailed, ZooOpsError
 from zoo_ops.migration.engine import migrations_of_run, result_for
 from zoo_ops.migration.plan import BACKWARDS, FORWARDS, MigrationRecord
 from zoo_ops.runbook import run_scrap_of, scrap_output
 from zoo_ops.services.migration_output import affected_record
 from zoo_ops.trail import executed_path
+from zoo_ops.trail.mirror import local_copy
 from zoo_ops.trail.notebook import UnreadableNotebook, read_notebook_scraps, read_trail_bytes
+from zoo_ops.trail.stores import TrailStoreError, is_remote, store_for
 from zoo_ops.trail.written import iso, table_output, written_notebook
 
 SUCCEEDED = "succeeded"
@@ -54,7 +57,7 @@ class Recovered:
     model: str
     env: str
     outcome: str
-    path: Path
+    path: Path | str  # a URL on a remote trail
     migration_id: str | None
     affected_count: int | None
     kept_aside: Path | None
@@ -110,7 +113,14 @@ def recover_run(env: Environment, run_id: str, *, force: bool = False) -> Recove
     outcome = _outcome(record)
     if outcome == RUNNING:
         raise BadInput(f"run {run_id} is still running; recover it once its process is gone")
-    own = Path(record.notebook_path) if record.notebook_path else None
+    url = record.notebook_path if is_remote(record.notebook_path) else None
+    if url is not None:
+        uploaded = _upload_spool(env, record, outcome, url)
+        if uploaded is not None:
+            return uploaded
+        own: Path | None = _remote_copy(url)
+    else:
+        own = Path(record.notebook_path) if record.notebook_path else None
     if own is not None and not own.is_absolute():
         own = env.config.root / own
     problem, old_run = _notebook_problem(own)
@@ -130,7 +140,9 @@ def recover_run(env: Environment, run_id: str, *, force: bool = False) -> Recove
     scraps["run"] = _run_scrap(record, outcome, scraps.get("truss_hash"), problem)
     notebook = _notebook(record, outcome, problem, own, migration, scraps, tables)
     kept = _write_atomically(notebook, target)
-    if own is None or target != own:
+    if url is not None:
+        _put(url, target.read_bytes())
+    elif own is None or target != own:
         _record_path(env, record.id, target)
     affected = scraps.get("affected_count", scraps.get("reverted_count"))
     return Recovered(
@@ -139,12 +151,63 @@ def recover_run(env: Environment, run_id: str, *, force: bool = False) -> Recove
         model=record.model,
         env=record.env,
         outcome=outcome,
-        path=target,
+        path=url or target,
         migration_id=migration.id if migration else None,
         affected_count=int(affected) if isinstance(affected, int) else None,
         kept_aside=kept,
         problem=problem,
         scraps=scraps,
+    )
+
+
+def _remote_copy(url: str) -> Path:
+    """The current local copy of a remote trail notebook (where it would be if missing)."""
+    try:
+        return local_copy(url)
+    except FileNotFoundError:
+        return trail_cache_path(url)
+    except TrailStoreError as exc:
+        raise StepFailed(_unreachable(url, exc)) from None
+
+
+def _unreachable(url: str, exc: BaseException) -> str:
+    return (
+        f"the trail {url} cannot be reached ({exc}); the run stays as it is recorded, "
+        "rerun `zoo-ops trail recover` once the bucket is back"
+    )
+
+
+def _put(url: str, data: bytes) -> None:
+    """One PUT of the notebook's final bytes, read back (size) by the store."""
+    try:
+        store_for(url).put_bytes(url, data)
+    except (TrailStoreError, OSError) as exc:
+        raise StepFailed(_unreachable(url, exc)) from None
+
+
+def _upload_spool(env: Environment, record: Any, outcome: str, url: str) -> Recovered | None:
+    """A remote run whose final write failed kept its own notebook in the spool: write
+    that to the bucket (one PUT, read back) and remove the spool copy. None when there is
+    no readable spool copy (the notebook is then rebuilt from the database)."""
+    name = url.rsplit("/", 1)[-1]
+    spool = env.config.trail_spool_path / record.env / record.model / name
+    problem, run = _notebook_problem(spool if spool.is_file() else None)
+    if problem is not None or run is None:
+        return None
+    data = spool.read_bytes()
+    _put(url, data)
+    spool.unlink(missing_ok=True)
+    return Recovered(
+        run_id=record.id,
+        step=record.step,
+        model=record.model,
+        env=record.env,
+        outcome=outcome,
+        path=url,
+        migration_id=None,
+        affected_count=None,
+        kept_aside=None,
+        problem=f"its notebook was kept in the spool ({spool}) and is now written",
     )
 
 

@@ -88,7 +88,7 @@ def _real_runs(env: Environment, model: str, report: RolloutReport | None = None
     trail that no run row claims (a database since rebuilt, a copied file) proves nothing
     here, nor does a run whose notebook disagrees with its row."""
     records = env.runs.find(model=model, env=env.name)
-    index = TrailIndex(env.config.executed_root_path)
+    index = TrailIndex.of(env.config)
     entries = index.entries(env.name, model)
     if report is not None:
         report.note_unreadable(index.unreadable)
@@ -188,10 +188,10 @@ def rollout(
                 parameters["confirm"] = env_name
             result = execute_runbook(step, model=model, env=env_name, parameters=parameters)
             if result.exit_code:
-                report.add(model, env_name, step, "failed", result.error or "", str(result.path))
+                report.add(model, env_name, step, "failed", result.error or "", result.location)
                 report.exit_code = result.exit_code
                 return report
-            report.add(model, env_name, step, result.outcome, "", str(result.path))
+            report.add(model, env_name, step, result.outcome, "", result.location)
     finally:
         for env in environments.values():
             env.dispose()

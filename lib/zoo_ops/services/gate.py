@@ -110,7 +110,7 @@ def run_facts(env: Environment, model: str) -> tuple[list[RunFact], list[str]]:
     except Exception as exc:  # noqa: BLE001 - an unreachable database is not a success
         evidence.append(f"{env.name} database unreadable: {exc.__class__.__name__}")
         return facts, evidence
-    index = TrailIndex(env.config.executed_root_path)
+    index = TrailIndex.of(env.config)
     entries = index.entries(env.name, model)
     evidence.extend(f"not counted: {u.line()}" for u in index.unreadable)
     for view in join_runs(records, entries, read_outside=True):

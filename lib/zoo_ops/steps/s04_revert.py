@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from zoo_ops.config import trail_cache_path
 from zoo_ops.domain.rollback import (
     CANNOT,
     NONE,
@@ -49,6 +50,8 @@ from zoo_ops.migration.plan import FORWARDS, MigrationRecord
 from zoo_ops.services.migration_output import TqdmProgress, affected_record, read_affected
 from zoo_ops.services.results import StepResult
 from zoo_ops.trail import TrailIndex, read_scraps
+from zoo_ops.trail.mirror import local_copy
+from zoo_ops.trail.stores import is_remote
 
 FORWARD_STEP = "03_migrate"
 
@@ -93,7 +96,7 @@ def latest_forward_run(env: Environment, model: str) -> Path:
     wrong type) are skipped; the notebook found is then checked against the journal."""
     found = [
         entry.path
-        for entry in TrailIndex(env.config.executed_root_path).entries(env.name, model)
+        for entry in TrailIndex.of(env.config).entries(env.name, model)
         if entry.step == FORWARD_STEP and entry.run and entry.run.get("outcome") == "succeeded"
     ]
     if not found:
@@ -133,6 +136,8 @@ def _looks_like_path(text: str) -> bool:
 
 
 def _resolve_path(env: Environment, text: str) -> Path:
+    if is_remote(text):
+        return _readable_copy(text)
     path = Path(text)
     if not path.is_absolute():
         path = (env.config.root / path) if not path.exists() else path.resolve()
@@ -170,9 +175,20 @@ def _run_notebook(env: Environment, record: Any) -> Path | None:
     for name in ("recovered_path", "notebook_path"):
         value = getattr(record, name, None)
         if value:
+            if is_remote(str(value)):
+                return _readable_copy(str(value))
             path = Path(str(value))
             return path if path.is_absolute() else env.config.root / path
     return None
+
+
+def _readable_copy(url: str) -> Path:
+    """A remote trail notebook's current local copy; where it would be when it cannot be
+    read (missing, or the bucket unreachable): then the journal is the record."""
+    try:
+        return local_copy(url)
+    except (OSError, ZooOpsError):
+        return trail_cache_path(url)
 
 
 def _unusable(path: Path) -> str | None:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zoo_ops.config import EnvironmentConfig
 from zoo_ops.domain.names import name_problem
 from zoo_ops.domain.scrap_schema import run_scrap_problem, scrap_problem
 from zoo_ops.trail.names import parse_trail_name
@@ -189,8 +190,18 @@ class RefreshStats:
 class TrailIndex:
     """The index of one executed root. ``entries()`` is always current (see module doc)."""
 
-    def __init__(self, executed_root: Path, index_path: Path | None = None) -> None:
+    @classmethod
+    def of(cls, config: EnvironmentConfig) -> TrailIndex:
+        """The index of an environment's trail, a local folder or a remote one's cache."""
+        return cls(config.executed_root_path, remote=config.executed_root_url)
+
+    def __init__(
+        self, executed_root: Path, index_path: Path | None = None, *, remote: str | None = None
+    ) -> None:
+        """``remote``: the object-storage URL ``executed_root`` is the local cache of;
+        every listing first brings that cache up to date (zoo_ops.trail.mirror.sync)."""
         self.root = Path(executed_root)
+        self.remote = remote
         self.index_path = index_path or self.root / INDEX_FILE_NAME
         self.last = RefreshStats()
         self.unreadable: list[UnreadableFile] = []
@@ -199,6 +210,10 @@ class TrailIndex:
         self, env: str | None = None, model: str | None = None
     ) -> tuple[list[Path], list[UnreadableFile]]:
         """(trail notebooks oldest first by name, ``*.ipynb`` files that are not trail names)."""
+        if self.remote is not None:
+            from zoo_ops.trail.mirror import sync
+
+            sync(self.remote, env, model)
         if not self.root.is_dir():
             return [], []
         paths: list[Path] = []

@@ -28,7 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from zoo_ops.config import trail_cache_path
 from zoo_ops.trail.notebook import OK, RUNNING, UNREADABLE, TrailEntry, read_notebook_at
+from zoo_ops.trail.stores import is_remote
 
 SUCCEEDED, FAILED, DRY_RUN = "succeeded", "failed", "dry_run"
 REFUSED, INTERRUPTED, CRASHED = "refused", "interrupted", "crashed"
@@ -177,9 +179,15 @@ def cross_check(record: RunLike, run: dict[str, Any]) -> str | None:
     return "; ".join(wrong) or None
 
 
+def local_path_of(path: Path | str) -> Path:
+    """Where a notebook location is read: a path as it is, an object URL (remote trail)
+    at its copy in the trail's local cache (kept current by zoo_ops.trail.mirror.sync)."""
+    return trail_cache_path(str(path)) if is_remote(path) else Path(path)
+
+
 def _key(path: Path | str) -> str:
     """A path as a comparable string without touching the disk (absolute, normalised)."""
-    return os.path.normpath(os.path.abspath(path))
+    return os.path.normpath(os.path.abspath(local_path_of(path)))
 
 
 def _resolve(path: Path | str) -> str:
@@ -196,7 +204,7 @@ def view_of_record(
     read_outside: bool,
 ) -> RunView:
     """The view of one row, with ``entry`` its trail notebook when the trail has it."""
-    path = Path(record.notebook_path) if record.notebook_path else None
+    path = local_path_of(record.notebook_path) if record.notebook_path else None
     state = NB_NONE
     if entry is not None:
         path, state = entry.path, entry.state
