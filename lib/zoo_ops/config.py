@@ -37,6 +37,19 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
+class SubmitConfig:
+    """``[env.NAME.submit]``: the Job `zoo-ops submit` creates (names only: the
+    configuration and the credentials stay in the cluster's ConfigMap and Secrets)."""
+
+    image: str
+    config_map: str  # holds zoo_ops.toml (key CONFIG_FILE_NAME), mounted read-only
+    namespace: str = ""  # empty: the environment's namespace
+    service_account: str = "zoo-ops"
+    secrets: tuple[str, ...] = ()  # Secrets whose keys become the pod's environment
+    active_deadline_s: int = 6 * 3600
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     """One `[env.NAME]` table, with every ${VAR} already expanded and paths resolved."""
 
@@ -72,6 +85,8 @@ class EnvironmentConfig:
     # ``[env.NAME.capacity] scalable_pools = { T4 = 2 }``: accelerators of each type the
     # cluster's autoscaler can still add (scale-from-zero pools), counted as free capacity.
     scalable_pools: dict[str, int] = field(default_factory=dict, hash=False)
+    # ``[env.NAME.submit]``: how `zoo-ops submit` runs a runbook as a Kubernetes Job.
+    submit: SubmitConfig | None = field(default=None, hash=False)
     state_dir: str = ".zoo/local"
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -186,9 +201,15 @@ def cached_url(path: Path) -> str | None:
     return f"{scheme}://{'/'.join(parts)}" if scheme in REMOTE_TRAIL_SCHEMES and parts else None
 
 
-_FIELDS = {f.name for f in fields(EnvironmentConfig)} - {"name", "root", "raw", "scalable_pools"}
+_FIELDS = {f.name for f in fields(EnvironmentConfig)} - {
+    "name",
+    "root",
+    "raw",
+    "scalable_pools",
+    "submit",
+}
 # Keys whose value is not a string; each has its own reader below.
-_TABLE_KEYS = {"capacity"}
+_TABLE_KEYS = {"capacity", "submit"}
 AUTOMATION_MODES = ("zoo-ops", "platform")
 
 
@@ -321,6 +342,8 @@ def load_environment(name: str = LOCAL, cwd: Path | None = None) -> EnvironmentC
             values[key] = _string_list(value, where)
         elif key == "capacity":
             values["scalable_pools"] = _capacity_table(value, where)
+        elif key == "submit":
+            values["submit"] = _submit_table(value, where)
         elif not isinstance(value, str):
             raise ConfigError(f"{where}: must be a string")
         else:
@@ -366,6 +389,46 @@ def _string_list(value: object, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{where}: must be an array of non-empty strings")
     return tuple(expand_vars(v, where) for v in value)
+
+
+_SUBMIT_NAMES = ("config_map", "namespace", "service_account")
+
+
+def _submit_table(value: object, where: str) -> SubmitConfig:
+    """``[env.NAME.submit]``: image and config_map required; every name a DNS-1123 name."""
+    from zoo_ops.domain.job_manifest import dns_name_problem
+
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must be a table (image, config_map, ...)")
+    allowed = {f.name for f in fields(SubmitConfig)}
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+    for required in ("image", "config_map"):
+        if not isinstance(value.get(required), str) or not value[required]:
+            raise ConfigError(f"{where}.{required}: required, a non-empty string")
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key == "secrets":
+            out[key] = _string_list(item, f"{where}.secrets")
+            names = list(out[key])
+        elif key == "active_deadline_s":
+            if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
+                raise ConfigError(f"{where}.active_deadline_s: a whole number of seconds > 0")
+            out[key] = item
+            continue
+        elif not isinstance(item, str):
+            raise ConfigError(f"{where}.{key}: must be a string")
+        else:
+            out[key] = expand_vars(item, f"{where}.{key}")
+            names = [out[key]] if key in _SUBMIT_NAMES and out[key] else []
+        for name in names:
+            problem = dns_name_problem(name)
+            if problem:
+                raise ConfigError(f"{where}.{key}: {name!r} {problem}")
+    return SubmitConfig(**out)
 
 
 def _capacity_table(value: object, where: str) -> dict[str, int]:

@@ -106,6 +106,30 @@ def run_step(args: argparse.Namespace) -> int:
         handle_signals=True,  # SIGINT/SIGTERM/SIGHUP: stop at a safe point, exit 130/143/129
     )
     print(result.location)
+    write_termination_message(result)
     if result.exit_code:
         sys.stderr.write(f"zoo-ops: error: {result.error} (see {result.location})\n")
     return result.exit_code
+
+
+def write_termination_message(result: Any) -> None:
+    """In a `zoo-ops submit` Job (``$ZOO_OPS_TERMINATION_LOG`` set): the run's result as
+    the container's termination message, which `submit` reads from the pod's status."""
+    import os
+    from pathlib import Path
+
+    from zoo_ops.domain.job_manifest import TERMINATION_LOG_ENV
+
+    path = os.environ.get(TERMINATION_LOG_ENV)
+    if not path:
+        return
+    message = {
+        "run_id": result.run_id,
+        "outcome": result.outcome,
+        "exit_code": result.exit_code,
+        "notebook": result.location,
+    }
+    try:
+        Path(path).write_text(json.dumps(message))
+    except OSError:  # the message is a convenience; the run and its trail are recorded
+        pass

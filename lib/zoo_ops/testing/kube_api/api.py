@@ -465,7 +465,8 @@ class Api:
         if rt.kind == "Pod":
             # Pod spec is immutable but for a few fields; the status belongs to the kubelet
             # unless set through the status subresource.
-            obj["status"] = copy.deepcopy(current.get("status"))
+            if route.subresource != "status":
+                obj["status"] = copy.deepcopy(current.get("status"))
             if (obj.get("spec") or {}).get("nodeName") is None and current["spec"].get("nodeName"):
                 obj.setdefault("spec", {})["nodeName"] = current["spec"]["nodeName"]
         apply_defaults(rt, obj, current, self.cluster.service_ip)

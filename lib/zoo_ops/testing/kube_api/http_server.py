@@ -46,6 +46,8 @@ class _StandIn(Protocol):
 
     def _discovery(self) -> dict[str, Obj]: ...
 
+    def pod_log(self, namespace: str, name: str) -> str: ...
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -156,6 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             code, body = self._resource(method, verb, route, query, raw)
             self._send(code, body)
+        except _PodLog as log:  # pods/NAME/log answers plain text, as the kubelet's proxy
+            self._send(200, log.text, "text/plain")
         except ApiError as exc:
             self._send(exc.code, exc.status())
         except (BrokenPipeError, ConnectionResetError):
@@ -256,6 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "the server does not allow this method on the requested resource",
                 {},
             )
+        if verb == "get" and route.subresource == "log":
+            raise _PodLog(self.server.standin.pod_log(route.namespace, route.name))
         if verb == "get":
             obj = api.get(route)
             return 200, self._maybe_table(
@@ -421,3 +427,11 @@ def _parse_body(raw: bytes, content_type: str) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
+
+
+class _PodLog(Exception):
+    """The answer of ``GET pods/NAME/log``: the container's output as text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("pod log")
+        self.text = text

@@ -42,6 +42,25 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None) -> list[FieldError]:
         errors += deployment_errors(obj, old)
     elif rt.kind == "Service":
         errors += service_errors(obj)
+    elif rt.kind == "Job":
+        errors += _job_errors(obj)
+    return errors
+
+
+def _job_errors(obj: Obj) -> list[FieldError]:
+    """A Job's pod template as a Pod's spec, with the restart policies a Job allows."""
+    template = (obj.get("spec") or {}).get("template") or {}
+    spec = template.get("spec")
+    errors = _pod_spec_errors(spec, "spec.template.spec")
+    policy = (spec or {}).get("restartPolicy")
+    if policy not in ("Never", "OnFailure"):
+        errors.append(
+            FieldError(
+                "FieldValueNotSupported",
+                "spec.template.spec.restartPolicy",
+                f'Unsupported value: {policy!r}: supported values: "OnFailure", "Never"',
+            )
+        )
     return errors
 
 
@@ -62,6 +81,11 @@ def apply_defaults(
         default_service(obj, old, service_ip)
     elif rt.kind == "Node":
         default_node(obj)
+    elif rt.kind == "Job":
+        spec = obj.setdefault("spec", {})
+        for key, value in (("backoffLimit", 6), ("completions", 1), ("parallelism", 1)):
+            spec.setdefault(key, value)
+        obj.setdefault("status", {})
 
 
 def _default_namespace(obj: Obj) -> None:

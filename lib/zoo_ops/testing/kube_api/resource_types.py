@@ -50,7 +50,7 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType("Secret", "secrets", "secret", "", "v1", True),
     ResourceType("Event", "events", "event", "", "v1", True, ("ev",)),
     ResourceType("Node", "nodes", "node", "", "v1", False, ("no",), (), ("status",), True),
-    ResourceType("Pod", "pods", "pod", "", "v1", True, ("po",), ("all",), ("status",), True),
+    ResourceType("Pod", "pods", "pod", "", "v1", True, ("po",), ("all",), ("status", "log"), True),
     ResourceType(
         "Service", "services", "service", "", "v1", True, ("svc",), ("all",), ("status",), True
     ),
@@ -66,10 +66,11 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
         ("status", "scale"),
         True,
     ),
+    ResourceType("Job", "jobs", "job", "batch", "v1", True, (), ("all",), ("status",), True),
 )
 _BY_KIND = {rt.kind: rt for rt in RESOURCE_TYPES}
 _BY_PLURAL = {(rt.group, rt.plural): rt for rt in RESOURCE_TYPES}
-_GROUP_VERSIONS = {"": "v1", "apps": "v1"}
+_GROUP_VERSIONS = {"": "v1", "apps": "v1", "batch": "v1"}
 
 
 def resource_type(kind_or_plural: str) -> ResourceType:

@@ -72,6 +72,7 @@ class KubeApiStandIn:
         self.server_version = server_version
         self.request_log: list[KubeRequest] = []
         self._log_lock = threading.Lock()
+        self._pod_logs: dict[tuple[str, str], str] = {}
         self._cluster = _Cluster(ready_delay_s=ready_delay_s)
         self._api = Api(self._cluster)
         self._server: _Server | None = None
@@ -283,6 +284,22 @@ class KubeApiStandIn:
         if rt.kind == "Namespace":
             cluster.publish_root_ca(meta["name"])
         return _external(rt, obj)
+
+    def set_pod_log(self, namespace: str, name: str, text: str) -> None:
+        """What ``GET pods/NAME/log`` answers for that pod (a kubelet's part: see
+        :mod:`zoo_ops.testing.job_runner`)."""
+        with self._log_lock:
+            self._pod_logs[(namespace, name)] = text
+
+    def pod_log(self, namespace: str, name: str) -> str:
+        """The pod's log; 404 for a pod that does not exist, as the apiserver answers."""
+        from zoo_ops.testing.kube_api.errors import not_found
+        from zoo_ops.testing.kube_api.resource_types import resource_type
+
+        if self.get_object("Pod", namespace, name) is None:
+            raise not_found(resource_type("Pod"), name)
+        with self._log_lock:
+            return self._pod_logs.get((namespace, name), "")
 
     def get_object(self, kind: str, namespace: str | None, name: str) -> Obj | None:
         """The stored object as the server would serve it, or None. ``kind`` is a kind,
