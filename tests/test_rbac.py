@@ -52,7 +52,7 @@ def zoo_ops_calls(api: KubeApiStandIn) -> list[KubeRequest]:
     return [r for r in api.request_log if r.user_agent == user_agent()]
 
 
-def run_every_adapter(env: Environment, kubectl: Kubectl) -> None:
+def run_every_adapter(env: Environment, kubectl: Kubectl, kube_api: KubeApiStandIn) -> None:
     """One pass through every Kubernetes call zoo-ops has."""
     # The harness's own calls (kubectl): they must not count as zoo-ops's.
     kubectl("-n", BASETEN_NAMESPACE, "get", "configmaps", "-o", "name", check=True)
@@ -80,12 +80,54 @@ def run_every_adapter(env: Environment, kubectl: Kubectl) -> None:
     assert env.secrets.values() == {"hf_access_token": KUBE_SECRET_VALUE}
     env.cluster.version_footprint(version.id)  # pods of the namespace by label
     serving.delete(version)  # retire: Deployment and Service
+    submit_a_job_that_fails(env, kube_api)
+
+
+def submit_a_job_that_fails(env: Environment, kube_api: KubeApiStandIn) -> None:
+    """submit: list the Jobs of (env, model), create one, read it back; follow it to its
+    failure: the Job, its pod, the pod's log."""
+    import os
+    import sys
+
+    from zoo_ops.commands.submit import create, follow
+    from zoo_ops.domain.job_manifest import job_labels, job_manifest
+    from zoo_ops.testing.job_runner import JobRunner
+
+    kube_api.seed(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "zoo-ops-config", "namespace": BASETEN_NAMESPACE},
+                "data": {"zoo_ops.toml": ""},
+            }
+        ]
+    )
+    manifest = job_manifest(
+        name="zoo-ops-rbac-iris-01-abcdef",
+        namespace=BASETEN_NAMESPACE,
+        labels=job_labels(env.name, "iris", "01_copy"),
+        image="registry.example.com/zoo-ops:test",
+        command=[sys.executable, "-c", "print('boom'); raise SystemExit(1)"],
+        service_account="zoo-ops",
+        config_map="zoo-ops-config",
+        config_env_var="ZOO_OPS_CONFIG",
+        config_file_name="zoo_ops.toml",
+        secrets=(),
+        active_deadline_s=60,
+    )
+    job = create(env, manifest)
+    runner = JobRunner(kube_api, Path(os.environ["KUBECONFIG"]))
+    batch = runner.batch
+    runner.run(batch.read_namespaced_job(job.name, job.namespace))
+    done = follow(env, job, poll_s=0.05)
+    assert (done.exit_code, done.log_tail.strip()) == (1, "boom")
 
 
 def test_every_call_of_the_end_to_end_flow_is_allowed_and_every_rule_is_used(
     k8s_env: Environment, kube_api: KubeApiStandIn, kubectl: Kubectl
 ) -> None:
-    run_every_adapter(k8s_env, kubectl)
+    run_every_adapter(k8s_env, kubectl, kube_api)
     calls = zoo_ops_calls(kube_api)
     assert calls, "zoo-ops made no call with its user agent"
     assert any(r.user_agent.startswith("kubectl/") for r in kube_api.request_log)
