@@ -81,8 +81,9 @@ def test_every_write_from_the_session_is_refused_by_the_database(
         conn.execute(update(s.oracles).values(name="hijacked"))
     assert any(r in str(refused.value) for r in REFUSED)
     env = shell.user_ns["env"]
-    app = env.platform.user_versions_proxying(env.platform.current_version(
-        env.platform.zoo_model("iris")).id)[0]
+    app = env.platform.user_versions_proxying(
+        env.platform.current_version(env.platform.zoo_model("iris")).id
+    )[0]
     with pytest.raises(Exception) as refused:
         env.platform.set_proxy(app.id, "somewhere")
     assert any(r in str(refused.value) for r in REFUSED)
@@ -104,8 +105,10 @@ def test_the_banner_and_sql_connections_never_show_the_password(
     from zoo_ops.commands.demo import build_demo
     from zoo_ops.environment import Environment
 
-    write_config(f'[env.local]\ndatabase_url = "{url}"\nstate_dir = "{tmp_path / "st"}"\n'
-                 f'settings = "file:{tmp_path / "st" / "s.yaml"}"\n')
+    write_config(
+        f'[env.local]\ndatabase_url = "{url}"\nstate_dir = "{tmp_path / "st"}"\n'
+        f'settings = "file:{tmp_path / "st" / "s.yaml"}"\n'
+    )
     env = Environment.load("local")
     build_demo(env, apps=4)
     env.dispose()

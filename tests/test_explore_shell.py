@@ -33,7 +33,9 @@ def test_shell_preloads_the_session_and_refuses_writes(demo_env, tmp_path: Path)
     try:
         child.expect("zoo-ops session: env 'local'")
         child.expect(r"In \[\d+\]")
-        child.sendline('print("NAMES", sorted({"env", "oracles_oracle", "zoo_models", "runs"} - set(dir())))')
+        child.sendline(
+            'print("NAMES", sorted({"env", "oracles_oracle", "zoo_models", "runs"} - set(dir())))'
+        )
         child.expect(r"NAMES \[\]")
         child.sendline(
             'm = zoo_models().set_index("model"); '

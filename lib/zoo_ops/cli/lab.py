@@ -97,9 +97,14 @@ def run_lab(args: argparse.Namespace) -> int:
         f"--ServerApp.root_dir={folder}",
         "--MappingKernelManager.default_kernel_name=zoo-ops",
         f"--LabApp.default_url=/lab/tree/{NOTEBOOK}",
+        # Warnings and errors only: the URL zoo-ops prints is the line to look for.
+        "--ServerApp.log_level=WARN",
     ]
     if args.no_browser:
         argv.append("--no-browser")
+    if os.geteuid() == 0:
+        # Containers run as root; the server listens on 127.0.0.1 with a token regardless.
+        argv.append("--ServerApp.allow_root=True")
     # A session of its own: the terminal's Ctrl-C reaches zoo-ops only, which stops the
     # server with SIGTERM instead of Jupyter's "Shutdown this server (y/[n])?" prompt.
     server = subprocess.Popen(argv, env=env, cwd=folder, start_new_session=True)
