@@ -108,6 +108,10 @@ def run_lab(args: argparse.Namespace) -> int:
     # A session of its own: the terminal's Ctrl-C reaches zoo-ops only, which stops the
     # server with SIGTERM instead of Jupyter's "Shutdown this server (y/[n])?" prompt.
     server = subprocess.Popen(argv, env=env, cwd=folder, start_new_session=True)
+    # SIGTERM and SIGHUP stop the server as Ctrl-C does: it is in a session of its own,
+    # so a zoo-ops killed without stopping it would leave it (and its kernels) running.
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _interrupt)
     try:
         base = f"http://{HOST}:{port}"
         _wait_until_up(server, f"{base}/api/status?token={token}")
@@ -121,6 +125,10 @@ def run_lab(args: argparse.Namespace) -> int:
     finally:
         if server.poll() is None:
             _stop(server)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait_until_up(server: subprocess.Popen[bytes], status_url: str) -> None:
