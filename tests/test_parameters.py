@@ -116,6 +116,15 @@ def test_no_cell_but_the_parameters_cell_lists_parameters(step: str) -> None:
     assert notebook.metadata.kernelspec.name == "zoo-ops"
 
 
+def test_explore_notebook_carries_no_outputs_and_names_the_zoo_ops_kernel() -> None:
+    notebook = nbformat.read(RUNBOOKS.parent / "explore.ipynb", as_version=4)
+    assert notebook.cells[0].source == "%load_ext zoo_ops"
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, "explore.ipynb: no outputs"
+    assert notebook.metadata.kernelspec.name == "zoo-ops"
+
+
 def test_validate_returns_the_typed_schema_with_defaults() -> None:
     params = validate_step("03_migrate", {"model": " iris ", "batch_size": 10})
     assert isinstance(params, MigrateParameters)

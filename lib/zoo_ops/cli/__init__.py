@@ -39,6 +39,8 @@ COMMAND_MODULES = (
     "zoo_ops.cli.report",
     "zoo_ops.cli.trail",
     "zoo_ops.cli.submit",
+    "zoo_ops.cli.shell",
+    "zoo_ops.cli.lab",
 )
 
 

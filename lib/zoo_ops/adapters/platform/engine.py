@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from zoo_ops.adapters import known_secrets
@@ -31,11 +32,15 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
 
     WAL and the busy timeout let several processes (a runbook kernel, the CLI, a test)
     share the local database without "database is locked" errors.
+
+    ``read_only``: the database itself refuses every write on the engine's connections
+    (:func:`read_only_url`), whatever the caller executes -- the interactive session's
+    engine (``%load_ext zoo_ops``).
     """
     known_secrets.add_url(url)
     configured, url = url, normalize_url(url)
@@ -45,7 +50,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         raise ConfigError(
             f"database_url {redact_url(url)!r} is not a URL; fix zoo_ops.toml"
         ) from exc
+    if read_only:
+        parsed = read_only_url(parsed)
     if parsed.get_backend_name() == "sqlite":
+        if read_only:
+            return _sqlite_read_only(parsed, configured, **kwargs)
         if parsed.database and parsed.database != ":memory:":
             try:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -75,12 +84,54 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     if parsed.get_backend_name() == "postgresql":
-        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+        engine = create_engine(parsed, pool_pre_ping=True, **kwargs)
         _report_connect_failures(engine, configured)
         return engine
     raise ConfigError(
         f"database_url {redact_url(url)!r}: unsupported database; use sqlite:/// or postgresql://"
     )
+
+
+READ_ONLY_OPTION = "-c default_transaction_read_only=on"
+
+
+def read_only_url(parsed: URL) -> URL:
+    """``parsed`` opened so that the server refuses writes.
+
+    PostgreSQL: libpq's ``options`` gains ``-c default_transaction_read_only=on`` (kept
+    after any options the URL has, e.g. a ``search_path``); a write then fails with
+    "cannot execute UPDATE in a read-only transaction". SQLite: the file is opened as the
+    URI ``file:PATH?mode=ro``; a write fails with "attempt to write a readonly database".
+    """
+    if parsed.get_backend_name() == "postgresql":
+        given = parsed.query.get("options", "")
+        options = " ".join([*(given if isinstance(given, tuple) else [given]), READ_ONLY_OPTION])
+        return parsed.update_query_dict({"options": options.strip()})
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "")
+        if not parsed.database or parsed.database == ":memory:":
+            raise ConfigError("a read-only session needs a SQLite file, not an in-memory database")
+        return parsed.set(database=f"file:{quote(str(path.resolve()))}?mode=ro").update_query_dict(
+            {"uri": "true"}
+        )
+    return parsed
+
+
+def _sqlite_read_only(parsed: URL, configured: str, **kwargs: Any) -> Engine:
+    """A SQLite engine on ``mode=ro``: no directory is created, no pragma writes, no
+    ``BEGIN IMMEDIATE`` (which asks for the write lock a reader never gets)."""
+    engine = create_engine(
+        parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
+    )
+    _report_connect_failures(engine, configured)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.close()
+
+    return engine
 
 
 def is_postgres(engine: Engine) -> bool:
