@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import pandas as pd
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
@@ -116,6 +116,17 @@ class MigrationProgress:
 
 ProgressCallback = Callable[[MigrationProgress], None]
 
+
+class BatchTiming(NamedTuple):
+    """One committed batch of a run, for the migration-over-time plot: seconds since the
+    run's batches began, rows moved by this run so far, and the batch's lock time (its
+    first statement to its commit)."""
+
+    seconds: float
+    moved_total: int
+    lock_seconds: float
+
+
 StopCheck = Callable[[], None]
 """Called before every batch (between transactions, never inside one): raises -- by default
 :class:`~zoo_ops.errors.Interrupted` from :func:`zoo_ops.lifecycle.check_stop` -- when the
@@ -159,6 +170,8 @@ class MigrationResult:
     would_move: int  # dry run: rows that would move; otherwise rows on the source at start
     seconds: float
     batch_lock_seconds: list[float] = field(default_factory=list, repr=False)
+    # One BatchTiming per committed batch of this run (empty for a dry run): the plots' data.
+    batch_timings: list[BatchTiming] = field(default_factory=list, repr=False)
     store: MigrationStore | None = field(default=None, repr=False)
     # The run whose migration this one continued (resumed open, or adopted finished).
     adopted_run_id: str | None = None
@@ -337,6 +350,7 @@ def run_migration(
         would_move=run.total,
         seconds=time.perf_counter() - started,
         batch_lock_seconds=run.lock_seconds,
+        batch_timings=run.timings,
         store=store,
         adopted_run_id=_adopted(decision.adopted_run_id, run_id),
     )
@@ -370,6 +384,9 @@ class _Run:
         self.progress = progress
         self.total = 0
         self.lock_seconds: list[float] = []
+        self.timings: list[BatchTiming] = []
+        self.started = time.perf_counter()
+        self.moved = 0
 
     def _emit(self, kind: Literal["start", "batch", "end"], moved: int = 0) -> None:
         if self.progress is not None:
@@ -415,6 +432,12 @@ class _Run:
                     continue
                 self.batch += 1
                 self.lock_seconds.append(outcome.lock_seconds)
+                self.moved += outcome.moved
+                self.timings.append(
+                    BatchTiming(
+                        time.perf_counter() - self.started, self.moved, outcome.lock_seconds
+                    )
+                )
                 after = outcome.last_id or ""
                 self._emit("batch", outcome.moved)
         return self.store.count_pending(self.plan)

@@ -267,6 +267,7 @@ class Comparison(StepResult):
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     restored_to: str | None = None
+    rtol: float = VerifyParameters.rtol  # the tolerance the rows were compared with
 
     @property
     def passed(self) -> bool:
@@ -314,7 +315,7 @@ def compare(
     candidate = store.version(app.candidate_version_id)
     expected: list[tuple[Any, str | None]]
     actual: list[tuple[Any, str | None]]
-    result = Comparison()
+    result = Comparison(rtol=float(rtol))
     application = app.application
     if application is None:
         expected = [_ask(env, baseline, r) for _, r in requests]

@@ -19,7 +19,7 @@ names the run that started it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import pandas as pd
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, Interrupted, StepFailed
 from zoo_ops.migration.engine import (
+    BatchTiming,
     MigrationResult,
     forward_migrate,
     revert_migration,
@@ -112,6 +113,8 @@ class ForwardMigration(StepResult):
     dry_run: bool
     auto_reverted: MigrationResult | None = None
     adopted_run_id: str = ""  # the crashed or interrupted run whose migration this continued
+    # Per committed batch of this run (seconds since start, moved so far, lock seconds).
+    timings: list[BatchTiming] = field(default_factory=list, repr=False)
 
     def to_frame(self) -> pd.DataFrame:
         return self.summary
@@ -203,6 +206,7 @@ def forward(
         remaining,
         dry_run,
         adopted_run_id=result.adopted_run_id or "",
+        timings=list(result.batch_timings),
     )
     if remaining and auto_revert and not dry_run and result.migration_id:
         migration.auto_reverted = _revert_recorded(

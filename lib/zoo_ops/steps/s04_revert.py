@@ -22,7 +22,7 @@ then runs the forward plan backwards through the same engine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from zoo_ops.domain.rollback import (
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound, StepFailed, ZooOpsError
 from zoo_ops.migration.engine import (
+    BatchTiming,
     affected_digest,
     journal_digest,
     migration_record,
@@ -310,6 +311,8 @@ class Revert(StepResult):
     reverted_count: int
     remaining_on_new: int
     dry_run: bool
+    # Per committed batch of this run (seconds since start, moved so far, lock seconds).
+    timings: list[BatchTiming] = field(default_factory=list, repr=False)
 
     def to_frame(self) -> pd.DataFrame:
         return self.summary
@@ -362,7 +365,14 @@ def revert(
     )
     remaining = 0 if dry_run else result.remaining_on_source
     return Revert(
-        forward, result.migration_id or "", result.to_frame(), reverted, count, remaining, dry_run
+        forward,
+        result.migration_id or "",
+        result.to_frame(),
+        reverted,
+        count,
+        remaining,
+        dry_run,
+        timings=list(result.batch_timings),
     )
 
 
