@@ -347,6 +347,22 @@ def _fallback_outcome(
     return FAILED, "the runbook recorded no outcome (did it call zoo_ops.runbook.start?)"
 
 
+def _reserve_row(runs: RunStore, step: str, params: dict[str, Any], notebook: str) -> RunRecord:
+    """The run's row, holding ``notebook`` (raises NotebookPathTaken when another run has
+    it); parameters recorded redacted, the operator the OS user when not given."""
+    operator = str(params.get("operator") or "") or getpass.getuser()
+    return runs.reserve(
+        step=step,
+        model=str(params["model"]),
+        env=str(params["env"]),
+        operator=operator,
+        dry_run=params.get("dry_run") is True,
+        parameters=redact_parameters({**params, "operator": operator}),
+        gate_override_reason=str(params.get("gate_override_reason") or ""),
+        notebook_path=notebook,
+    )
+
+
 def _reserve(
     runs: RunStore, root: Path, step: str, params: dict[str, Any]
 ) -> tuple[RunRecord, Path, Path]:
@@ -355,8 +371,6 @@ def _reserve(
     from zoo_ops.trail import executed_path
 
     env, model = str(params["env"]), str(params["model"])
-    operator = str(params.get("operator") or "") or getpass.getuser()
-    values = redact_parameters({**params, "operator": operator})
     at = datetime.now(UTC).replace(microsecond=0)
     # The folder a name gives, followed through links: a link inside the trail
     # (executed/ENV -> /etc) must not take the notebook out of it. Checked before the row.
@@ -365,16 +379,7 @@ def _reserve(
         out = executed_path(root, env, model, step, at)
         at = _stamp_of(out, at) + timedelta(seconds=1)  # the next name, if this is taken
         try:
-            record = runs.reserve(
-                step=step,
-                model=model,
-                env=env,
-                operator=operator,
-                dry_run=params.get("dry_run") is True,
-                parameters=values,
-                gate_override_reason=str(params.get("gate_override_reason") or ""),
-                notebook_path=str(out),
-            )
+            record = _reserve_row(runs, step, params, str(out))
         except NotebookPathTaken:
             continue
         partial = partial_path(out)
@@ -420,24 +425,13 @@ def _reserve_remote(
     store = store_for(remote)
     spool_root = config.trail_spool_path
     env, model = str(params["env"]), str(params["model"])
-    operator = str(params.get("operator") or "") or getpass.getuser()
-    values = redact_parameters({**params, "operator": operator})
     at = datetime.now(UTC).replace(microsecond=0)
     for _ in range(RESERVE_ATTEMPTS):
         out = executed_path(spool_root, env, model, step, at)
         at = _stamp_of(out, at) + timedelta(seconds=1)
         url = join_url(remote, env, model, out.name)
         try:
-            record = runs.reserve(
-                step=step,
-                model=model,
-                env=env,
-                operator=operator,
-                dry_run=params.get("dry_run") is True,
-                parameters=values,
-                gate_override_reason=str(params.get("gate_override_reason") or ""),
-                notebook_path=url,
-            )
+            record = _reserve_row(runs, step, params, url)
         except NotebookPathTaken:
             continue
         partial = partial_path(out)

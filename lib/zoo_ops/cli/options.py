@@ -107,3 +107,32 @@ def add_write_options(parser: argparse.ArgumentParser, *, gate: bool = True) -> 
             metavar="TEXT",
             help="let this write past the staging gate; recorded in the run",
         )
+
+
+def add_runbook_arguments(parser: argparse.ArgumentParser, parameter_help: str) -> None:
+    """STEP, ``-m MODEL``, ``-e ENV`` and ``-p NAME VALUE``: a runbook run's arguments
+    (``zoo-ops run``, ``zoo-ops submit``)."""
+    parser.add_argument("step", help="01_copy, 02_verify, 03_migrate, 04_revert or 05_retire")
+    parser.add_argument("-m", "--model", required=True, help="model zoo model name, e.g. iris")
+    add_env_option(parser, 1)
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help=parameter_help,
+    )
+
+
+def given_parameters(args: argparse.Namespace) -> dict[str, str]:
+    """The ``-p NAME VALUE`` pairs; a name given twice is refused."""
+    from zoo_ops.errors import BadInput
+
+    given: dict[str, str] = {}
+    for name, value in args.parameter:
+        if name in given:
+            raise BadInput(f"parameter {name} given twice; pass it once")
+        given[name] = value
+    return given

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from zoo_ops.cli.options import add_env_option, env_name
+from zoo_ops.cli.options import add_runbook_arguments, env_name, given_parameters
 
 _PASSED_AS = {"model": "-m", "env": "-e"}
 
@@ -28,18 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "-h", "--help", action=_StepHelp, nargs=0, help="show this help (and STEP's parameters)"
     )
-    p.add_argument("step", help="01_copy, 02_verify, 03_migrate, 04_revert or 05_retire")
-    p.add_argument("-m", "--model", required=True, help="model zoo model name, e.g. iris")
-    add_env_option(p, 1)
-    p.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a runbook parameter, converted to its declared type",
-    )
+    add_runbook_arguments(p, "a runbook parameter, converted to its declared type")
     p.add_argument("--progress", action="store_true", help="show papermill's cell progress bar")
     p.set_defaults(handler=run_step)
 
@@ -89,14 +78,9 @@ def step_parameters_help(step: str) -> str:
 
 
 def run_step(args: argparse.Namespace) -> int:
-    from zoo_ops.errors import BadInput
     from zoo_ops.execute import execute_runbook
 
-    given: dict[str, str] = {}
-    for name, value in args.parameter:
-        if name in given:
-            raise BadInput(f"parameter {name} given twice; pass it once")
-        given[name] = value
+    given = given_parameters(args)
     result = execute_runbook(
         args.step,
         model=args.model,

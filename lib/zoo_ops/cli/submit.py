@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zoo_ops.cli.options import add_env_option, add_write_options, env_name
+from zoo_ops.cli.options import (
+    add_runbook_arguments,
+    add_write_options,
+    env_name,
+    given_parameters,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -17,18 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "environment's cluster ([env.ENV.submit] in zoo_ops.toml), follow it to its end, "
         "print the executed notebook's URL; exit 0, 1 or 2 as the run did.",
     )
-    p.add_argument("step", help="01_copy, 02_verify, 03_migrate, 04_revert or 05_retire")
-    p.add_argument("-m", "--model", required=True, help="model zoo model name, e.g. iris")
-    add_env_option(p, 1)
-    p.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a runbook parameter (checked here against the step's schema)",
-    )
+    add_runbook_arguments(p, "a runbook parameter (checked here against the step's schema)")
     add_write_options(p, gate=False)
     p.set_defaults(handler=run_submit)
 
@@ -36,13 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run_submit(args: argparse.Namespace) -> int:
     from zoo_ops.commands.submit import create, follow, prepare
     from zoo_ops.environment import Environment
-    from zoo_ops.errors import BadInput
 
-    given: dict[str, str] = {}
-    for name, value in args.parameter:
-        if name in given:
-            raise BadInput(f"parameter {name} given twice; pass it once")
-        given[name] = value
+    given = given_parameters(args)
     env = Environment.load(env_name(args))
     try:
         manifest = prepare(env, args.step, args.model, given, confirm=args.confirm)
