@@ -64,8 +64,16 @@ def test_02_03_04_carry_their_pictures_into_the_report(demo_env: Any, tmp_path: 
         width, height = png_size(picture_of(executed[step], step))
         assert width > 300 and height > 150, f"{step}: a {width}x{height} picture"
 
+    migrate = nbformat.read(executed["03_migrate"], as_version=4)
+    streams = [o for c in migrate.cells for o in c.get("outputs", []) if o.output_type == "stream"]
+    # The progress bar is one stdout line (not an error, not a redraw per batch).
+    assert [o.name for o in streams] == ["stdout"], [o.name for o in streams]
+    assert "\r" not in streams[0].text.rstrip("\n") and "rows" in streams[0].text
+    run_table = migrate.cells[-1].outputs[-1]["data"]["text/html"]
+    assert "<th></th>" not in run_table and "..." not in run_table  # no row numbers, no clipping
+
     out = tmp_path / "report"
-    with database_runs(["local"]) as runs:
+    with database_runs(["local"], detail=True) as runs:
         index = build_report(None, demo_env.config.executed_root_path, out, runs)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
@@ -80,7 +88,80 @@ def test_02_03_04_carry_their_pictures_into_the_report(demo_env: Any, tmp_path: 
                 )
                 assert widths and all(w > 0 for w in widths), f"{step}: images {widths}"
             page.goto(index.as_uri())
+            charts = page.eval_on_selector_all(
+                "section[data-env='local'] img.chart",
+                "imgs => imgs.map(i => [i.dataset.chart, i.naturalWidth, i.naturalHeight])",
+            )
+            assert sorted(c[0] for c in charts) == ["applications", "timeline"], charts
+            assert all(w > 300 and h > 100 for _, w, h in charts), charts
+            moved = {
+                row[0]: row[1:]
+                for row in page.eval_on_selector_all(
+                    "tr.run",
+                    "rows => rows.map(r => [r.children[2].textContent,"
+                    " r.querySelector('.versions').textContent,"
+                    " r.querySelector('.moved').textContent])",
+                )
+            }
             page.screenshot(path=str(ARTIFACTS / "report-index.png"), full_page=True)
         finally:
             browser.close()
     assert png_size((ARTIFACTS / "report-index.png").read_bytes())[0] > 0
+    forward = demo_env.migrations.for_run(run_id_of(executed["03_migrate"]))[0]
+    back = demo_env.migrations.for_run(run_id_of(executed["04_revert"]))[0]
+    old, new = forward.source_version_id, forward.target_version_id
+    assert moved["03_migrate"] == [f"{old}\u2192{new}", str(forward.moved_count)]
+    assert moved["04_revert"] == [f"{new}\u2192{old}", str(back.moved_count)]
+    assert forward.moved_count > 0 and moved["01_copy"] == ["", ""]
+
+
+def run_id_of(path: Path) -> str:
+    import scrapbook as sb
+
+    return str(sb.read_notebook(str(path)).scraps["run"].data["run_id"])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_failed_02_page_says_why_first_with_its_table_picture_and_folded_traceback(
+    demo_env: Any, tmp_path: Path
+) -> None:
+    """sentiment's copy answers one example differently: the failing cell still shows the
+    comparison (one row per answer field) and its picture; the page opens with the reason
+    and keeps the traceback folded."""
+    from playwright.sync_api import sync_playwright
+
+    from zoo_ops.execute import execute_runbook
+
+    assert execute_runbook("01_copy", model="sentiment").exit_code == 0
+    failed = execute_runbook("02_verify", model="sentiment")
+    assert failed.exit_code == 1
+    nb = nbformat.read(failed.path, as_version=4)
+    failing = next(
+        c for c in nb.cells if any(o.output_type == "error" for o in c.get("outputs", []))
+    )
+    shown = [o["data"] for o in failing.outputs if "data" in o]
+    assert any("image/png" in d for d in shown), "the failing cell carries no picture"
+    table = next(d["text/html"] for d in shown if "<table" in d.get("text/html", ""))
+    assert "<th>field</th>" in table and "lukewarm_review" in table
+
+    out = tmp_path / "report"
+    with database_runs(["local"], detail=True) as runs:
+        build_report(None, demo_env.config.executed_root_path, out, runs)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto((out / "local" / "sentiment" / f"{failed.path.stem}.html").as_uri())
+            reason = page.locator("nav.zoo-ops-page p.reason")
+            assert "1 of 5 answers differ" in reason.inner_text()
+            first = page.evaluate(
+                "() => document.querySelector('nav.zoo-ops-page p.reason')"
+                ".getBoundingClientRect().top"
+            )
+            assert first < page.evaluate("() => window.innerHeight"), "reason not on top"
+            folded = page.locator("details.zoo-ops-traceback")
+            assert folded.count() == 1 and folded.get_attribute("open") is None
+            assert "StepFailed" in folded.locator("summary").inner_text()
+            assert not page.locator("details.zoo-ops-traceback pre").first.is_visible()
+        finally:
+            browser.close()

@@ -253,6 +253,8 @@ def _execute(
                     # its cell fails): nothing is left for a graceful shutdown to do, and
                     # a kernel that must go should be gone at once.
                     shutdown_kernel="immediate",
+                    # A progress bar's redraws (carriage returns) become its last line.
+                    coalesce_streams=True,
                 )
             except PapermillExecutionError as exc:
                 ename = exc.ename

@@ -43,6 +43,7 @@ from zoo_ops.errors import (
 )
 from zoo_ops.services.attached import require_attached
 from zoo_ops.steps.parameters import CommonParameters, parameters_of, validate_step
+from zoo_ops.tables import table_html
 from zoo_ops.trail import canonical_step
 
 EXECUTED_PATH_ENV = "ZOO_OPS_EXECUTED_PATH"
@@ -133,7 +134,7 @@ class Run:
         return pd.DataFrame([{"parameter": k, "value": v} for k, v in self.parameters.items()])
 
     def _repr_html_(self) -> str:
-        return str(self.parameters_frame().to_html(index=False))
+        return table_html(self.parameters_frame())
 
     def __repr__(self) -> str:
         return f"{self.step} run {self.run_id}\n{self.parameters_frame().to_string(index=False)}"
@@ -160,7 +161,8 @@ class Run:
             try:
                 check()
             except ZooOpsError:
-                _show(result)  # the evidence (every guard, every link) above the error
+                # The evidence (every guard, every link, its pictures) above the error.
+                _show(result, *getattr(result, "pictures", list)())
                 raise
         return result
 
@@ -310,13 +312,13 @@ def glue(name: str, value: Any) -> None:
     sb.glue(name, value, encoder=encoder)
 
 
-def _show(result: Any) -> None:
-    """Display ``result`` in the notebook (no-op outside a kernel)."""
+def _show(*results: Any) -> None:
+    """Display ``results`` in the notebook (no-op outside a kernel)."""
     if _ipython() is None:
         return
     from IPython.display import display
 
-    display(result)
+    display(*results)
 
 
 def _ipython() -> Any:
@@ -455,6 +457,7 @@ def _start(step: str, given: dict[str, Any], *, papermill_output: str | None = N
         params=params,
     )
     _hook_failures(run)
+    show_tables_whole()
 
     def abandon(reason: str) -> None:
         run.interrupt(reason, glue_scrap=False)
@@ -468,6 +471,13 @@ def _start(step: str, given: dict[str, Any], *, papermill_output: str | None = N
             err.run_recorded = True  # type: ignore[attr-defined]
             raise
     return run
+
+
+def show_tables_whole() -> None:
+    """Every DataFrame a cell shows is drawn by :func:`zoo_ops.tables.table_html`."""
+    ip = _ipython()
+    if ip is not None:
+        ip.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
 
 
 def _hook_failures(run: Run) -> None:

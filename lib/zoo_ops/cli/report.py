@@ -35,7 +35,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     out = args.out if args.out is not None else config_path().parent.resolve() / "report"
     envs = env_names(args)
-    with database_runs(list(envs) if envs else environment_names()) as runs:
+    with database_runs(list(envs) if envs else environment_names(), detail=True) as runs:
         try:
             result = render_report(envs, executed_roots(envs), out, runs)
         except OSError as err:

@@ -119,7 +119,9 @@ class HistoryTable:
         return pd.DataFrame(self.as_rows(), columns=list(COLUMNS))
 
     def _repr_html_(self) -> str:
-        return str(self.to_frame().to_html(index=False))
+        from zoo_ops.tables import table_html
+
+        return table_html(self.to_frame())
 
 
 def journal_events(

@@ -33,6 +33,7 @@ report file name taken by a folder or special file is refused in one line, exit 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -49,6 +50,7 @@ from urllib.parse import quote
 from zoo_ops import __version__
 from zoo_ops.commands.status import (
     EnvRuns,
+    Movement,
     StatusTable,
     StepStatus,
     format_at,
@@ -57,6 +59,7 @@ from zoo_ops.commands.status import (
     view_time,
 )
 from zoo_ops.errors import BadInput
+from zoo_ops.plots.picture import Picture
 from zoo_ops.trail import (
     STEPS,
     RunView,
@@ -71,7 +74,7 @@ INDEX_NAME = "index.html"
 NOTEBOOK_CSS_NAME = "notebook.css"
 MANIFEST_NAME = ".report-manifest.json"
 # Bump when a page's look or header changes: every page is then rendered again.
-PAGE_FORMAT = 1
+PAGE_FORMAT = 2
 
 _PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js -%}{%- endblock html_head_js -%}
@@ -87,6 +90,12 @@ _PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {{ super() }}
 {{ resources.zoo_ops_header }}
 {%- endblock body_header -%}
+{%- block error -%}
+<details class="zoo-ops-traceback"><summary>{{ (output.ename ~ ': ' ~ output.evalue)
+ | strip_ansi | e }} <span class="note">(traceback)</span></summary>
+{{ super() }}
+</details>
+{%- endblock error -%}
 """
 
 # The lab template's stylesheets, rendered once into NOTEBOOK_CSS_NAME for every page
@@ -115,6 +124,10 @@ table.matrix th, table.matrix td, table.runs th, table.runs td { border: 1px sol
 .not-recorded .outcome, .refused .outcome { color: #666; }
 .running .outcome { color: #7a5b00; }
 .dry_run .outcome, .not-run .outcome { color: #666; }
+.reason { font-size: 1.1em; color: #b00020; margin: 0.4em 0; }
+details.zoo-ops-traceback > summary { cursor: pointer; color: #b00020; font-family: monospace; }
+.charts img.chart { display: block; max-width: 100%; margin: 0.5em 0; }
+.moved { text-align: right; }
 .hash, .note { font-family: monospace; color: #555; font-size: 0.9em; }
 """
 
@@ -198,18 +211,22 @@ def page_header(entry: TrailEntry) -> str:
     ]
     if run.get("gate_override_reason"):
         facts.append(("gate override", str(run["gate_override_reason"])))
-    if run.get("error"):
-        facts.append(("error", str(run["error"])))
     if entry.problem and entry.run is None:
         facts.append(("trail", entry.problem))
     items = "".join(
         f"<li>{escape(k)}: <span class='note'>{escape(v)}</span></li>" for k, v in facts if v
     )
+    # Why it failed comes first; the traceback below is folded (the template's error block).
+    reason = (
+        f"<p class='reason'><strong>error:</strong> {escape(str(run['error']))}</p>"
+        if run.get("error")
+        else ""
+    )
     return (
         f"<nav class='zoo-ops-page {outcome_class(outcome)}' data-outcome='{escape(outcome)}'>"
         f"<a class='back' href='../../{INDEX_NAME}'>&larr; zoo-ops report</a>"
         f"<h1>{escape(entry.path.name)} <span class='outcome {outcome_class(outcome)}'>"
-        f"{escape(outcome_label(outcome))}</span></h1><ul>{items}</ul></nav>"
+        f"{escape(outcome_label(outcome))}</span></h1>{reason}<ul>{items}</ul></nav>"
     )
 
 
@@ -305,6 +322,62 @@ def _cell(row: StepStatus, pages: dict[Path, str]) -> str:
     )
 
 
+def first_line(text: str) -> str:
+    """An error's one line for a table: its first non-empty line."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _run_row(v: RunView, moved: Movement | None, pages: dict[Path, str]) -> str:
+    """One run of the index: when, what, how it ended (with the error's one line), and
+    for a 03/04 the versions it moved between and how many applications it moved."""
+    cls = outcome_class(v.outcome)
+    page = pages.get(v.entry.path) if v.entry is not None else None
+    shown = v.notebook.name if v.notebook is not None else f"run {v.run_id}"
+    name = escape(f"{v.model}/{shown}")
+    link = f"<a href='{_href(page)}'>{name}</a>" if page else name
+    dry = " (dry run)" if v.dry_run and v.outcome != "dry_run" else ""
+    note = v.notebook_note if v.outcome != "not recorded" else ""
+    if v.outcome in ("refused", "failed", "crashed", "interrupted") and v.error:
+        note = "; ".join(x for x in (note, first_line(v.error)) if x)
+    versions = escape(moved.versions) if moved is not None else ""
+    count = str(moved.moved) if moved is not None else ""
+    return (
+        f"<tr class='run {cls}' data-outcome='{escape(v.outcome)}'>"
+        f"<td>{escape(format_at(view_time(v)))}</td><td>{escape(v.model)}</td>"
+        f"<td>{escape(v.step)}</td><td class='outcome {cls}'>"
+        f"{escape(outcome_label(v.outcome))}{dry}</td>"
+        f"<td class='hash'>{escape((v.truss_hash or '')[:12])}</td>"
+        f"<td class='versions'>{versions}</td><td class='moved'>{count}</td>"
+        f"<td>{link}</td><td class='note'>{escape(note)}</td></tr>"
+    )
+
+
+def _img(picture: Picture, alt: str, kind: str) -> str:
+    data = base64.b64encode(picture.png()).decode("ascii")
+    return (
+        f"<img class='chart' data-chart='{kind}' alt='{escape(alt)}' "
+        f"src='data:image/png;base64,{data}'>"
+    )
+
+
+def env_pictures(env: str, table: StatusTable) -> str:
+    """The environment's timeline of runs (model x step, marked by outcome) and, when its
+    platform was read, the applications on each zoo version now."""
+    from zoo_ops.plots.status import RunMark, applications_per_version, runs_timeline
+
+    marks = [RunMark(v.model, v.step, view_time(v), v.outcome) for v in table.runs if v.env == env]
+    parts = [_img(runs_timeline(env, marks, STEPS), f"{env}: runs by model and step", "timeline")]
+    if table.versions.get(env):
+        parts.append(
+            _img(
+                applications_per_version(env, table.versions[env]),
+                f"{env}: applications on each zoo version",
+                "applications",
+            )
+        )
+    return f"<div class='charts'>{''.join(parts)}</div>"
+
+
 def index_html(table: StatusTable, pages: dict[Path, str], generated: datetime) -> str:
     """The report's front page: the matrix per environment, then every notebook."""
     sections = []
@@ -320,32 +393,16 @@ def index_html(table: StatusTable, pages: dict[Path, str], generated: datetime) 
                 f"<th scope='row'>{escape(model)}</th>{tds}</tr>"
             )
         runs = sorted((v for v in table.runs if v.env == env), key=RunView.order, reverse=True)
-        run_rows = []
-        for v in runs:
-            cls = outcome_class(v.outcome)
-            page = pages.get(v.entry.path) if v.entry is not None else None
-            shown = v.notebook.name if v.notebook is not None else f"run {v.run_id}"
-            name = escape(f"{v.model}/{shown}")
-            link = f"<a href='{_href(page)}'>{name}</a>" if page else name
-            dry = " (dry run)" if v.dry_run and v.outcome != "dry_run" else ""
-            note = v.notebook_note if v.outcome != "not recorded" else ""
-            if v.outcome in ("refused", "failed", "crashed", "interrupted") and v.error:
-                note = "; ".join(x for x in (note, v.error) if x)
-            run_rows.append(
-                f"<tr class='run {cls}' data-outcome='{escape(v.outcome)}'>"
-                f"<td>{escape(format_at(view_time(v)))}</td><td>{escape(v.model)}</td>"
-                f"<td>{escape(v.step)}</td><td class='outcome {cls}'>"
-                f"{escape(outcome_label(v.outcome))}{dry}</td>"
-                f"<td class='hash'>{escape((v.truss_hash or '')[:12])}</td>"
-                f"<td>{link}</td><td class='note'>{escape(note)}</td></tr>"
-            )
+        run_rows = [_run_row(v, table.movement(v), pages) for v in runs]
         sections.append(
             f"<section class='env' data-env='{escape(env)}'><h2>{escape(env)}</h2>"
             f"<table class='matrix'><thead><tr><th>model</th>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>"
+            f"{env_pictures(env, table)}"
             f"<h3>Runs ({len(runs)})</h3>"
             "<table class='runs'><thead><tr><th>at</th><th>model</th><th>step</th>"
-            "<th>outcome</th><th>truss hash</th><th>notebook</th><th>note</th></tr></thead>"
+            "<th>outcome</th><th>truss hash</th><th>versions</th><th>moved</th>"
+            "<th>notebook</th><th>note</th></tr></thead>"
             f"<tbody>{''.join(run_rows)}</tbody></table></section>"
         )
     failed = sum(1 for r in table.rows if r.outcome == "failed")

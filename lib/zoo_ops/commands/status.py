@@ -176,6 +176,12 @@ class StatusTable:
     trail_only: dict[str, str] = field(default_factory=dict)
     # Files of the trail that no reader uses (a bad name, a bad notebook), with the reason.
     unreadable: list[UnreadableFile] = field(default_factory=list)
+    # What each 03/04 run moved, by (env, run id); the applications per zoo version, by env.
+    movements: dict[tuple[str, str], Movement] = field(default_factory=dict, repr=False)
+    versions: dict[str, list[VersionApplications]] = field(default_factory=dict, repr=False)
+
+    def movement(self, view: RunView) -> Movement | None:
+        return self.movements.get((view.env, view.run_id or ""))
 
     def envs(self) -> list[str]:
         return sorted({r.env for r in self.rows})
@@ -210,7 +216,9 @@ class StatusTable:
         return pd.DataFrame(self.as_rows(), columns=list(COLUMNS))
 
     def _repr_html_(self) -> str:
-        return str(self.to_frame().to_html(index=False))
+        from zoo_ops.tables import table_html
+
+        return table_html(self.to_frame())
 
 
 def format_at(at: datetime | None) -> str:
@@ -292,6 +300,31 @@ def step_status(
     )
 
 
+@dataclass(frozen=True)
+class Movement:
+    """What a 03/04 run moved: its migration, from which version to which, how many rows."""
+
+    migration_id: str
+    source_version_id: str
+    target_version_id: str
+    moved: int
+    status: str
+
+    @property
+    def versions(self) -> str:
+        return f"{self.source_version_id}\u2192{self.target_version_id}"
+
+
+@dataclass(frozen=True)
+class VersionApplications:
+    """A zoo model's version and the user applications on it now."""
+
+    model: str
+    version_id: str
+    applications: int
+    current: bool
+
+
 @dataclass
 class EnvRuns:
     """One environment's runs table as read for ``status`` (``records`` None: not read)."""
@@ -301,6 +334,10 @@ class EnvRuns:
     problem: str | None = None
     known_models: frozenset[str] | None = None  # the platform's model zoo models
     migration_of: MigrationLookup | None = None
+    # With ``detail`` (the report): what each 03/04 run moved, by run id, and the
+    # applications on every zoo version now.
+    movements: dict[str, Movement] = field(default_factory=dict)
+    versions: list[VersionApplications] = field(default_factory=list)
 
 
 def status_rows(
@@ -393,7 +430,13 @@ def status(
     )
     notebooks = [e for env in sorted(entries) for e in entries[env]]
     return StatusTable(
-        rows=rows, notebooks=notebooks, runs=views, trail_only=trail_only, unreadable=unreadable
+        rows=rows,
+        notebooks=notebooks,
+        runs=views,
+        trail_only=trail_only,
+        unreadable=unreadable,
+        movements={(e, rid): m for e, src in runs.items() for rid, m in src.movements.items()},
+        versions={e: src.versions for e, src in runs.items() if src.versions},
     )
 
 
@@ -451,8 +494,37 @@ def _unattached(env: Environment) -> str | None:
     return None
 
 
-def env_runs(env: Environment, model: str | None = None) -> EnvRuns:
-    """``env``'s runs table (one query) and its model zoo's names, for :func:`status`."""
+def movements(env: Environment) -> dict[str, Movement]:
+    """What each run of ``env`` moved, by run id: the newest migration the run started."""
+    out: dict[str, Movement] = {}
+    for m in env.migrations.of_env(env.name):  # oldest first: a run's newest wins
+        if m.run_id:
+            out[m.run_id] = Movement(
+                m.id, m.source_version_id, m.target_version_id, m.moved_count, m.status
+            )
+    return out
+
+
+def version_applications(env: Environment, model: str | None = None) -> list[VersionApplications]:
+    """Every version of every zoo model (or ``model``), oldest first, with the user
+    applications proxying it now."""
+    store = env.platform
+    out: list[VersionApplications] = []
+    for oracle in store.zoo_models():
+        if model is not None and oracle.name != model:
+            continue
+        versions = store.versions_of(oracle.id)
+        counts = store.proxy_counts(v.id for v in versions)
+        out.extend(
+            VersionApplications(oracle.name, v.id, counts[v.id], v.id == oracle.current_version_id)
+            for v in versions
+        )
+    return out
+
+
+def env_runs(env: Environment, model: str | None = None, *, detail: bool = False) -> EnvRuns:
+    """``env``'s runs table (one query) and its model zoo's names, for :func:`status`;
+    with ``detail``, also what each run moved and the applications per version."""
     missing = _database_missing(env)
     if missing:
         return EnvRuns(env.name, None, problem=missing)
@@ -470,12 +542,27 @@ def env_runs(env: Environment, model: str | None = None) -> EnvRuns:
         known: frozenset[str] | None = frozenset(m.name for m in env.platform.zoo_models())
     except Exception:  # noqa: BLE001 - no platform tables: no model is known
         known = None
-    return EnvRuns(env.name, records, known_models=known, migration_of=migration_lookup(env))
+    moved: dict[str, Movement] = {}
+    versions: list[VersionApplications] = []
+    if detail:
+        try:
+            moved = movements(env)
+            versions = version_applications(env, model)
+        except Exception:  # noqa: BLE001 - the report still shows the runs without them
+            pass
+    return EnvRuns(
+        env.name,
+        records,
+        known_models=known,
+        migration_of=migration_lookup(env),
+        movements=moved,
+        versions=versions,
+    )
 
 
 @contextmanager
 def database_runs(
-    env_names: Sequence[str], model: str | None = None
+    env_names: Sequence[str], model: str | None = None, *, detail: bool = False
 ) -> Iterator[dict[str, EnvRuns]]:
     """Each named environment's runs (:func:`env_runs`); an environment that cannot be
     loaded (a URL naming an unset variable) is read from its trail alone."""
@@ -492,7 +579,7 @@ def database_runs(
                 out[name] = EnvRuns(name, None, problem=f"database not read: {exc}")
                 continue
             opened.append(env)
-            out[name] = env_runs(env, model)
+            out[name] = env_runs(env, model, detail=detail)
         yield out
     finally:
         for env in opened:

@@ -59,3 +59,41 @@ def first_difference(expected: Any, actual: Any, rtol: float, path: str = "") ->
     if type(expected) is not type(actual) or expected != actual:
         return f"{here}: {expected!r} != {actual!r}"
     return None
+
+
+class _Missing:
+    """The side of a pair whose answer has no such key: equal to nothing but itself."""
+
+    def __repr__(self) -> str:
+        return "(missing)"
+
+    __str__ = __repr__
+
+
+MISSING = _Missing()
+
+
+def leaf_pairs(expected: Any, actual: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """The two answers side by side, one ``(path, expected, actual)`` per leaf, depth first
+    in :func:`first_difference`'s order and paths. Where the shapes part (other lengths,
+    other kinds), the two sub-values are one pair at that path; a key only one side has is
+    paired with :data:`MISSING`."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        pairs: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(expected) | set(actual), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            if key in expected and key in actual:
+                pairs.extend(leaf_pairs(expected[key], actual[key], sub))
+            else:
+                pairs.append((sub, expected.get(key, MISSING), actual.get(key, MISSING)))
+        return pairs
+    if (
+        isinstance(expected, list | tuple)
+        and isinstance(actual, list | tuple)
+        and len(expected) == len(actual)
+    ):
+        pairs = []
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            pairs.extend(leaf_pairs(e, a, f"{path}[{i}]"))
+        return pairs
+    return [(path or "answer", expected, actual)]

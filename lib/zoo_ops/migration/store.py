@@ -265,6 +265,13 @@ class MigrationStore:
             rows = conn.execute(query.order_by(m.started_at.desc(), m.id.desc())).all()
         return [_record(r) for r in rows]
 
+    def of_env(self, env: str) -> list[MigrationRecord]:
+        """Every migration of ``env``, oldest first (one query: what the report shows)."""
+        m = s.migrations.c
+        query = select(s.migrations).where(m.env == env).order_by(m.started_at, m.id)
+        with self.engine.connect() as conn:
+            return [_record(r) for r in conn.execute(query).all()]
+
     def latest(
         self, env: str, model: str, direction: str, status: str | None = DONE
     ) -> MigrationRecord | None:

@@ -12,6 +12,7 @@ file is gone, the file of the same name beside the notebook).
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ class TqdmProgress:
         if event.kind == "start":
             plan = event.plan
             self.bar = _tqdm()(
+                # stdout: progress is not an error (a notebook shows stderr as one)
+                file=sys.stdout,
                 total=event.total or None,
                 unit="rows",
                 desc=f"{plan.direction} {plan.source_version_id}->{plan.target_version_id}",

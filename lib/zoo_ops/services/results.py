@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from zoo_ops.errors import StepFailed
+from zoo_ops.tables import table_html
 
 
 class StepResult:
@@ -20,8 +21,18 @@ class StepResult:
     def to_frame(self) -> pd.DataFrame:
         raise NotImplementedError
 
+    def display_frame(self) -> pd.DataFrame:
+        """The table the notebook shows (the recorded scraps may be shaped for machines)."""
+        return self.to_frame()
+
     def scraps(self) -> dict[str, Any]:
         return {}
+
+    def pictures(self) -> list[Any]:
+        """The figures that go with the table (``zoo_ops.plots.Picture``): the runbook
+        draws them in a cell of their own, and a failing result shows them with its table,
+        since the cells after the failure never run."""
+        return []
 
     def failure(self) -> str | None:
         """One line saying why this result fails the run, or None."""
@@ -33,8 +44,8 @@ class StepResult:
             raise StepFailed(reason)
 
     def _repr_html_(self) -> str:
-        return str(self.to_frame().to_html(index=False))
+        return table_html(self.display_frame())
 
     def __repr__(self) -> str:
         with pd.option_context("display.width", 200, "display.max_columns", None):
-            return f"{type(self).__name__}\n{self.to_frame().to_string(index=False)}"
+            return f"{type(self).__name__}\n{self.display_frame().to_string(index=False)}"

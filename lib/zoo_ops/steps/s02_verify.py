@@ -20,7 +20,7 @@ import pandas as pd
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.store import Application, OracleVersion
 from zoo_ops.domain.bounded_yaml import DocumentRefused, load_bounded
-from zoo_ops.domain.compare import first_difference
+from zoo_ops.domain.compare import first_difference, leaf_pairs
 from zoo_ops.domain.ids import new_id
 from zoo_ops.domain.whitelist import COPY_SUFFIX
 from zoo_ops.environment import Environment
@@ -278,8 +278,31 @@ class Comparison(StepResult):
             self.rows, columns=["input", "expected", "actual", "match", "difference"]
         )
 
+    def display_frame(self) -> pd.DataFrame:
+        """One row per answer field of each example (``predictions[0]``,
+        ``probabilities[0][1]``): baseline beside candidate, and whether that field matches
+        within ``rtol``; an answer that is an error is one row with its text."""
+        shown = []
+        for row in self.rows:
+            for field_path, baseline, candidate in _answer_fields(row):
+                shown.append(
+                    {
+                        "input": row["input"],
+                        "field": field_path,
+                        "baseline": baseline,
+                        "candidate": candidate,
+                        "match": first_difference(baseline, candidate, self.rtol) is None,
+                    }
+                )
+        return pd.DataFrame(shown, columns=["input", "field", "baseline", "candidate", "match"])
+
     def scraps(self) -> dict[str, Any]:
         return {"comparison": self.to_frame(), "passed": self.passed}
+
+    def pictures(self) -> list[Any]:
+        from zoo_ops.plots import answers_with_tolerance
+
+        return [answers_with_tolerance(self)]
 
     def failure(self) -> str | None:
         if self.passed:
@@ -289,6 +312,14 @@ class Comparison(StepResult):
             f"{len(bad)} of {len(self.rows)} answers differ (first: {bad[0]['input']}: "
             f"{bad[0]['difference']}); the candidate does not answer as the current version"
         )
+
+
+def _answer_fields(row: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    try:
+        expected, actual = json.loads(row["expected"]), json.loads(row["actual"])
+    except (TypeError, ValueError):  # an error text, not an answer
+        return [("answer", row["expected"], row["actual"])]
+    return leaf_pairs(expected, actual)
 
 
 def compare(

@@ -116,6 +116,11 @@ class ForwardMigration(StepResult):
     # Per committed batch of this run (seconds since start, moved so far, lock seconds).
     timings: list[BatchTiming] = field(default_factory=list, repr=False)
 
+    def pictures(self) -> list[Any]:
+        from zoo_ops.plots import migration_over_time
+
+        return [migration_over_time(self.timings, dry_run=self.dry_run)]
+
     def to_frame(self) -> pd.DataFrame:
         return self.summary
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from zoo_ops.tables import table_html
+
 KERNELSPEC = {"display_name": "zoo-ops (Python 3)", "language": "python", "name": "zoo-ops"}
 
 
@@ -31,7 +33,7 @@ def table_output(frame: pd.DataFrame) -> Any:
         "display_data",
         data={
             "text/plain": frame.to_string(index=False),
-            "text/html": frame.to_html(index=False),
+            "text/html": table_html(frame),
         },
     )
 
