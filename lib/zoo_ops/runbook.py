@@ -43,7 +43,7 @@ from zoo_ops.errors import (
 )
 from zoo_ops.services.attached import require_attached
 from zoo_ops.steps.parameters import CommonParameters, parameters_of, validate_step
-from zoo_ops.tables import table_html
+from zoo_ops.tables import show_tables_whole, table_html
 from zoo_ops.trail import canonical_step
 
 EXECUTED_PATH_ENV = "ZOO_OPS_EXECUTED_PATH"
@@ -457,7 +457,7 @@ def _start(step: str, given: dict[str, Any], *, papermill_output: str | None = N
         params=params,
     )
     _hook_failures(run)
-    show_tables_whole()
+    show_tables_whole(_ipython())
 
     def abandon(reason: str) -> None:
         run.interrupt(reason, glue_scrap=False)
@@ -471,13 +471,6 @@ def _start(step: str, given: dict[str, Any], *, papermill_output: str | None = N
             err.run_recorded = True  # type: ignore[attr-defined]
             raise
     return run
-
-
-def show_tables_whole() -> None:
-    """Every DataFrame a cell shows is drawn by :func:`zoo_ops.tables.table_html`."""
-    ip = _ipython()
-    if ip is not None:
-        ip.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
 
 
 def _hook_failures(run: Run) -> None:

@@ -16,8 +16,10 @@ def load_ipython_extension(ipython: Any) -> None:
     """Preload the session into ``ipython`` (IPython calls this for ``%load_ext``)."""
     from zoo_ops.explore.session import open_session
     from zoo_ops.explore.sql import connect_sql_magic
+    from zoo_ops.tables import show_tables_whole
 
     session = open_session()
     ipython.push(session.namespace)
+    show_tables_whole(ipython)
     connect_sql_magic(ipython, session.engine, alias=session.env.name)
     print(session.banner())
