@@ -44,12 +44,12 @@ from zoo_ops.domain.redaction import redact_parameters
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound, TrailUnwritable
 from zoo_ops.kernel import KERNEL_MANAGER_CLASS, ensure_kernel
-from zoo_ops.runbook import EXECUTED_PATH_ENV, check_trail_writable
 from zoo_ops.services.attached import require_attached
 from zoo_ops.steps.parameters import convert_texts
 from zoo_ops.trail import canonical_step
 from zoo_ops.trail.names import STAMP_FORMAT
 from zoo_ops.trail.notebook import read_notebook_scraps
+from zoo_ops.trail.space import check_trail_writable
 from zoo_ops.trail.stores import TrailStoreError, join_url, store_for
 
 RUNBOOKS_ENV = "ZOO_OPS_RUNBOOKS"
@@ -228,7 +228,7 @@ def _execute(
     stop_file = Path(tempfile.gettempdir()) / f"zoo-ops-stop-{record.id}"
     stopper = _Stopper(record.id, stop_file)
     variables = {
-        EXECUTED_PATH_ENV: url or str(out),
+        lifecycle.EXECUTED_PATH_ENV: url or str(out),
         lifecycle.RUN_ID_ENV: record.id,
         lifecycle.STOP_FILE_ENV: str(stop_file),
     }

@@ -20,6 +20,8 @@ from zoo_ops.errors import Interrupted
 # appearance asks the kernel to stop (its text is the reason).
 RUN_ID_ENV = "ZOO_OPS_RUN_ID"
 STOP_FILE_ENV = "ZOO_OPS_STOP_FILE"
+# ... and where the executed notebook goes (the run row names it).
+EXECUTED_PATH_ENV = "ZOO_OPS_EXECUTED_PATH"
 
 PARENT_DIED = "zoo-ops run died"
 

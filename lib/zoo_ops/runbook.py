@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -38,23 +37,18 @@ from zoo_ops.errors import (
     BadInput,
     GateClosed,
     Interrupted,
-    TrailUnwritable,
     ZooOpsError,
 )
 from zoo_ops.services.attached import require_attached
 from zoo_ops.steps.parameters import CommonParameters, parameters_of, validate_step
 from zoo_ops.tables import show_tables_whole, table_html
 from zoo_ops.trail import canonical_step
+from zoo_ops.trail.space import check_trail_writable
 
-EXECUTED_PATH_ENV = "ZOO_OPS_EXECUTED_PATH"
+EXECUTED_PATH_ENV = lifecycle.EXECUTED_PATH_ENV
 PAPERMILL_OUTPUT_PATH = "PAPERMILL_OUTPUT_PATH"  # injected by papermill --inject-output-path
 RUN_ID_ENV = lifecycle.RUN_ID_ENV
 __all__ = ["DRY_RUN", "FAILED", "INTERRUPTED", "REFUSED", "SUCCEEDED"]
-
-# The trail's folder must have this much free space before a run starts; the variable
-# overrides it (tests, and a deliberately small trail volume).
-TRAIL_MIN_FREE_BYTES = 16 * 1024 * 1024
-TRAIL_MIN_FREE_ENV = "ZOO_OPS_TRAIL_MIN_FREE_BYTES"
 
 
 def outcome_for(error: BaseException | str | None) -> str:
@@ -65,38 +59,6 @@ def outcome_for(error: BaseException | str | None) -> str:
     if isinstance(error, BadInput):
         return REFUSED
     return FAILED
-
-
-def check_trail_writable(folder: Path) -> None:
-    """Prove ``folder`` can take an executed notebook: it exists (created if missing),
-    a probe file can be created and removed, and it has ``TRAIL_MIN_FREE_BYTES`` free.
-    Raises TrailUnwritable (exit 2) otherwise; changes nothing else."""
-    minimum = TRAIL_MIN_FREE_BYTES
-    if os.environ.get(TRAIL_MIN_FREE_ENV):
-        try:
-            minimum = int(os.environ[TRAIL_MIN_FREE_ENV])
-        except ValueError as exc:
-            raise TrailUnwritable(f"{TRAIL_MIN_FREE_ENV} must be a number of bytes") from exc
-    probe = folder / f".zoo-ops-probe-{os.getpid()}-{threading.get_ident()}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        try:
-            os.write(fd, b"zoo-ops")
-        finally:
-            os.close(fd)
-            probe.unlink(missing_ok=True)
-        free = shutil.disk_usage(folder).free
-    except OSError as exc:
-        raise TrailUnwritable(
-            f"the trail folder {folder} is not writable ({exc.strerror or exc}); "
-            "fix its permissions or space, then rerun"
-        ) from exc
-    if free < minimum:
-        raise TrailUnwritable(
-            f"the trail folder {folder} has {free // 1024} KiB free, less than the "
-            f"{minimum // 1024} KiB a run needs; free some space, then rerun"
-        )
 
 
 def _isoformat(at: datetime | None) -> str | None:

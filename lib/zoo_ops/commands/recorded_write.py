@@ -46,10 +46,11 @@ from zoo_ops.adapters.truss_files import truss_content_hash
 from zoo_ops.domain.redaction import redact_parameters
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, ConflictError, GateClosed, StepFailed, ZooOpsError
-from zoo_ops.runbook import check_trail_writable, outcome_for, run_scrap_of, scrap_output
+from zoo_ops.runbook import outcome_for, run_scrap_of, scrap_output
 from zoo_ops.services.gate import GateResult, check_gate
 from zoo_ops.trail import executed_path, parse_trail_name
 from zoo_ops.trail.mirror import url_of
+from zoo_ops.trail.space import check_trail_writable
 from zoo_ops.trail.stores import store_for
 from zoo_ops.trail.written import iso, table_output, written_notebook
 
