@@ -3,13 +3,19 @@
 "kubernetes"``, over HTTPS with a bearer token (the stand-in's fault plan).
 
 * transient: the first attempt of every distinct call a step makes (each (verb, path))
-  answers 429 with Retry-After, 503, resets the connection before or after doing the
-  request, or stalls past the read timeout: the step retries and succeeds, within its
+  answers 429 with Retry-After, resets the connection before or after doing the request,
+  or stalls past the read timeout; 503 comes as a burst (the first :data:`BURST` attempts
+  of every call, an apiserver restarting): the step retries and succeeds, within its
   documented timeouts, and leaves exactly what a clean run leaves (one Deployment and
   Service per version, the whitelist as asked);
-* persistent: a call that keeps failing ends the step (the operator's real command,
-  ``zoo-ops run``) with exit 1 and one line naming the call and the last cause, and
-  nothing half-written.
+* persistent: every distinct call a step makes, in turn, keeps failing (the kinds
+  rotating over the calls): the step (the operator's real command, ``zoo-ops run``) ends
+  with exit 1 and one line on stderr naming the call and the last cause, and nothing
+  half-written; then the operator reruns it (deleting a version the failure left FAILED,
+  which the automation does not redeploy), and the next call not yet faulted keeps
+  failing, until a rerun makes no call that was not faulted and succeeds. A call is its
+  verb and path with the object's name as ``{name}`` (:func:`call_of`); a watch is not
+  faulted persistently (a broken watch makes the wait poll: documented, no error).
 
 The calls are not listed here: each test checks that every distinct call the step made
 (from the stand-in's request log) got its fault, so a call added later is faulted too.
@@ -19,7 +25,9 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -29,11 +37,14 @@ from zoo_ops.adapters.kube_client import user_agent
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.environment import Environment
 from zoo_ops.execute import execute_runbook
-from zoo_ops.testing.kube_api import FAULT_KINDS, KubeApiStandIn
+from zoo_ops.testing.kube_api import FAULT_KINDS, Fault, KubeApiStandIn, KubeRequest
 from zoo_ops.testing.kube_fixtures import BASETEN_NAMESPACE, SETTINGS_CONFIGMAP
 
 READ_TIMEOUT_S = 1.0
 CALL_DEADLINE_S = 5.0
+# Consecutive 503s on the same call: backoff 0.5 + 1 + 2 s (plus jitter) before the 4th
+# attempt, within CALL_DEADLINE_S.
+BURST = 3
 STEPS: list[tuple[str, dict[str, Any]]] = [
     ("01_copy", {}),
     # 02_verify cannot predict here (no model server behind the stand-in's Services): 03
@@ -95,7 +106,8 @@ def test_every_call_of_every_step_survives_a_transient_fault(
     for step, params in STEPS:
         kube_api.faults.clear()
         kube_api.faults.served.clear()
-        fault = kube_api.fault(kind, per_call=True, times=1, retry_after_s=1, stall_s=2.5)
+        times = BURST if kind == "503" else 1
+        fault = kube_api.fault(kind, per_call=True, times=times, retry_after_s=1, stall_s=2.5)
         start = len(kube_api.request_log)
         started = time.monotonic()
         result = execute_runbook(step, model="iris", env="k8s", parameters=params)
@@ -104,6 +116,14 @@ def test_every_call_of_every_step_survives_a_transient_fault(
         made = calls_since(kube_api, start)
         faulted = {(f.request.verb, f.request.path) for f in kube_api.faults.served}
         assert made and faulted == made, f"{step}: calls not faulted: {made - faulted}"
+        if kind == "503":  # a burst: every call got BURST 503s in a row, then succeeded
+            # (a broken watch is not retried: the wait polls instead, a call of its own)
+            counts = Counter(
+                (f.request.verb, f.request.path)
+                for f in kube_api.faults.served
+                if f.request.verb != "watch"
+            )
+            assert counts and set(counts.values()) == {BURST}, counts
         # Each call retried within its deadline: the step is far from its own timeouts.
         assert elapsed < 120, elapsed
         assert fault.kind == kind
@@ -119,41 +139,110 @@ def test_every_call_of_every_step_survives_a_transient_fault(
     assert deployments["05_retire"] == [new]
 
 
-# (the step, what keeps failing: kind, verb, path prefix); the steps before it run clean.
-PERSISTENT = [
-    ("01_copy", "503", "update", "/api/v1/namespaces/baseten/configmaps/"),
-    ("01_copy", "stall", "list", "/api/v1/nodes"),
-    ("01_copy", "reset", "create", "/apis/apps/v1/namespaces/baseten/deployments"),
-    ("03_migrate", "429", "update", "/api/v1/namespaces/baseten/configmaps/"),
-    ("03_migrate", "503", "create", "/api/v1/namespaces/baseten/services"),
-    ("05_retire", "stall", "delete", "/apis/apps/v1/namespaces/baseten/deployments/"),
-]
+def call_of(request: KubeRequest) -> tuple[str, str]:
+    """A call as the persistent test counts it: the verb and the path, the object's name
+    as ``{name}`` (a Deployment's or Service's holds a version id, new in every run)."""
+    parts = request.path.split("/")
+    if request.name and request.name in parts:
+        at = len(parts) - 1 - parts[::-1].index(request.name)
+        parts[at] = "{name}"
+    return request.verb, "/".join(parts)
 
 
-@pytest.mark.parametrize(("step", "kind", "verb", "path"), PERSISTENT)
-def test_a_call_that_keeps_failing_ends_the_step_in_one_line(
-    env: Environment, kube_api: KubeApiStandIn, step: str, kind: str, verb: str, path: str
+@dataclass
+class KeepsFailing(Fault):
+    """A fault that persists on one call: the first call zoo-ops makes in the step that is
+    not in ``faulted``. A watch is left alone: one that keeps failing is no error, the
+    wait polls instead (:func:`zoo_ops.adapters.polling.wait_watching`), and its polls
+    are calls of their own."""
+
+    faulted: frozenset[tuple[str, str]] = frozenset()
+    target: tuple[str, str] | None = None
+
+    def matches(self, request: KubeRequest) -> bool:
+        if request.verb == "watch" or not request.user_agent.startswith(self.agent):
+            return False
+        call = call_of(request)
+        if self.target is None and call not in self.faulted:
+            self.target = call
+        return call == self.target
+
+
+# Reruns of a step, each with one more call failing, before the clean one; more is a loop.
+MAX_RUNS = 40
+CAUSES = {
+    "429": "failed with HTTP 429",
+    "503": "failed with HTTP 503",
+    "reset": "cannot ",
+    "reset-after": "cannot ",
+    "stall": "cannot ",
+}
+
+
+@pytest.mark.parametrize("step", [name for name, _ in STEPS])
+def test_every_call_that_keeps_failing_ends_the_step_in_one_line(
+    env: Environment, kube_api: KubeApiStandIn, step: str
 ) -> None:
     index = [name for name, _ in STEPS].index(step)
     for before_step, params in STEPS[:index]:
         run_clean(before_step, params)
-    before = state(env, kube_api)
-    kube_api.fault(kind, verb=verb, path=path + "*", times=None, retry_after_s=1, stall_s=2.5)
-    started = time.monotonic()
-    result = zoo_ops_run(step, dict(STEPS[index][1]))
-    elapsed = time.monotonic() - started
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-    problem = [line for line in lines if "after" in line and "attempts in" in line]
-    assert len(problem) == 1, lines
-    assert str(kube_api.token) not in result.stdout + result.stderr
-    served = kube_api.faults.served
-    assert len(served) >= 2, "the failing call was not retried"
-    # Retried within the call's deadline (one call: its attempts span at most that).
-    assert served[-1].at - served[0].at <= CALL_DEADLINE_S, [f.at for f in served]
-    assert elapsed < 100, elapsed
-    after = state(env, kube_api)
-    assert_nothing_half_written(step, verb, path, before, after)
+    faulted: dict[tuple[str, str], str] = {}  # call -> the kind that kept failing it
+    for turn in range(MAX_RUNS):
+        kube_api.faults.clear()
+        kube_api.faults.served.clear()
+        # The kinds rotate over the calls (shifted per step: each kind on different calls).
+        kind = FAULT_KINDS[(turn + index) % len(FAULT_KINDS)]
+        fault = KeepsFailing(
+            kind, times=None, retry_after_s=1, stall_s=2.5, faulted=frozenset(faulted)
+        )
+        kube_api.faults.add(fault)
+        before = state(env, kube_api)
+        start = len(kube_api.request_log)
+        started = time.monotonic()
+        result = zoo_ops_run(step, dict(STEPS[index][1]))
+        elapsed = time.monotonic() - started
+        if fault.target is None:
+            # Every call this rerun made has kept failing once: it succeeds, cleanly.
+            assert result.returncode == 0, (step, result.stdout, result.stderr)
+            made = {
+                call_of(r) for r in kube_api.request_log[start:] if r.user_agent == user_agent()
+            }
+            assert made and {c for c in made if c[0] != "watch"} <= set(faulted), made
+            after = state(env, kube_api)
+            assert after["deployments"] == after["services"], after
+            break
+        faulted[fault.target] = kind
+        what = f"{step}: {kind} on {fault.target}"
+        assert result.returncode == 1, (what, result.stdout, result.stderr)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, (what, lines)
+        line = lines[0]
+        served = kube_api.faults.served
+        request = served[0].request
+        # The line names the call (the object's kind and name) and the last cause.
+        assert request.resource.split("/")[0].removesuffix("s") in line.lower(), (what, line)
+        assert not request.name or request.name in line, (what, line)
+        assert CAUSES[kind] in line, (what, line)
+        assert str(kube_api.token) not in result.stdout + result.stderr
+        assert len(served) >= 2, f"{what}: the failing call was not retried"
+        assert f"after {len(served)} attempts in" in line, (what, line)
+        # Retried within the call's deadline (one call: its attempts span at most that).
+        assert served[-1].at - served[0].at <= CALL_DEADLINE_S, (what, [f.at for f in served])
+        assert elapsed < 100, (what, elapsed)
+        after = state(env, kube_api)
+        verb, path = fault.target
+        assert_nothing_half_written(step, verb, path, before, after)
+        # A FAILED version is not deployed again until it is deleted (services.automation):
+        # the operator deletes it before rerunning.
+        for row in after["versions"]:
+            if row[4] == s.FAILED and row not in before["versions"]:
+                env.platform.set_version_status(row[0], s.DELETED)
+    else:
+        pytest.fail(f"{step}: still a call not faulted after {MAX_RUNS} runs: {faulted}")
+    # The kinds rotated: every kind kept failing a call of this step (one kind a call, so
+    # with fewer calls than kinds, as many kinds as calls).
+    uses = Counter(faulted.values())
+    assert len(uses) == min(len(faulted), len(FAULT_KINDS)), (step, faulted)
 
 
 def assert_nothing_half_written(

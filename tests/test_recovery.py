@@ -302,6 +302,39 @@ def test_trail_recover_refuses(demo_env: Any, capsys: pytest.CaptureFixture[str]
     assert recovered["affected_count"] == s1["affected_count"]
 
 
+def test_trail_recover_on_a_protected_environment_needs_confirm(
+    demo_env: Any, local_env_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = demo_env
+    path1, s1 = run_ok("03_migrate")
+    run1 = s1["run"]["run_id"]
+    unfinish_run(env, run1)  # crashed: recover has something to write
+    path1.write_text(path1.read_text()[:1500])
+    local_env_config.write_text(local_env_config.read_text() + "protected = true\n")
+
+    def runs_table() -> list[tuple[Any, ...]]:
+        with env.platform.engine.connect() as conn:
+            return sorted(tuple(r) for r in conn.execute(select(s.runs)).all())
+
+    def trail() -> dict[Path, bytes]:
+        return {p: p.read_bytes() for p in path1.parent.rglob("*") if p.is_file()}
+
+    rows, files = runs_table(), trail()
+    capsys.readouterr()
+    for confirm in ([], ["--confirm", "staging"]):
+        assert cli_module.main(["trail", "recover", run1, *confirm]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.count("\n") == 1, captured.err
+        assert "'local' is protected: pass --confirm local to trail recover" in captured.err
+        assert "nothing changed" in captured.err and "--dry-run" not in captured.err
+        assert runs_table() == rows and trail() == files, "nothing changed"
+
+    assert cli_module.main(["trail", "recover", run1, "--confirm", "local"]) == 0
+    recovered = read_scraps(path1)
+    assert recovered["run"]["recovered"] is True and recovered["run"]["run_id"] == run1
+
+
 # --- parquet references -------------------------------------------------------------------
 
 

@@ -14,9 +14,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from support.runs import MIGRATE_ALONE, journal_count, user_proxies
 
 from zoo_ops.cli import main
 from zoo_ops.domain.whitelist import DynamicSettings
@@ -28,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 EDITOR_SCRIPT = r"""
 import json, subprocess, sys
 from pathlib import Path
+from typing import Any
 
 here = Path(__file__).parent
 target = Path(sys.argv[1])
@@ -224,36 +227,65 @@ executed_root = "{tmp_path / "executed"}"
     env.dispose()
 
 
-def test_a_whitelist_entry_removed_while_01_waits_fails_the_step_naming_it(slow_iris) -> None:
+def remove_the_entry_while_waiting(
+    slow_iris, step: str, parameters: dict[str, str], entry: dict
+) -> tuple[Environment, Any]:
+    """Run ``step`` for iris; once its deploy waits (the truss's load() started), remove
+    the iris whitelist entry ``entry`` as `kubectl edit` does; return the step's result."""
     env, started, release = slow_iris
     settings = Path(env.config.settings[len("file:") :])
     result: dict = {}
     runner = threading.Thread(
-        target=lambda: result.update(run=execute_runbook("01_copy", model="iris")), daemon=True
+        target=lambda: result.update(
+            run=execute_runbook(step, model="iris", parameters=parameters)
+        ),
+        daemon=True,
     )
     runner.start()
     deadline = time.monotonic() + 300
     while not started.exists():
         assert time.monotonic() < deadline and runner.is_alive(), result
         time.sleep(0.05)
-    # What `kubectl edit` opened before 01 wrote its entry and saved after: a plain replace
-    # of the data, no resourceVersion check, the entry gone.
+    # What `kubectl edit` opened before the step wrote its entry and saved after: a plain
+    # replace of the data, no resourceVersion check, the entry gone.
     manifest = yaml.safe_load(settings.read_text())
     assert json.loads(manifest["data"]["automaticallyDeployedModelZooModelsWhitelist"]) == {
-        "iris": {"copy": True}
+        "iris": entry
     }
     manifest["data"]["automaticallyDeployedModelZooModelsWhitelist"] = "{}"
     manifest["metadata"]["resourceVersion"] = str(int(manifest["metadata"]["resourceVersion"]) + 1)
     settings.write_text(yaml.safe_dump(manifest, sort_keys=False))
     release.touch()
     runner.join(300)
-    run = result["run"]
+    return env, result["run"]
+
+
+def test_a_whitelist_entry_removed_while_01_waits_fails_the_step_naming_it(slow_iris) -> None:
+    env, run = remove_the_entry_while_waiting(slow_iris, "01_copy", {}, {"copy": True})
     assert run.exit_code == 1, run.error
     assert run.error and "\n" not in run.error
     assert 'the whitelist entry iris: {"copy": true} was removed by another write' in run.error
     assert "zoo-ops whitelist edit" in run.error
     (row,) = env.runs.find(step="01_copy")
     assert row.outcome == "failed"
+
+
+def test_a_whitelist_entry_removed_while_03_waits_fails_the_step_naming_it(slow_iris) -> None:
+    env = slow_iris[0]
+    proxies = user_proxies(env)
+    env, run = remove_the_entry_while_waiting(
+        slow_iris, "03_migrate", dict(MIGRATE_ALONE), {"copy": False}
+    )
+    assert run.exit_code == 1, run.error
+    assert run.error and "\n" not in run.error
+    assert 'the whitelist entry iris: {"copy": false} was removed by another write' in run.error
+    assert "while waiting for iris" in run.error
+    assert "zoo-ops whitelist edit" in run.error
+    (row,) = env.runs.find(step="03_migrate")
+    assert row.outcome == "failed"
+    # It failed before migrating: no user application moved, nothing journalled.
+    assert user_proxies(env) == proxies
+    assert journal_count(env) == 0
 
 
 def test_interactive_edit_offers_to_reopen_invalid_content(demo_env, tmp_path, monkeypatch):

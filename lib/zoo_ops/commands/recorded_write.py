@@ -6,7 +6,8 @@ environment outside a runbook; each goes through this module, in this order:
 1. **confirm** (:func:`check_confirm`): on a ``protected`` environment a write needs
    ``--confirm ENV`` equal to the environment's name; a dry run needs none. Refused
    before anything is read or written, like a runbook's ``confirm`` (not recorded, as a
-   runbook refused for ``confirm`` is not).
+   runbook refused for ``confirm`` is not). ``zoo-ops trail recover``, which writes the
+   runs table and the trail of a past run, obeys this rule too.
 2. **record** (:func:`recorded`): a row in the runs table (started before the write,
    finished after it: ``succeeded``, ``dry_run``, ``refused`` for bad input and closed
    gates, ``failed``) and a notebook in the trail,
@@ -57,12 +58,21 @@ from zoo_ops.trail.written import iso, table_output, written_notebook
 _RESERVE_ATTEMPTS = 60
 
 
-def check_confirm(env: Environment, confirm: str | None, *, dry_run: bool, command: str) -> None:
-    """Refuse a write on a protected environment unless ``confirm`` is its name."""
+def check_confirm(
+    env: Environment,
+    confirm: str | None,
+    *,
+    dry_run: bool,
+    command: str,
+    can_dry_run: bool = True,
+) -> None:
+    """Refuse a write on a protected environment unless ``confirm`` is its name
+    (``can_dry_run``: the command has a ``--dry-run`` that the refusal may suggest)."""
     if env.config.protected and not dry_run and (confirm or "") != env.name:
+        look = " (or --dry-run to look first)" if can_dry_run else ""
         raise GateClosed(
             f"environment {env.name!r} is protected: pass --confirm {env.name} to "
-            f"{command} (or --dry-run to look first); nothing changed"
+            f"{command}{look}; nothing changed"
         )
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from zoo_ops.commands.recorded_write import check_confirm
 from zoo_ops.config import trail_cache_path
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound, StepFailed, ZooOpsError
@@ -102,8 +103,15 @@ def _notebook_problem(path: Path | None) -> tuple[str | None, dict[str, Any] | N
     return None, run
 
 
-def recover_run(env: Environment, run_id: str, *, force: bool = False) -> Recovered:
-    """Write the recovered notebook of run ``run_id`` (see the module doc)."""
+def recover_run(
+    env: Environment, run_id: str, *, force: bool = False, confirm: str = ""
+) -> Recovered:
+    """Write the recovered notebook of run ``run_id`` (see the module doc).
+
+    It writes the environment's runs table and trail: on a protected environment it
+    refuses, nothing read or written, unless ``confirm`` is the environment's name.
+    """
+    check_confirm(env, confirm, dry_run=False, command=f"trail recover {run_id}", can_dry_run=False)
     try:
         record = env.runs.get(run_id)
     except ZooOpsError:

@@ -193,7 +193,7 @@ def edit_whitelist(
     override_reason: str = "",
 ) -> EditResult:
     """The command (module doc). ``ask`` None: not interactive (refuse invalid content)."""
-    check_confirm(env, confirm, dry_run=False, command="whitelist edit")
+    check_confirm(env, confirm, dry_run=False, command="whitelist edit", can_dry_run=False)
     editor = editor or default_editor()
     shown, shown_raw, malformed, rv = _read(env)
     notes = _header(env, rv)
