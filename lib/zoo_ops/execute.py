@@ -43,6 +43,7 @@ from zoo_ops.domain.names import check_name
 from zoo_ops.domain.redaction import redact_parameters
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound, TrailUnwritable
+from zoo_ops.files import write_atomic
 from zoo_ops.kernel import KERNEL_MANAGER_CLASS, ensure_kernel
 from zoo_ops.runbook import EXECUTED_PATH_ENV, check_trail_writable
 from zoo_ops.services.attached import require_attached
@@ -499,12 +500,10 @@ def _record_run_scrap(out: Path, record: RunRecord, exit_code: int) -> None:
     scrap = {**run_scrap_of(record, exit_code=exit_code), "recorded_by": "zoo-ops run"}
     cell.outputs = [scrap_output("run", scrap)]
     nb.cells.extend([note, cell])
-    staging = out.with_name(f".{out.name}.run-scrap")
     try:
-        staging.write_text(nbformat.writes(nb), encoding="utf-8")
-        os.replace(staging, out)
+        write_atomic(out, nbformat.writes(nb))
     except OSError:
-        staging.unlink(missing_ok=True)
+        pass
 
 
 def partial_path(out: Path) -> Path:

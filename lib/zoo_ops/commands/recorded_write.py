@@ -28,8 +28,6 @@ the environment is neither protected nor ``requires`` another; otherwise it is r
 from __future__ import annotations
 
 import getpass
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,12 +44,13 @@ from zoo_ops.adapters.truss_files import truss_content_hash
 from zoo_ops.domain.redaction import redact_parameters
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, ConflictError, GateClosed, StepFailed, ZooOpsError
+from zoo_ops.files import write_atomic
 from zoo_ops.runbook import check_trail_writable, outcome_for, run_scrap_of, scrap_output
 from zoo_ops.services.gate import GateResult, check_gate
 from zoo_ops.trail import executed_path, parse_trail_name
 from zoo_ops.trail.mirror import url_of
 from zoo_ops.trail.stores import store_for
-from zoo_ops.trail.written import iso, table_output, written_notebook
+from zoo_ops.trail.written import iso, notebook_text, table_output, written_notebook
 
 _RESERVE_ATTEMPTS = 60
 
@@ -378,18 +377,7 @@ def _write_notebook(recording: Recording, record: RunRecord, run: dict[str, Any]
         zoo_ops={"command": record.step, "run_id": record.id},
     )
     path = recording.path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            nbformat.write(nb, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, notebook_text(nb))
     remote = recording.env.config.executed_root_url
     if remote is not None:
         # One PUT of the final bytes, read back; a failure is the caller's trail-unsaved.
