@@ -39,6 +39,7 @@ import pandas as pd
 
 from zoo_ops.adapters import known_secrets
 from zoo_ops.adapters.platform import schema as s
+from zoo_ops.adapters.platform.engine import database_missing
 from zoo_ops.adapters.platform.runs import DRY_RUN, SUCCEEDED, NotebookPathTaken, RunRecord
 from zoo_ops.adapters.truss_files import truss_content_hash
 from zoo_ops.domain.redaction import redact_parameters
@@ -69,18 +70,10 @@ def can_record(env: Environment) -> bool:
 
     A SQLite file that does not exist is not created to find out (the answer is no).
     """
-    from sqlalchemy import inspect
-    from sqlalchemy.engine import make_url
-
+    if database_missing(env.config.database_url_resolved):
+        return False
     try:
-        url = make_url(env.config.database_url_resolved)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            database = Path(url.database)
-            if not database.is_absolute():
-                database = env.config.root / database
-            if not database.exists():
-                return False
-        return bool(inspect(env.platform.engine).has_table(s.runs.name))
+        return env.platform.has_table(s.runs.name)
     except Exception:  # noqa: BLE001 - an unreachable or absent database cannot record
         return False
 
