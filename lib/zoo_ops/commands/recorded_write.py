@@ -31,7 +31,6 @@ import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ from zoo_ops.errors import BadInput, ConflictError, GateClosed, StepFailed, ZooO
 from zoo_ops.files import write_atomic
 from zoo_ops.runbook import check_trail_writable, outcome_for, run_scrap_of, scrap_output
 from zoo_ops.services.gate import GateResult, check_gate
-from zoo_ops.trail import executed_path, parse_trail_name
+from zoo_ops.trail import executed_path, notebook_names
 from zoo_ops.trail.mirror import url_of
 from zoo_ops.trail.stores import store_for
 from zoo_ops.trail.written import iso, notebook_text, table_output, written_notebook
@@ -172,15 +171,11 @@ def start_recording(
         return Recording(env, step, model, dry_run, None, None)
     root = env.config.executed_root_path
     remote = env.config.executed_root_url
-    at = datetime.now(UTC).replace(microsecond=0)
     if remote is not None:
         store_for(remote).probe(remote)  # a remote trail: written to the cache, then PUT
     else:
-        check_trail_writable(executed_path(root, env.name, model, step, at).parent)
-    for _ in range(_RESERVE_ATTEMPTS):
-        path = executed_path(root, env.name, model, step, at)
-        parsed = parse_trail_name(path)
-        at = (parsed[1] if parsed else at) + timedelta(seconds=1)  # the next name, if taken
+        check_trail_writable(executed_path(root, env.name, model, step).parent)
+    for path in notebook_names(root, env.name, model, step, attempts=_RESERVE_ATTEMPTS):
         try:
             record = env.runs.reserve(
                 step=step,
