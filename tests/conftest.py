@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from support.envs import REPO
 from support.postgres import POSTGRES_ENV_VAR, postgres_base_url, with_search_path
 
 pytest_plugins = [
@@ -23,8 +24,6 @@ pytest_plugins = [
     "support.kube",  # the k8s_env fixture
     "support.platform_db",  # the platform_databases fixture (PostgreSQL platform databases)
 ]
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -86,7 +85,7 @@ def local_env_config(
 database_url = "{database_url}"
 settings = "file:{tmp_path / "state" / "dynamic-settings.yaml"}"
 state_dir = "{tmp_path / "state"}"
-truss_root = "{REPO_ROOT / "truss_models"}"
+truss_root = "{REPO / "truss_models"}"
 executed_root = "{tmp_path / "executed"}"
 """
     )

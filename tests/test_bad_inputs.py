@@ -26,29 +26,25 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from sqlalchemy import select
+from support.bad_inputs import ONE_ERROR_LINE, case_env, fingerprint  # noqa: F401 - fixture
 from support.notebooks import tamper
 from support.runs import MIGRATE_ALONE
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.cli import main
-from zoo_ops.commands.demo import build_demo
 from zoo_ops.environment import Environment
 from zoo_ops.execute import execute_runbook
 
-REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).parent / "bad_inputs"
 CASE_FILES = sorted(CORPUS.glob("*.yaml"))
 KEYS = {"why", "argv", "exit", "error", "databases", "setup", "truss", "files", "config"}
-UNCHECKED_TABLES = {s.runs.name}
-ONE_ERROR_LINE = re.compile(r"^zoo-ops(?: [a-z_]+)*: error: ")
 
 
 def load_case(path: Path) -> dict[str, Any]:
@@ -72,20 +68,6 @@ def test_the_corpus_has_at_least_100_distinct_cases() -> None:
 
 
 # --- the environment a case runs in ---------------------------------------------------------
-
-
-def fingerprint(env: Environment) -> dict[str, str]:
-    """sha256 of every checked table's rows (sorted) and of the settings file's bytes."""
-    out: dict[str, str] = {}
-    with env.platform.engine.connect() as conn:
-        for table in s.metadata.sorted_tables:
-            if table.name in UNCHECKED_TABLES:
-                continue
-            rows = sorted(repr(tuple(map(str, r))) for r in conn.execute(select(table)).all())
-            out[table.name] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
-    settings = Path(env.config.settings.removeprefix("file:"))
-    out["settings"] = hashlib.sha256(settings.read_bytes()).hexdigest()
-    return out
 
 
 # The case's folders the command may write in, and the database's own files (the
@@ -229,50 +211,11 @@ def summarizer_app(env: Environment) -> str:
         )
 
 
-@pytest.fixture
-def case_env(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    write_config: Callable[[str], Path],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Callable[..., tuple[Environment, Path]]]:
-    made: list[Environment] = []
-
-    def make(db: str, extra_config: str = "") -> tuple[Environment, Path]:
-        url = (
-            f"sqlite:///{tmp_path / 'platform.db'}"
-            if db == "sqlite"
-            else str(request.getfixturevalue("postgres_url"))
-        )
-        trusses = tmp_path / "trusses"
-        shutil.copytree(REPO / "truss_models", trusses)
-        local = f"""
-[env.local]
-database_url = "{url}"
-settings = "file:{tmp_path / "state" / "dynamic-settings.yaml"}"
-state_dir = "{tmp_path / "state"}"
-truss_root = "{trusses}"
-executed_root = "{tmp_path / "executed"}"
-"""
-        write_config(local)
-        monkeypatch.chdir(tmp_path)
-        env = Environment.load("local")
-        build_demo(env, apps=6)
-        made.append(env)
-        if extra_config:  # after the build: a case's config may be one that cannot load
-            write_config(local + extra_config)
-        return env, trusses
-
-    yield make
-    for env in made:
-        env.dispose()
-
-
 @pytest.mark.parametrize(("case_path", "db"), PARAMS)
 def test_bad_input_is_refused_with_one_line_and_nothing_changed(
     case_path: Path,
     db: str,
-    case_env: Callable[..., tuple[Environment, Path]],
+    case_env: Callable[..., tuple[Environment, Path]],  # noqa: F811 - the imported fixture
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from support.envs import REPO
 from support.runs import CLI, MIGRATE_ALONE_ARGS, journal_count, user_proxies, wait_for
 
 from zoo_ops.adapters.platform import schema as s
@@ -45,8 +46,6 @@ def runs_of(env, step: str) -> list[RunRecord]:
 @pytest.fixture
 def sqlite_demo_env(tmp_path: Path, write_config: Callable[[str], Path]) -> Iterator[object]:
     """The demo on SQLite only: 20 kernels at once are a CPU bill worth paying once."""
-    from conftest import REPO_ROOT
-
     from zoo_ops.commands.demo import build_demo
     from zoo_ops.environment import Environment
 
@@ -56,7 +55,7 @@ def sqlite_demo_env(tmp_path: Path, write_config: Callable[[str], Path]) -> Iter
 database_url = "sqlite:///{tmp_path / "platform.db"}"
 settings = "file:{tmp_path / "state" / "dynamic-settings.yaml"}"
 state_dir = "{tmp_path / "state"}"
-truss_root = "{REPO_ROOT / "truss_models"}"
+truss_root = "{REPO / "truss_models"}"
 executed_root = "{tmp_path / "executed"}"
 """
     )

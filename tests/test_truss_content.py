@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_bad_inputs import ONE_ERROR_LINE, case_env, fingerprint  # noqa: F401 - fixture
+from support.bad_inputs import ONE_ERROR_LINE, case_env, fingerprint  # noqa: F401 - fixture
 
 from zoo_ops.adapters.serving.local import copy_truss
 from zoo_ops.adapters.truss_files import (

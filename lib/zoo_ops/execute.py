@@ -19,7 +19,6 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -43,11 +42,11 @@ from zoo_ops.domain.names import check_name
 from zoo_ops.domain.redaction import redact_parameters
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound, TrailUnwritable
+from zoo_ops.files import write_atomic
 from zoo_ops.kernel import KERNEL_MANAGER_CLASS, ensure_kernel
 from zoo_ops.services.attached import require_attached
 from zoo_ops.steps.parameters import convert_texts
 from zoo_ops.trail import canonical_step
-from zoo_ops.trail.names import STAMP_FORMAT
 from zoo_ops.trail.notebook import read_notebook_scraps
 from zoo_ops.trail.space import check_trail_writable
 from zoo_ops.trail.stores import TrailStoreError, join_url, store_for
@@ -370,16 +369,13 @@ def _reserve(
 ) -> tuple[RunRecord, Path, Path]:
     """Reserve a run row and its notebook name (atomically: a unique path in the runs
     table, and an exclusive create of its partial file); prove the trail writable."""
-    from zoo_ops.trail import executed_path
+    from zoo_ops.trail import executed_path, notebook_names
 
     env, model = str(params["env"]), str(params["model"])
-    at = datetime.now(UTC).replace(microsecond=0)
     # The folder a name gives, followed through links: a link inside the trail
     # (executed/ENV -> /etc) must not take the notebook out of it. Checked before the row.
-    resolve_inside(root, executed_path(root, env, model, step, at).parent)
-    for _ in range(RESERVE_ATTEMPTS):
-        out = executed_path(root, env, model, step, at)
-        at = _stamp_of(out, at) + timedelta(seconds=1)  # the next name, if this is taken
+    resolve_inside(root, executed_path(root, env, model, step).parent)
+    for out in notebook_names(root, env, model, step, attempts=RESERVE_ATTEMPTS):
         try:
             record = _reserve_row(runs, step, params, str(out))
         except NotebookPathTaken:
@@ -421,16 +417,13 @@ def _reserve_remote(
     """Reserve a run row holding the notebook's URL on the remote trail (unique in the
     runs table; a name another database's run already wrote in the bucket is skipped),
     and its spool file under the environment's state folder, where papermill writes."""
-    from zoo_ops.trail import executed_path
+    from zoo_ops.trail import notebook_names
 
     remote = str(config.executed_root_url)
     store = store_for(remote)
     spool_root = config.trail_spool_path
     env, model = str(params["env"]), str(params["model"])
-    at = datetime.now(UTC).replace(microsecond=0)
-    for _ in range(RESERVE_ATTEMPTS):
-        out = executed_path(spool_root, env, model, step, at)
-        at = _stamp_of(out, at) + timedelta(seconds=1)
+    for out in notebook_names(spool_root, env, model, step, attempts=RESERVE_ATTEMPTS):
         url = join_url(remote, env, model, out.name)
         try:
             record = _reserve_row(runs, step, params, url)
@@ -499,24 +492,15 @@ def _record_run_scrap(out: Path, record: RunRecord, exit_code: int) -> None:
     scrap = {**run_scrap_of(record, exit_code=exit_code), "recorded_by": "zoo-ops run"}
     cell.outputs = [scrap_output("run", scrap)]
     nb.cells.extend([note, cell])
-    staging = out.with_name(f".{out.name}.run-scrap")
     try:
-        staging.write_text(nbformat.writes(nb), encoding="utf-8")
-        os.replace(staging, out)
+        write_atomic(out, nbformat.writes(nb))
     except OSError:
-        staging.unlink(missing_ok=True)
+        pass
 
 
 def partial_path(out: Path) -> Path:
     """Where papermill writes ``out`` while the run lasts: hidden, not a trail name."""
     return out.with_name(f".{out.name}{PARTIAL_SUFFIX}")
-
-
-def _stamp_of(path: Path, default: datetime) -> datetime:
-    try:
-        return datetime.strptime(path.name.split("-", 1)[0], STAMP_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        return default
 
 
 def _refuse(runs: RunStore, record: RunRecord, err: errors.ZooOpsError) -> None:

@@ -14,12 +14,16 @@ a notebook of the trail, a truss's config.yaml or .truss_ignore):
 A link to a regular file is followed (whether a link may leave its folder is the
 caller's rule). Every refusal is :class:`FileRefused` whose text is one line saying
 why, for the caller to put in its own message.
+
+Writing a file zoo-ops owns is :func:`write_atomic`: a reader sees the old file or the new
+one, never half of one, and the new one survives a crash once the call returns.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 _READ_CHUNK = 1 << 20
@@ -86,3 +90,57 @@ def read_regular_bytes(path: Path | str, limit: int) -> bytes:
     if size > limit:
         raise FileRefused(f"larger than {limit} bytes; not read")
     return b"".join(chunks)
+
+
+NEW_FILE_MODE = 0o644
+
+
+def write_atomic(path: Path | str, data: bytes | str, *, mode: int | None = None) -> None:
+    """Replace (or create) ``path`` with ``data`` atomically and durably.
+
+    The folder is made if missing; the data goes to a temporary file beside ``path`` (a
+    rename across filesystems is not atomic), fsynced and given ``mode`` (None: the old
+    file's mode, ``0o644`` for a new file), renamed over ``path``, and the folder fsynced
+    so the rename itself survives a crash. The temporary file is removed on any failure.
+    ``str`` data is written as UTF-8.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = prepared_temp(path, data, mode=mode)
+    try:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def prepared_temp(path: Path, data: bytes | str, *, mode: int | None = None) -> Path:
+    """A hidden temporary file beside ``path`` holding ``data``, fsynced, with ``mode``
+    (None: ``path``'s mode, ``0o644`` when it does not exist): the first half of
+    :func:`write_atomic`, for a caller that checks something before its own swap."""
+    if mode is None:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            mode = NEW_FILE_MODE
+    content = data.encode("utf-8") if isinstance(data, str) else data
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(name, mode)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def fsync_dir(directory: Path) -> None:
+    """fsync a folder: a rename or a new name in it survives a crash."""
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -19,11 +19,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from zoo_ops.adapters.polling import poll
 from zoo_ops.cli.options import add_env_option, env_name
 from zoo_ops.errors import BadInput, StepFailed
 
@@ -132,8 +132,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def _wait_until_up(server: subprocess.Popen[bytes], status_url: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+    def answering() -> bool | None:
         if server.poll() is not None:
             raise StepFailed(
                 f"JupyterLab exited with {server.returncode} before answering; "
@@ -142,11 +141,13 @@ def _wait_until_up(server: subprocess.Popen[bytes], status_url: str) -> None:
         try:
             with urllib.request.urlopen(status_url, timeout=2) as reply:
                 if reply.status == 200:
-                    return
+                    return True
         except (urllib.error.URLError, OSError):
             pass
-        time.sleep(0.2)
-    raise StepFailed(f"JupyterLab did not answer within {START_TIMEOUT_S:.0f} s")
+        return None
+
+    if poll(answering, timeout_s=START_TIMEOUT_S, first_s=0.2, cap_s=0.2) is None:
+        raise StepFailed(f"JupyterLab did not answer within {START_TIMEOUT_S:.0f} s")
 
 
 def _stop(server: subprocess.Popen[bytes]) -> None:

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Table
-
 from zoo_ops.adapters.platform import introspect, versioning
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.config import EnvironmentConfig
@@ -24,6 +22,7 @@ from zoo_ops.errors import BadInput, GateClosed
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy import Table
 
     from zoo_ops.environment import Environment
 
@@ -93,7 +92,7 @@ def platform_differences(env: Environment) -> tuple[list[str], bool]:
     """Where the environment's platform tables differ from what zoo-ops reads and writes,
     and whether the database has none of them at all."""
     tables = platform_tables_for(env.config)
-    actual = introspect.reflected(env.platform.engine, [t.name for t in tables])
+    actual = env.platform.reflected([t.name for t in tables])
     found = differences(introspect.declared(tables), actual, inserted_into=INSERTED_INTO)
     return found, not actual
 
@@ -123,15 +122,14 @@ def init(env: Environment, *, confirm: str = "") -> InitResult:
             f"then rerun `zoo-ops init -e {env.name}`{demo}",
             found,
         )
-    engine = env.platform.engine
-    before = versioning.state(engine)
+    before = env.platform.zoo_ops_schema()
     if before.revision is not None and not versioning.is_known(before.revision):
         raise BadInput(
             f"environment {env.name!r} ({database}): zoo-ops's tables are at revision "
             f"{before.revision}, which this zoo-ops does not know (head {before.head}); "
             "a newer zoo-ops wrote them: upgrade zoo-ops"
         )
-    done = versioning.upgrade(engine)  # a no-op at head; the read-back either way
+    done = env.platform.upgrade_zoo_ops_schema()  # a no-op at head; the read-back either way
     return InitResult(
         env=env.name,
         database=database,

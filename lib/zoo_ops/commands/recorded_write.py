@@ -29,12 +29,9 @@ the environment is neither protected nor ``requires`` another; otherwise it is r
 from __future__ import annotations
 
 import getpass
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +39,20 @@ import pandas as pd
 
 from zoo_ops.adapters import known_secrets
 from zoo_ops.adapters.platform import schema as s
+from zoo_ops.adapters.platform.engine import database_missing
 from zoo_ops.adapters.platform.runs import DRY_RUN, SUCCEEDED, NotebookPathTaken, RunRecord
 from zoo_ops.adapters.truss_files import truss_content_hash
 from zoo_ops.domain.redaction import redact_parameters
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, ConflictError, GateClosed, StepFailed, ZooOpsError
+from zoo_ops.files import write_atomic
 from zoo_ops.runbook import outcome_for, run_scrap_of, scrap_output
 from zoo_ops.services.gate import GateResult, check_gate
-from zoo_ops.trail import executed_path, parse_trail_name
+from zoo_ops.trail import executed_path, notebook_names
 from zoo_ops.trail.mirror import url_of
 from zoo_ops.trail.space import check_trail_writable
 from zoo_ops.trail.stores import store_for
-from zoo_ops.trail.written import iso, table_output, written_notebook
+from zoo_ops.trail.written import iso, notebook_text, table_output, written_notebook
 
 _RESERVE_ATTEMPTS = 60
 
@@ -81,18 +80,10 @@ def can_record(env: Environment) -> bool:
 
     A SQLite file that does not exist is not created to find out (the answer is no).
     """
-    from sqlalchemy import inspect
-    from sqlalchemy.engine import make_url
-
+    if database_missing(env.config.database_url_resolved):
+        return False
     try:
-        url = make_url(env.config.database_url_resolved)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            database = Path(url.database)
-            if not database.is_absolute():
-                database = env.config.root / database
-            if not database.exists():
-                return False
-        return bool(inspect(env.platform.engine).has_table(s.runs.name))
+        return env.platform.has_table(s.runs.name)
     except Exception:  # noqa: BLE001 - an unreachable or absent database cannot record
         return False
 
@@ -191,15 +182,11 @@ def start_recording(
         return Recording(env, step, model, dry_run, None, None)
     root = env.config.executed_root_path
     remote = env.config.executed_root_url
-    at = datetime.now(UTC).replace(microsecond=0)
     if remote is not None:
         store_for(remote).probe(remote)  # a remote trail: written to the cache, then PUT
     else:
-        check_trail_writable(executed_path(root, env.name, model, step, at).parent)
-    for _ in range(_RESERVE_ATTEMPTS):
-        path = executed_path(root, env.name, model, step, at)
-        parsed = parse_trail_name(path)
-        at = (parsed[1] if parsed else at) + timedelta(seconds=1)  # the next name, if taken
+        check_trail_writable(executed_path(root, env.name, model, step).parent)
+    for path in notebook_names(root, env.name, model, step, attempts=_RESERVE_ATTEMPTS):
         try:
             record = env.runs.reserve(
                 step=step,
@@ -389,18 +376,7 @@ def _write_notebook(recording: Recording, record: RunRecord, run: dict[str, Any]
         zoo_ops={"command": record.step, "run_id": record.id},
     )
     path = recording.path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            nbformat.write(nb, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, notebook_text(nb))
     remote = recording.env.config.executed_root_url
     if remote is not None:
         # One PUT of the final bytes, read back; a failure is the caller's trail-unsaved.

@@ -20,7 +20,6 @@ name and renamed into place; a notebook already at that path is kept beside it
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +31,7 @@ from zoo_ops.commands.recorded_write import check_confirm
 from zoo_ops.config import trail_cache_path
 from zoo_ops.environment import Environment
 from zoo_ops.errors import BadInput, NotFound, StepFailed, ZooOpsError
+from zoo_ops.files import write_atomic
 from zoo_ops.migration.engine import migrations_of_run, result_for
 from zoo_ops.migration.plan import BACKWARDS, FORWARDS, MigrationRecord
 from zoo_ops.runbook import run_scrap_of, scrap_output
@@ -40,7 +40,7 @@ from zoo_ops.trail import executed_path
 from zoo_ops.trail.mirror import local_copy
 from zoo_ops.trail.notebook import UnreadableNotebook, read_notebook_scraps, read_trail_bytes
 from zoo_ops.trail.stores import TrailStoreError, is_remote, store_for
-from zoo_ops.trail.written import iso, table_output, written_notebook
+from zoo_ops.trail.written import iso, notebook_text, table_output, written_notebook
 
 SUCCEEDED = "succeeded"
 CRASHED = "crashed"
@@ -363,30 +363,30 @@ def _notebook(
 def _write_atomically(notebook: Any, path: Path) -> Path | None:
     """Write to a temporary file beside ``path``, then rename it into place. A file already
     at ``path`` stays, hard-linked (or copied) to ``NAME.before-recover``; returns that."""
-    import nbformat
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+    text = notebook_text(notebook)
     kept: Path | None = None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            nbformat.write(notebook, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            kept = _aside_name(path)
-            try:
-                os.link(path, kept)
-            except OSError:
-                import shutil
+    if path.exists():
+        kept = _aside_name(path)
+        try:
+            os.link(path, kept)
+        except OSError:
+            import shutil
 
-                shutil.copy2(path, kept)
-        os.replace(tmp, path)
+            shutil.copy2(path, kept)
+    try:
+        write_atomic(path, text)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if kept is not None and _same_file(path, kept):  # not replaced: no copy to keep
+            kept.unlink(missing_ok=True)
         raise
     return kept
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _aside_name(path: Path) -> Path:

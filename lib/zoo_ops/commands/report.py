@@ -37,7 +37,6 @@ import base64
 import json
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from zoo_ops.commands.status import (
     view_time,
 )
 from zoo_ops.errors import BadInput
+from zoo_ops.files import write_atomic
 from zoo_ops.plots.picture import Picture
 from zoo_ops.trail import (
     STEPS,
@@ -75,6 +75,7 @@ NOTEBOOK_CSS_NAME = "notebook.css"
 MANIFEST_NAME = ".report-manifest.json"
 # Bump when a page's look or header changes: every page is then rendered again.
 PAGE_FORMAT = 2
+PAGE_MODE = 0o644  # every file of the report, whatever was there: a report is for reading
 
 _PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js -%}{%- endblock html_head_js -%}
@@ -177,19 +178,6 @@ def page_relpath(entry: TrailEntry) -> str:
 
 def _href(relpath: str) -> str:
     return "/".join(quote(part) for part in relpath.split("/"))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a report is for reading
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- one notebook's page ----------------------------------------------------------------
@@ -538,11 +526,11 @@ def render_report(
             continue
         if renderer is None:
             renderer = PageRenderer()
-            _write_atomic(css_path, renderer.notebook_css())
-        _write_atomic(target, renderer.render(entry))
+            write_atomic(css_path, renderer.notebook_css(), mode=PAGE_MODE)
+        write_atomic(target, renderer.render(entry), mode=PAGE_MODE)
         result.rendered.append(target)
     if table.notebooks and not css_path.exists():
-        _write_atomic(css_path, PageRenderer().notebook_css())
+        write_atomic(css_path, PageRenderer().notebook_css(), mode=PAGE_MODE)
     for rel in sorted(set(old) - set(new_manifest)):
         stale = out_dir / rel
         # Only a page this report wrote: ENV/MODEL/NAME.html inside out_dir.
@@ -550,10 +538,9 @@ def render_report(
         if inside and rel.endswith(".html") and stale.is_file():
             stale.unlink()
             result.removed.append(stale)
-    _write_atomic(result.index, index_html(table, pages, datetime.now(UTC)))
-    _write_atomic(
-        manifest_path, json.dumps({"format": PAGE_FORMAT, "pages": new_manifest}, indent=0)
-    )
+    write_atomic(result.index, index_html(table, pages, datetime.now(UTC)), mode=PAGE_MODE)
+    manifest = json.dumps({"format": PAGE_FORMAT, "pages": new_manifest}, indent=0)
+    write_atomic(manifest_path, manifest, mode=PAGE_MODE)
     return result
 
 

@@ -443,21 +443,6 @@ def status(
 # --- reading each environment's runs table ----------------------------------------------
 
 
-def _database_missing(env: Environment) -> str | None:
-    """Why ``env``'s database is not there to read (a SQLite file never created), else None.
-    Reading must never create it."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        url = make_url(env.config.database_url_resolved)
-    except Exception:  # noqa: BLE001 - a bad URL is the same verdict: not read
-        return "database URL not readable"
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        if not Path(url.database).exists():
-            return "no database yet"
-    return None
-
-
 def migration_lookup(env: Environment) -> MigrationLookup:
     """The migration a run of 03/04 left: (migration id, status), from the migration
     record that names the run (else the one the run's notebook names)."""
@@ -525,7 +510,9 @@ def version_applications(env: Environment, model: str | None = None) -> list[Ver
 def env_runs(env: Environment, model: str | None = None, *, detail: bool = False) -> EnvRuns:
     """``env``'s runs table (one query) and its model zoo's names, for :func:`status`;
     with ``detail``, also what each run moved and the applications per version."""
-    missing = _database_missing(env)
+    from zoo_ops.adapters.platform.engine import database_missing
+
+    missing = database_missing(env.config.database_url_resolved)
     if missing:
         return EnvRuns(env.name, None, problem=missing)
     try:

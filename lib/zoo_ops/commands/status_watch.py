@@ -38,7 +38,7 @@ class RunInProgress:
     step: str
     run_id: str
     operator: str
-    started_at: datetime
+    started_at: datetime  # aware UTC: the column is a UTCDateTime
     migration_id: str | None = None
     direction: str | None = None
     moved: int | None = None
@@ -76,8 +76,7 @@ def runs_in_progress(env: Environment, model: str | None = None) -> list[RunInPr
 
 def progress_line(run: RunInProgress, now: datetime) -> str:
     """One line: where, what, who, for how long, and the migration's moved/total."""
-    started = run.started_at if run.started_at.tzinfo else run.started_at.replace(tzinfo=UTC)
-    elapsed = max(0, int((now - started).total_seconds()))
+    elapsed = max(0, int((now - run.started_at).total_seconds()))
     line = (
         f"{run.env} {run.model} {run.step} run {run.run_id} by {run.operator}, "
         f"running for {elapsed // 60}m{elapsed % 60:02d}s"

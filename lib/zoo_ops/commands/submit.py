@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from zoo_ops.adapters.kube_client import LazyClient, call_api
+from zoo_ops.adapters.polling import poll
 from zoo_ops.commands.recorded_write import check_confirm
 from zoo_ops.config import CONFIG_ENV_VAR, CONFIG_FILE_NAME
 from zoo_ops.domain.job_manifest import (
@@ -167,7 +168,8 @@ def follow(
     batch, core = client.api("BatchV1Api"), client.api("CoreV1Api")
     where = f"Job {job.namespace}/{job.name}"
     said = ""
-    while True:
+
+    def probe() -> JobOutcome | None:
         current = call_api(where, "read", batch.read_namespaced_job, job.name, job.namespace)
         ended = finished(current)
         pod = _pod_of(core, job)
@@ -175,10 +177,16 @@ def follow(
         if ended is not None:
             return _outcome(core, job, current, pod, ended)
         line = f"{where}: pod {pod.metadata.name if pod else '(not yet)'} {phase}"
+        nonlocal said
         if line != said:
             on_wait(line)
             said = line
-        time.sleep(poll_s)
+        return None
+
+    # No deadline: the Job's own activeDeadlineSeconds ends it; every poll_s, not backing off.
+    outcome = poll(probe, timeout_s=math.inf, first_s=poll_s, cap_s=poll_s)
+    assert outcome is not None  # an endless wait returns only with an answer
+    return outcome
 
 
 def _pod_of(core: Any, job: SubmittedJob) -> Any:

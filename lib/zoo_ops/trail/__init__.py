@@ -10,6 +10,7 @@ from zoo_ops.trail.names import (
     STEPS,
     canonical_step,
     executed_path,
+    notebook_names,
     parse_trail_name,
     trail_notebooks,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "effective_outcome",
     "executed_path",
     "join_runs",
+    "notebook_names",
     "parse_trail_name",
     "read_entry",
     "read_notebook_at",

@@ -15,10 +15,10 @@ runs table names). A bucket that cannot be listed is an error, never an old answ
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 from zoo_ops.config import trail_cache_path
+from zoo_ops.files import write_atomic
 from zoo_ops.trail.stores import Stored, TrailStoreError, is_remote, store_for
 
 TAG_SUFFIX = ".etag"
@@ -41,13 +41,7 @@ def _tag_text(stored: Stored) -> str:
 
 def _download(url: str, path: Path, stored: Stored) -> None:
     data = store_for(url).get_bytes(url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        staging.write_bytes(data)
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
+    write_atomic(path, data)
     # The tag is written after the copy: a crash between leaves a copy with an old or no
     # tag, which the next sync downloads again.
     _tag_file(path).write_text(_tag_text(stored), encoding="utf-8")

@@ -10,6 +10,7 @@ another environment's folder).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -64,6 +65,22 @@ def executed_path(
         at = at.replace(microsecond=0) + _ONE_SECOND
         path = confined(folder, f"{at.strftime(STAMP_FORMAT)}-{step}.ipynb")
     return path
+
+
+def notebook_names(
+    executed_root: Path, env: str, model: str, step: str, *, attempts: int
+) -> Iterator[Path]:
+    """The names to try, in turn, for the notebook of a run of ``step`` starting now: the
+    first free one (:func:`executed_path`), then -- each time the caller finds the name
+    taken (another process's run row holds it) and asks for the next -- the first free
+    one a second later; ``attempts`` names in all. The one "next free notebook name"
+    loop of ``zoo-ops run``, ``zoo-ops submit``'s runs and the recorded commands."""
+    at = datetime.now(UTC).replace(microsecond=0)
+    for _ in range(attempts):
+        path = executed_path(executed_root, env, model, step, at)
+        yield path
+        parsed = parse_trail_name(path)
+        at = (parsed[1] if parsed else at) + _ONE_SECOND
 
 
 def parse_trail_name(path: Path) -> tuple[str, datetime] | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from zoo_ops.errors import TrailUnwritable
+from zoo_ops.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,7 @@ class LocalStore:
     """A folder on this machine."""
 
     def put_bytes(self, url: str, data: bytes) -> Stored:
-        path = Path(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            staging.write_bytes(data)
-            os.replace(staging, path)
-        finally:
-            staging.unlink(missing_ok=True)
+        write_atomic(url, data)
         stored = self.stat(url)
         if stored is None:
             raise TrailStoreError(f"{url} is missing right after it was written")

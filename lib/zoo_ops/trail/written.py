@@ -51,3 +51,11 @@ def written_notebook(
     nb.metadata["papermill"] = papermill
     nb.metadata["zoo_ops"] = zoo_ops
     return nb
+
+
+def notebook_text(nb: Any) -> str:
+    """The text of ``nb``'s file, as ``nbformat.write`` writes it (ending in a newline)."""
+    import nbformat
+
+    text = str(nbformat.writes(nb))
+    return text if text.endswith("\n") else text + "\n"

@@ -32,6 +32,20 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def database_missing(url: str) -> str | None:
+    """Why the database at ``url`` is not there to read, else None: a SQLite file never
+    created ("no database yet"), a URL that does not parse. Reading must never create the
+    file, and connecting to SQLite would."""
+    try:
+        parsed = make_url(normalize_url(url))
+    except Exception:  # noqa: BLE001 - a bad URL is the same verdict: not read
+        return "database URL not readable"
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).exists():
+            return "no database yet"
+    return None
+
+
 def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
 

@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Executable, and_, func, insert, select, update
+from sqlalchemy import Connection, Executable, and_, func, insert, inspect, select, update
 from sqlalchemy.engine import Engine
 
+from zoo_ops.adapters.platform import introspect, versioning
 from zoo_ops.adapters.platform import schema as s
-from zoo_ops.adapters.platform import versioning
 from zoo_ops.adapters.platform.schema import utcnow
 from zoo_ops.domain.ids import new_id
+from zoo_ops.domain.platform_schema import ColumnSpec
 from zoo_ops.errors import NotFound, StepFailed
 
 __all__ = [
@@ -120,6 +121,18 @@ class PlatformStore:
     def zoo_ops_schema(self) -> versioning.SchemaState:
         """The revision of zoo-ops's own tables and which of them exist (reads only)."""
         return versioning.state(self.engine)
+
+    def upgrade_zoo_ops_schema(self) -> versioning.Upgrade:
+        """Bring zoo-ops's own tables to head (a no-op at head); the read-back either way."""
+        return versioning.upgrade(self.engine)
+
+    def has_table(self, name: str) -> bool:
+        """Whether the database has a table ``name``."""
+        return bool(inspect(self.engine).has_table(name))
+
+    def reflected(self, names: Iterable[str]) -> dict[str, dict[str, ColumnSpec]]:
+        """The columns of those of ``names`` the database has, as the platform made them."""
+        return introspect.reflected(self.engine, names)
 
     # --- organizations and users ----------------------------------------------------
 

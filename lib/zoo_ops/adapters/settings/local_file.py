@@ -39,7 +39,6 @@ import json
 import os
 import reprlib
 import sys
-import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ import yaml
 from zoo_ops.adapters.settings import ConditionalStore, SettingsSnapshot, WriteConflict
 from zoo_ops.domain.bounded_yaml import DocumentRefused, load_bounded, one_line
 from zoo_ops.errors import BadInput, ConflictError, NotFound, SettingsError
+from zoo_ops.files import fsync_dir, prepared_temp, write_atomic
 
 DEFAULT_NAME = "baseten-django-dynamic-settings"
 DEFAULT_NAMESPACE = "baseten"
@@ -130,47 +130,13 @@ def dump_manifest(manifest: Mapping[str, Any]) -> bytes:
     return text.encode("utf-8")
 
 
-def atomic_write(path: Path, content: bytes) -> None:
-    """Replace ``path`` with ``content`` atomically and durably (no precondition).
-
-    Temp file in the same directory (a rename across filesystems is not atomic), written
-    and fsynced, given the old file's mode, renamed over ``path``, then the directory
-    fsynced so the rename itself survives a crash.
-    """
-    tmp = _prepared_temp(path, content)
-    try:
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
 def _prepared_temp(path: Path, content: bytes) -> Path:
     """A temp file beside ``path`` holding ``content``, fsynced, with ``path``'s mode.
 
     Everything slow (writing, fsync) happens here, BEFORE the last comparison, so the
     window between "the file is still what we read" and the swap is a few syscalls.
     """
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(name, mode)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return Path(name)
-
-
-def _fsync_dir(directory: Path) -> None:
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    return prepared_temp(path, content)
 
 
 _AT_FDCWD = -100
@@ -238,7 +204,7 @@ def conditional_replace(path: Path, expected: bytes, content: bytes) -> None:
         raise WriteConflict(str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _put_back(path: Path, displaced: Path, ours: bytes) -> None:
@@ -263,7 +229,7 @@ def _replace_then_check(path: Path, tmp: Path, expected: bytes, content: bytes) 
         old.seek(0)
         edited = old.read()
     if edited != expected and _read_or_none(path) == content:
-        atomic_write(path, edited)
+        write_atomic(path, edited)
         raise WriteConflict(str(path))
 
 
@@ -373,7 +339,7 @@ class LocalConfigMapFile(ConditionalStore):
                 "metadata": {"name": name, "namespace": namespace, "resourceVersion": rv},
                 "data": dict(data),
             }
-            atomic_write(store.path, dump_manifest(manifest))
+            write_atomic(store.path, dump_manifest(manifest))
         return store
 
     # -- ConditionalStore --------------------------------------------------------------
