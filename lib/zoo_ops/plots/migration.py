@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
-from zoo_ops.plots.picture import Picture
+from zoo_ops.plots.picture import Picture, nothing_to_draw
 
 if TYPE_CHECKING:  # the data's types only: plots import no step or engine
     from zoo_ops.migration.engine import BatchTiming
@@ -24,8 +24,7 @@ def migration_over_time(timings: Sequence[BatchTiming], *, dry_run: bool = False
     if not timings:
         why = "dry run: nothing moved" if dry_run else "nothing to move: no batches ran"
         for ax in (moved_ax, lock_ax):
-            ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
-            ax.set_axis_off()
+            nothing_to_draw(ax, why)
         return Picture(fig)
     moved_ax.step(
         [0.0, *(t.seconds for t in timings)], [0, *(t.moved_total for t in timings)], where="post"

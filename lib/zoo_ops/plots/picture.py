@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -24,3 +25,9 @@ class Picture:
 
     def _repr_png_(self) -> bytes:
         return self.png()
+
+
+def nothing_to_draw(ax: Axes, why: str) -> None:
+    """An empty plot that says why it is empty, instead of bare axes."""
+    ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()

@@ -12,7 +12,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from zoo_ops.plots.picture import Picture
+from zoo_ops.plots.picture import Picture, nothing_to_draw
 
 if TYPE_CHECKING:  # the data's type only: plots import no command
     from zoo_ops.commands.status import VersionApplications
@@ -52,8 +52,7 @@ def runs_timeline(env: str, marks: Sequence[RunMark], steps: Sequence[str]) -> P
     ax = fig.add_subplot()
     ax.set_title(f"{env}: runs by model and step")
     if not rows:
-        ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
+        nothing_to_draw(ax, "no runs")
         return Picture(fig)
     y_of = {row: i for i, row in enumerate(rows)}
     present: dict[str, tuple[str, str]] = {}
@@ -91,8 +90,7 @@ def applications_per_version(env: str, versions: Sequence[VersionApplications]) 
     ax = fig.add_subplot()
     ax.set_title(f"{env}: applications on each zoo version")
     if not versions:
-        ax.text(0.5, 0.5, "no zoo versions", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
+        nothing_to_draw(ax, "no zoo versions")
         return Picture(fig)
     labels, heights = [], []
     for i, v in enumerate(versions):
