@@ -65,6 +65,19 @@ class Recovered:
     problem: str | None  # why the run's own notebook could not be used
     scraps: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def of(cls, record: Any, outcome: str, path: Path | str, **rest: Any) -> Recovered:
+        """What was written for run ``record`` (a runs-table row)."""
+        return cls(
+            run_id=record.id,
+            step=record.step,
+            model=record.model,
+            env=record.env,
+            outcome=outcome,
+            path=path,
+            **rest,
+        )
+
     def to_frame(self) -> pd.DataFrame:
         rows = [
             ("run", self.run_id),
@@ -153,13 +166,10 @@ def recover_run(
     elif own is None or target != own:
         _record_path(env, record.id, target)
     affected = scraps.get("affected_count", scraps.get("reverted_count"))
-    return Recovered(
-        run_id=record.id,
-        step=record.step,
-        model=record.model,
-        env=record.env,
-        outcome=outcome,
-        path=url or target,
+    return Recovered.of(
+        record,
+        outcome,
+        url or target,
         migration_id=migration.id if migration else None,
         affected_count=int(affected) if isinstance(affected, int) else None,
         kept_aside=kept,
@@ -205,13 +215,10 @@ def _upload_spool(env: Environment, record: Any, outcome: str, url: str) -> Reco
     data = spool.read_bytes()
     _put(url, data)
     spool.unlink(missing_ok=True)
-    return Recovered(
-        run_id=record.id,
-        step=record.step,
-        model=record.model,
-        env=record.env,
-        outcome=outcome,
-        path=url,
+    return Recovered.of(
+        record,
+        outcome,
+        url,
         migration_id=None,
         affected_count=None,
         kept_aside=None,

@@ -492,19 +492,8 @@ def movements(env: Environment) -> dict[str, Movement]:
 
 def version_applications(env: Environment, model: str | None = None) -> list[VersionApplications]:
     """Every version of every zoo model (or ``model``), oldest first, with the user
-    applications proxying it now."""
-    store = env.platform
-    out: list[VersionApplications] = []
-    for oracle in store.zoo_models():
-        if model is not None and oracle.name != model:
-            continue
-        versions = store.versions_of(oracle.id)
-        counts = store.proxy_counts(v.id for v in versions)
-        out.extend(
-            VersionApplications(oracle.name, v.id, counts[v.id], v.id == oracle.current_version_id)
-            for v in versions
-        )
-    return out
+    applications proxying it now (one query)."""
+    return [VersionApplications(*row) for row in env.platform.zoo_version_applications(model)]
 
 
 def env_runs(env: Environment, model: str | None = None, *, detail: bool = False) -> EnvRuns:

@@ -10,13 +10,12 @@ makes. Secrets are never selected.
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.engine import Engine
 
+from zoo_ops.adapters.platform import queries
 from zoo_ops.adapters.platform import schema as s
 
-_ZOO = s.oracles.alias("zoo")
-_ZOO_VERSION = s.oracle_versions.alias("zoo_version")
 _USER_VERSION = s.oracle_versions.alias("user_version")
 
 
@@ -25,44 +24,11 @@ def _frame(engine: Engine, query: Select) -> pd.DataFrame:  # type: ignore[type-
         return pd.read_sql(query, conn)
 
 
-def _zoo_models_query() -> Select:  # type: ignore[type-arg]
-    """The admin organization's model zoo oracles."""
-    return (
-        select(_ZOO.c.id, _ZOO.c.name, _ZOO.c.current_version_id)
-        .join(s.organizations, s.organizations.c.id == _ZOO.c.organization_id)
-        .where(_ZOO.c.is_model_zoo.is_(True), s.organizations.c.is_admin.is_(True))
-    )
-
-
 def zoo_versions(engine: Engine, model: str | None = None) -> pd.DataFrame:
     """Every version of every zoo model (or of ``model``), oldest first, with its
     applications: ``model, version_id, status, kind, truss_hash, current, applications,
-    created_at``. ``kind`` is ``truss`` for a version with a truss hash, else ``legacy``."""
-    zoo = _zoo_models_query().subquery()
-    apps = (
-        select(_USER_VERSION.c.proxy_model_version_id.label("vid"), func.count().label("n"))
-        .where(_USER_VERSION.c.proxy_model_version_id.is_not(None))
-        .group_by(_USER_VERSION.c.proxy_model_version_id)
-        .subquery()
-    )
-    query = (
-        select(
-            zoo.c.name.label("model"),
-            _ZOO_VERSION.c.id.label("version_id"),
-            _ZOO_VERSION.c.status,
-            case((_ZOO_VERSION.c.truss_hash.is_(None), "legacy"), else_="truss").label("kind"),
-            _ZOO_VERSION.c.truss_hash,
-            (_ZOO_VERSION.c.id == zoo.c.current_version_id).label("current"),
-            func.coalesce(apps.c.n, 0).label("applications"),
-            _ZOO_VERSION.c.created_at,
-        )
-        .join(zoo, zoo.c.id == _ZOO_VERSION.c.oracle_id)
-        .outerjoin(apps, apps.c.vid == _ZOO_VERSION.c.id)
-        .order_by(zoo.c.name, _ZOO_VERSION.c.created_at, _ZOO_VERSION.c.id)
-    )
-    if model is not None:
-        query = query.where(zoo.c.name == model)
-    frame = _frame(engine, query)
+    created_at`` (:func:`queries.zoo_versions_query`)."""
+    frame = _frame(engine, queries.zoo_versions_query(model))
     frame["current"] = frame["current"].astype(bool)
     return frame
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Executable, and_, func, insert, inspect, select, update
 from sqlalchemy.engine import Engine
 
-from zoo_ops.adapters.platform import introspect, versioning
+from zoo_ops.adapters.platform import introspect, queries, versioning
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.schema import utcnow
 from zoo_ops.domain.ids import new_id
@@ -345,6 +345,15 @@ class PlatformStore:
                 .order_by(s.oracle_versions.c.id)
             ).all()
         return [_version(r) for r in rows]
+
+    def zoo_version_applications(
+        self, model: str | None = None
+    ) -> list[tuple[str, str, int, bool]]:
+        """``(model, version_id, applications, current)`` of every zoo version (of
+        ``model``), oldest first: one statement (:func:`queries.zoo_versions_query`)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(queries.zoo_versions_query(model)).all()
+        return [(r.model, r.version_id, int(r.applications), bool(r.current)) for r in rows]
 
     def proxy_counts(self, version_ids: Iterable[str]) -> dict[str, int]:
         ids = list(version_ids)
