@@ -17,9 +17,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, create_engine, func, insert, inspect, select, text
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
 from support.envs import env_table
 from support.platform_db import (
     PLATFORM_TABLE_NAMES,
@@ -41,7 +55,10 @@ from zoo_ops.trail import read_scraps
 
 REPO = Path(__file__).resolve().parent.parent
 ZOO_OPS_TABLES = {t.name for t in s.ZOO_OPS_TABLES} | {versioning.VERSION_TABLE}
-HEAD = "0001_baseline"
+ZOO_OPS_VIEWS = {v.name for v in s.ZOO_OPS_VIEWS}
+BASELINE = "0001_baseline"
+HEAD = "0002_batch_journal"
+CREATED = f"({len(s.ZOO_OPS_TABLES) + len(s.ZOO_OPS_VIEWS)} created)"  # tables and views
 DB_PASSWORD = "init-pw-Zq7-never-shown"
 
 
@@ -92,6 +109,26 @@ def _zoo_ops_metadata() -> MetaData:
     return only
 
 
+def _zoo_ops_0_1_metadata() -> MetaData:
+    """zoo-ops's tables as zoo-ops 0.1 made them with create_all, before Alembic: the
+    journal was a table of one row per moved user version."""
+    only = MetaData()
+    for table in s.ZOO_OPS_TABLES:
+        if table is not s.migration_batches:
+            table.to_metadata(only)
+    Table(
+        "zoo_ops_migration_journal",
+        only,
+        Column("migration_id", String(32), primary_key=True),
+        Column("oracle_version_id", String(32), primary_key=True),
+        Column("previous_proxy", String(32), nullable=True),
+        Column("new_proxy", String(32), nullable=True),
+        Column("batch", Integer, nullable=False),
+        Index("zoo_ops_journal_version_idx", "oracle_version_id"),
+    )
+    return only
+
+
 def _describe(url: str) -> dict[str, object]:
     """Every zoo-ops table as the inspector sees it: columns, primary key, indexes, uniques."""
     engine = create_engine(normalize_url(url))
@@ -127,6 +164,7 @@ def test_the_baseline_makes_exactly_what_create_all_makes(database_url: str) -> 
                 _zoo_ops_metadata(),
             )
         assert set(inspect(engine).get_table_names()) == ZOO_OPS_TABLES  # nothing else
+        assert set(inspect(engine).get_view_names()) == ZOO_OPS_VIEWS
     finally:
         engine.dispose()
     assert (state.revision, state.head, state.missing) == (HEAD, HEAD, ())
@@ -148,14 +186,23 @@ def test_the_baseline_makes_exactly_what_create_all_makes(database_url: str) -> 
         assert {n: d["indexes"] for n, d in by_alembic.items()} == declared  # type: ignore[index]
 
 
-def test_the_head_is_the_baseline_and_a_create_all_database_is_adopted(database_url: str) -> None:
-    """A database made by zoo-ops before Alembic keeps its tables and rows; it is stamped."""
+def test_a_create_all_database_is_adopted_by_the_baseline_and_upgraded(database_url: str) -> None:
+    """A database made by zoo-ops before Alembic keeps its tables and rows (its journal
+    rows too, folded into batches); it is stamped at the baseline and upgraded to head."""
     assert versioning.head_revision() == HEAD
     engine = make_engine(database_url)
+    journal = [("m1", f"u{i:03d}", "old", "new", 1 + i // 4) for i in range(10)]
     try:
-        _zoo_ops_metadata().create_all(engine)
+        _zoo_ops_0_1_metadata().create_all(engine)
         with engine.begin() as conn:
             conn.execute(insert(s.meta).values(key="made-before-alembic", value="kept"))
+            conn.execute(
+                text(
+                    "INSERT INTO zoo_ops_migration_journal (migration_id, oracle_version_id, "
+                    "previous_proxy, new_proxy, batch) VALUES (:m, :u, :p, :n, :b)"
+                ),
+                [dict(zip("mupnb", row, strict=True)) for row in journal],
+            )
         before = versioning.state(engine)
         adopted = versioning.upgrade(engine)
         with engine.connect() as conn:
@@ -163,11 +210,20 @@ def test_the_head_is_the_baseline_and_a_create_all_database_is_adopted(database_
             version_rows = conn.execute(
                 text(f"SELECT COUNT(*) FROM {versioning.VERSION_TABLE}")
             ).scalar_one()
+            folded = conn.execute(
+                text(
+                    "SELECT migration_id, oracle_version_id, previous_proxy, new_proxy, batch "
+                    "FROM zoo_ops_migration_journal ORDER BY oracle_version_id"
+                )
+            ).all()
         again = versioning.upgrade(engine)
     finally:
         engine.dispose()
-    assert before.revision is None and before.missing == ()
-    assert adopted.before == before and adopted.created == ()  # adopted, not recreated
+    assert before.revision is None
+    assert before.missing == ("zoo_ops_migration_batch",)  # 0.1 had the per-row journal
+    # adopted, not recreated: only the batch table is new (the journal became its view)
+    assert adopted.before == before and adopted.created == ("zoo_ops_migration_batch",)
+    assert [tuple(r) for r in folded] == journal
     assert adopted.after.revision == HEAD and kept == ["kept"] and version_rows == 1
     assert again.before == again.after == adopted.after and again.created == ()
 
@@ -189,7 +245,7 @@ def test_init_attaches_a_platform_database_creating_only_zoo_ops_tables(
     assert before == set(PLATFORM_TABLE_NAMES)
     assert first.returncode == 0, first.stderr
     assert after - before == ZOO_OPS_TABLES and before <= after
-    assert f"upgraded from revision none to {HEAD} (6 created)" in first.stdout
+    assert f"upgraded from revision none to {HEAD} {CREATED}" in first.stdout
     assert second.returncode == 0, second.stderr
     assert f"already at revision {HEAD}" in second.stdout
     assert table_names(url) == after
@@ -409,7 +465,7 @@ def test_staging_and_prod_attach_separately_and_concurrent_inits_agree(
     attached = zoo_ops("init", "-e", "prod", "--confirm", "prod", cwd=tmp_path)
 
     assert [p.returncode for p in both] == [0, 0], [p.stderr for p in both]
-    said = sorted("(6 created)" in p.stdout for p in both)
+    said = sorted(CREATED in p.stdout for p in both)
     assert said == [False, True], [p.stdout for p in both]  # the other: already at head
     assert table_names(staging.url) == set(PLATFORM_TABLE_NAMES) | ZOO_OPS_TABLES
     assert refused.returncode == 2 and "pass --confirm prod" in refused.stderr
@@ -465,3 +521,54 @@ def test_extra_tables_and_nullable_or_defaulted_extra_columns_are_fine() -> None
     # zoo-ops expects NOT NULL, the database allows NULL: reads still work.
     loose = {"t": {"id": ps.ColumnSpec(ps.STRING, 32, nullable=True)}}
     assert ps.differences(expected, loose, inserted_into=["t"]) == []
+
+
+def test_the_batch_journal_revision_keeps_every_journal_row_both_ways(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Revision 0002 down to the per-row journal table and up again loses no row, and a
+    migration journaled before the round trip is still reverted exactly after it."""
+    from support.migration import build_platform, proxies
+
+    from zoo_ops.config import EnvironmentConfig
+    from zoo_ops.environment import Environment
+    from zoo_ops.migration import engine as m
+
+    env = Environment(EnvironmentConfig(name="local", root=tmp_path, database_url=database_url))
+    try:
+        platform = build_platform(env, apps=60)
+        before = proxies(platform.engine)
+        forward = m.forward_migrate(
+            env, "iris", old_version_id=platform.old, new_version_id=platform.new,
+            batch_size=7, progress=False,
+        )  # fmt: skip
+        journal_sql = text(
+            "SELECT migration_id, oracle_version_id, previous_proxy, new_proxy, batch "
+            "FROM zoo_ops_migration_journal ORDER BY oracle_version_id"
+        )
+        with platform.engine.connect() as conn:
+            journaled = conn.execute(journal_sql).all()
+        config = versioning._config()
+        with platform.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, BASELINE)
+        insp = inspect(platform.engine)
+        down_tables, down_views = set(insp.get_table_names()), set(insp.get_view_names())
+        with platform.engine.connect() as conn:
+            unfolded = conn.execute(journal_sql).all()
+        upgraded = versioning.upgrade(platform.engine)
+        with platform.engine.connect() as conn:
+            refolded = conn.execute(journal_sql).all()
+        back = m.revert_migration(
+            env, "iris", forward_migration_id=forward.migration_id or "", scope="recorded",
+            progress=False,
+        )  # fmt: skip
+        after = proxies(platform.engine)
+    finally:
+        env.dispose()
+    assert len(journaled) == 60 and {r.batch for r in journaled} == set(range(1, 10))
+    assert "zoo_ops_migration_journal" in down_tables and not down_views & ZOO_OPS_VIEWS
+    assert "zoo_ops_migration_batch" not in down_tables
+    assert unfolded == journaled == refolded
+    assert upgraded.before.revision == BASELINE and upgraded.after.revision == HEAD
+    assert back.moved_count == 60 and after == before

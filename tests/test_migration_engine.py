@@ -21,6 +21,7 @@ from zoo_ops.migration import batches
 from zoo_ops.migration import engine as m
 from zoo_ops.migration import store as msql
 from zoo_ops.migration.plan import ABANDONED, DONE, OPEN, MigrationPlan
+from zoo_ops.migration.sizing import FIRST_AUTO_SIZE
 
 
 @pytest.fixture
@@ -217,6 +218,32 @@ def test_a_bad_batch_size_is_refused(platform: Platform, batch_size: Any) -> Non
     assert zoo_ops_state(platform.engine) == (0, 0, 0)
 
 
+def batch_rows(result: m.MigrationResult) -> list[int]:
+    totals = [t.moved_total for t in result.batch_timings]
+    return [b - a for a, b in zip([0, *totals], totals, strict=False)]
+
+
+def test_auto_batches_follow_the_lock_budget_both_ways(local_env: Environment) -> None:
+    """batch_size="auto" (the default): a tight lock budget gives many small batches, a
+    loose one few large ones; every row moves and comes back either way."""
+    p = build_platform(local_env, apps=20_000)
+    before = table_checksum(p.engine)
+    tight = forward(p, batch_size="auto", lock_budget_ms=1)
+    loose = m.revert_migration(
+        p.env, "iris", forward_migration_id=tight.migration_id or "", scope="recorded",
+        lock_budget_ms=60_000, progress=False,
+    )  # fmt: skip
+    assert tight.moved_count == loose.moved_count == 20_000
+    assert table_checksum(p.engine) == before
+    tight_rows, loose_rows = batch_rows(tight), batch_rows(loose)
+    assert sum(tight_rows) == sum(loose_rows) == 20_000
+    assert len(tight_rows) > len(loose_rows)
+    assert max(tight_rows[1:]) < max(loose_rows)
+    # A loose budget grows from the first size, at most doubling each batch.
+    assert loose_rows[0] == FIRST_AUTO_SIZE
+    assert all(b <= 2 * a for a, b in zip(loose_rows, loose_rows[1:], strict=False))
+
+
 def test_reverting_twice_or_reverting_a_revert_is_refused(platform: Platform) -> None:
     p = platform
     result = forward(p)
@@ -351,14 +378,21 @@ def test_postgres_batches_pick_through_the_proxy_index(postgres_url: str) -> Non
             assert conn.exec_driver_sql("SHOW enable_seqscan").scalar() == "on"
             conn.exec_driver_sql("SET enable_seqscan = off")
             conn.exec_driver_sql("SET enable_bitmapscan = off")
-            plan = "\n".join(
-                r[0]
-                for r in conn.execute(
-                    text("EXPLAIN " + batches._PG_MOVE_ALL),
-                    {"mid": "x", "source": "a", "target": "b", "n": 10, "batch": 1},
+            params = {"mid": "x", "source": "a", "target": "b", "n": 10, "batch": 1}
+            plan, recorded = (
+                "\n".join(
+                    r[0]
+                    for r in conn.execute(
+                        text("EXPLAIN " + batches.pg_statement(scope)),
+                        {**params, "fwd": "f", "after": 0},
+                    )
                 )
+                for scope in (False, True)
             )
             conn.rollback()
     finally:
         engine.dispose()
     assert "oracles_oracleversion_proxy_idx" in plan and "Seq Scan" not in plan
+    # The recorded scope walks the forward migration's batch rows by their primary key
+    # (in batch order, so LIMIT stops early), never a whole-table scan.
+    assert "zoo_ops_migration_batch_pkey" in recorded and "Seq Scan" not in recorded, recorded

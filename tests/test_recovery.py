@@ -82,25 +82,27 @@ def unfinish_run(env: Any, run_id: str) -> None:
 
 def reopen_with_tail_undone(env: Any, migration_id: str, keep: int) -> list[str]:
     """The migration as a crash after ``keep`` committed rows leaves it: the later rows back
-    on their previous proxy and out of the journal, the record open. Returns those rows."""
+    on their previous proxy and their batches out of the journal, the record open (a crash
+    loses whole batches: ``keep`` must end on a batch boundary). Returns those rows."""
     j = s.migration_journal.c
     with env.platform.engine.begin() as conn:
         rows = conn.execute(
-            select(j.oracle_version_id, j.previous_proxy)
+            select(j.oracle_version_id, j.previous_proxy, j.batch)
             .where(j.migration_id == migration_id)
-            .order_by(j.oracle_version_id)
+            .order_by(j.batch, j.oracle_version_id)
         ).all()
         tail = rows[keep:]
-        for ovid, previous in tail:
+        lost = {r.batch for r in tail}
+        assert not lost & {r.batch for r in rows[:keep]}, "keep splits a batch"
+        for ovid, previous, _ in tail:
             conn.execute(
                 update(s.oracle_versions)
                 .where(s.oracle_versions.c.id == ovid)
                 .values(proxy_model_version_id=previous)
             )
+        b = s.migration_batches.c
         conn.execute(
-            delete(s.migration_journal).where(
-                j.migration_id == migration_id, j.oracle_version_id.in_([r[0] for r in tail])
-            )
+            delete(s.migration_batches).where(b.migration_id == migration_id, b.batch.in_(lost))
         )
         conn.execute(
             update(s.migrations)

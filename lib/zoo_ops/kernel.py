@@ -45,11 +45,28 @@ def ensure_kernel() -> str:
             str(KERNELSPEC_DIR), KERNEL_NAME, prefix=sys.prefix, replace=installed is not None
         )
     except (FileExistsError, OSError):
-        # Another process (a parallel run, a test worker) installed it just now.
-        spec = manager.get_kernel_spec(KERNEL_NAME)
+        # Another process (a parallel run, a test worker) is installing it right now: its
+        # folder exists before its kernel.json is copied in, so wait for the spec to show.
+        spec = _installed_by_another(manager)
         if _argv(spec.argv) != _argv(wanted):
             raise
     return KERNEL_NAME
+
+
+def _installed_by_another(manager: Any) -> Any:
+    """The kernelspec another process is installing, once its copy is complete (≤5 s)."""
+    from jupyter_client.kernelspec import NoSuchKernel
+    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+    for attempt in Retrying(
+        retry=retry_if_exception_type(NoSuchKernel),
+        stop=stop_after_delay(5),
+        wait=wait_fixed(0.05),
+        reraise=True,
+    ):
+        with attempt:
+            return manager.get_kernel_spec(KERNEL_NAME)
+    raise AssertionError("unreachable")  # pragma: no cover - Retrying reraises
 
 
 def _argv(argv: list[str]) -> list[str]:

@@ -48,13 +48,13 @@ from zoo_ops.migration.plan import (
     MigrationPlan,
     MigrationRecord,
     MigrationRequest,
-    check_batch_size,
     check_request,
     check_scope,
     decide,
     forward_request,
     revert_request,
 )
+from zoo_ops.migration.sizing import AUTO, DEFAULT_LOCK_BUDGET_MS, BatchSize, BatchSizing
 from zoo_ops.migration.store import (
     AFFECTED_COLUMNS,
     JOURNAL_COLUMNS,
@@ -87,7 +87,7 @@ __all__ = [
     "run_migration",
 ]
 
-DEFAULT_BATCH_SIZE = 1000
+DEFAULT_BATCH_SIZE: BatchSize = AUTO
 DEFAULT_LOCK_WAIT_S = 2.0
 AFFECTED_CHUNK_ROWS = 50_000
 DRY_RUN_SAMPLE_ROWS = 20
@@ -288,7 +288,8 @@ def run_migration(
     env: Environment,
     request: MigrationRequest,
     *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+    lock_budget_ms: int = DEFAULT_LOCK_BUDGET_MS,
     dry_run: bool = False,
     operator: str = "",
     run_id: str | None = None,
@@ -298,13 +299,17 @@ def run_migration(
 ) -> MigrationResult:
     """Run ``request`` (either direction) to completion, resuming its open record if any.
 
+    ``batch_size``: rows a transaction, or ``"auto"`` (the default): each batch sized from
+    the previous ones' lock times to stay under ``lock_budget_ms``
+    (:class:`~zoo_ops.migration.sizing.BatchSizing`).
+
     ``should_stop`` is called before every batch; whatever it raises ends the run there
     (the record stays open, every committed batch journaled: a rerun resumes it).
     """
     started = time.perf_counter()
     store = env.migrations
     check_scope(request.scope)
-    batch_size = check_batch_size(batch_size)
+    sizing = BatchSizing.of(batch_size, lock_budget_ms)
     # Decide before the lock: a refused request takes no lock and writes nothing.
     plan = check_request(request, store.facts(request))
     if dry_run:
@@ -329,7 +334,8 @@ def run_migration(
         # meanwhile (a revert that ran, a crashed run to resume) changes the decision.
         decision = decide(request, store.facts(request))
         record, resumed = store.begin(decision, env=env.name, operator=who, run_id=run_id)
-        run = _Run(store, lock, decision.plan, record, batch_size, progress, should_stop)
+        sizing = sizing.limited_to(store.max_auto_batch_size)
+        run = _Run(store, lock, decision.plan, record, sizing, progress, should_stop)
         remaining = run.sweep()
         if remaining:
             raise StepFailed(
@@ -370,7 +376,7 @@ class _Run:
         lock: MigrationLock,
         plan: MigrationPlan,
         record: MigrationRecord,
-        batch_size: int,
+        sizing: BatchSizing,
         progress: ProgressCallback | None,
         should_stop: StopCheck = check_stop,
     ) -> None:
@@ -380,7 +386,7 @@ class _Run:
         self.plan = plan
         self.migration_id = record.id
         self.batch = record.batch_count  # a resumed run numbers on from its last batch
-        self.batch_size = batch_size
+        self.sizing = sizing
         self.progress = progress
         self.total = 0
         self.lock_seconds: list[float] = []
@@ -413,24 +419,25 @@ class _Run:
     def _round(self) -> int:
         """Move batches until one moves nothing; return the rows still pending.
 
-        The recorded scope walks the forward journal with a cursor (the last id moved)
-        so a batch never rescans rows it already passed; when the cursor reaches the
+        The recorded scope walks the forward journal with a cursor (a forward batch
+        number) so a batch never rescans rows it already passed; when the cursor reaches the
         end, one more pass from the start picks up rows that were locked when the
         cursor went by.
         """
-        after = ""
+        after = 0
         with self.store.mover(self.plan, self.migration_id) as mover:
             while True:
                 # Between transactions: a stop asked for now ends the run before this batch.
                 self.should_stop()
                 self.lock.check()
-                outcome = mover.move(self.batch + 1, self.batch_size, after)
+                outcome = mover.move(self.batch + 1, self.sizing.size, after)
                 if outcome.moved == 0:
-                    if after == "":
+                    if after == 0:
                         break
-                    after = ""
+                    after = 0
                     continue
                 self.batch += 1
+                self.sizing = self.sizing.after(outcome.moved, outcome.lock_seconds)
                 self.lock_seconds.append(outcome.lock_seconds)
                 self.moved += outcome.moved
                 self.timings.append(
@@ -438,7 +445,7 @@ class _Run:
                         time.perf_counter() - self.started, self.moved, outcome.lock_seconds
                     )
                 )
-                after = outcome.last_id or ""
+                after = outcome.cursor
                 self._emit("batch", outcome.moved)
         return self.store.count_pending(self.plan)
 
@@ -459,7 +466,8 @@ def forward_migrate(
     *,
     old_version_id: str,
     new_version_id: str,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+    lock_budget_ms: int = DEFAULT_LOCK_BUDGET_MS,
     dry_run: bool = False,
     operator: str = "",
     run_id: str | None = None,
@@ -479,6 +487,7 @@ def forward_migrate(
         env,
         forward_request(env.name, model, old_version_id, new_version_id, adopt=adopt),
         batch_size=batch_size,
+        lock_budget_ms=lock_budget_ms,
         dry_run=dry_run,
         operator=operator,
         run_id=run_id,
@@ -494,7 +503,8 @@ def revert_migration(
     *,
     forward_migration_id: str,
     scope: str = "all",
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+    lock_budget_ms: int = DEFAULT_LOCK_BUDGET_MS,
     dry_run: bool = False,
     operator: str = "",
     run_id: str | None = None,
@@ -514,6 +524,7 @@ def revert_migration(
         env,
         revert_request(env.name, model, forward_migration_id, scope),
         batch_size=batch_size,
+        lock_budget_ms=lock_budget_ms,
         dry_run=dry_run,
         operator=operator,
         run_id=run_id,

@@ -38,7 +38,6 @@ OPEN = "open"  # running, or interrupted: a rerun resumes it
 DONE = "done"  # every row moved and read back
 ABANDONED = "abandoned"  # an interrupted forward migration that was reverted, not resumed
 ACTIVE = "ACTIVE"
-MAX_BATCH_SIZE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -117,15 +116,6 @@ def check_scope(scope: str) -> Scope:
     if scope == SCOPE_RECORDED:
         return SCOPE_RECORDED
     raise BadInput(f"scope {scope!r} is not one of 'all', 'recorded'; pick one")
-
-
-def check_batch_size(batch_size: object) -> int:
-    """A batch size is a whole number from 1 to MAX_BATCH_SIZE (bool is not a number here)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise BadInput(f"batch_size {batch_size!r} is not a whole number; pass e.g. 1000")
-    if not 1 <= batch_size <= MAX_BATCH_SIZE:
-        raise BadInput(f"batch_size {batch_size} is out of range; pass 1 to {MAX_BATCH_SIZE}")
-    return batch_size
 
 
 def check_version_id(name: str, value: object) -> str:

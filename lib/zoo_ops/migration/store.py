@@ -46,6 +46,7 @@ from zoo_ops.migration.plan import (
     ZooVersionFacts,
     lock_name,
 )
+from zoo_ops.migration.sizing import MAX_AUTO_SIZE
 
 LOCK_POLL_S = 0.1
 AFFECTED_COLUMNS = (
@@ -58,22 +59,18 @@ AFFECTED_COLUMNS = (
 JOURNAL_COLUMNS = ("migration_id", "oracle_version_id", "previous_proxy", "new_proxy", "batch")
 
 
+SQLITE_MAX_AUTO_SIZE = 2_000
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-# --- batches --------------------------------------------------------------------------------
+# --- the journal, read through its per-row view ---------------------------------------------
 
-# Both batch statements end alike: journal every moved row (in id order) and bump the
-# migration's counters in the same statement, so a batch is journaled exactly when it
-# is committed.
-# scope="recorded": walk the forward migration's journal in key order from a cursor
-# (the journal's primary key is (migration_id, oracle_version_id)), keep the rows still
-# on the source, and restore each one's recorded previous proxy.
-# This batch's journal rows are those above the journal's rowid before the insert: a
-# rowid table appends at max(rowid) + 1, and BEGIN IMMEDIATE keeps every other writer
-# out, so the range is exactly this batch without an index on (migration, batch).
-# Point this batch's journaled rows at the proxy their journal row says they get.
+# The journal is zoo_ops_migration_batch (one row per batch, written by
+# zoo_ops.migration.batches); these read the view zoo_ops_migration_journal, one row per
+# moved user version, in user version order.
 _AFFECTED_SQL = """
 SELECT j.oracle_version_id, v.oracle_id, o.organization_id, j.previous_proxy, j.new_proxy
 FROM zoo_ops_migration_journal AS j
@@ -95,10 +92,14 @@ FROM oracles_oracleversion AS v
 WHERE v.proxy_model_version_id = :source
 """
 
+# CROSS JOIN keeps SQLite's join order: the journal's rows first, each user version by
+# its primary key (left to itself it walks the proxy index and unnests every batch row
+# for each user version: quadratic). PostgreSQL plans a CROSS JOIN as an inner join.
 _PENDING_RECORDED = """
 FROM zoo_ops_migration_journal AS j
-JOIN oracles_oracleversion AS v ON v.id = j.oracle_version_id
-WHERE j.migration_id = :fwd AND v.proxy_model_version_id = :source
+CROSS JOIN oracles_oracleversion AS v
+WHERE j.migration_id = :fwd AND v.id = j.oracle_version_id
+  AND v.proxy_model_version_id = :source
 """
 
 
@@ -473,6 +474,16 @@ class MigrationStore:
         return f"deleted lock row {name!r} held by {row.holder!r} (pid {row.pid} on {row.host})"
 
     # --- batches, counts, journal -------------------------------------------------------------
+
+    @property
+    def max_auto_batch_size(self) -> int:
+        """The largest batch ``batch_size="auto"`` may choose here.
+
+        SQLite reads a journal row's lists by position (``json_extract(list, '$[i]')``
+        walks the list from its start), so the view's cost per row grows with the batch's
+        size: 2,000 keeps reading a million journaled rows to a few seconds.
+        """
+        return MAX_AUTO_SIZE if self.postgres else SQLITE_MAX_AUTO_SIZE
 
     def mover(self, plan: MigrationPlan, migration_id: str) -> BatchMover:
         """The batch mover of one run (``with`` it: it holds one connection)."""

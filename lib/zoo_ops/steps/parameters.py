@@ -26,11 +26,18 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, TypeVar, get_args, get_type_hints
 
 from zoo_ops.domain.names import check_name
 from zoo_ops.errors import BadInput
-from zoo_ops.migration.plan import check_batch_size, check_scope
+from zoo_ops.migration.plan import check_scope
+from zoo_ops.migration.sizing import (
+    AUTO,
+    DEFAULT_LOCK_BUDGET_MS,
+    BatchSize,
+    check_batch_size,
+    check_lock_budget_ms,
+)
 
 Rule = Callable[[str, Any], Any]
 """Checks one value (raising :class:`BadInput`) and returns it, normalised."""
@@ -102,8 +109,12 @@ def _one_of(*choices: str) -> Rule:
     return check
 
 
-def _batch_size(name: str, value: Any) -> int:
+def _batch_size(name: str, value: Any) -> BatchSize:
     return check_batch_size(value)
+
+
+def _lock_budget_ms(name: str, value: Any) -> int:
+    return check_lock_budget_ms(value)
 
 
 def _scope(name: str, value: Any) -> str:
@@ -162,7 +173,14 @@ class VerifyParameters(CommonParameters):
 class MigrateParameters(CommonParameters):
     """03_migrate: deploy as a new version and forward-migrate every application."""
 
-    batch_size: int = param(1000, "user versions moved per transaction", _batch_size)
+    batch_size: BatchSize = param(
+        AUTO, 'user versions per transaction, or "auto": sized to lock_budget_ms', _batch_size
+    )
+    lock_budget_ms: int = param(
+        DEFAULT_LOCK_BUDGET_MS,
+        "auto batches hold their row locks at most this long",
+        _lock_budget_ms,
+    )
     user_email: str = param(
         "", "for the new-application check; empty: the environment's test_user_email"
     )
@@ -186,7 +204,14 @@ class RevertParameters(CommonParameters):
         "", "revert this forward migration from the journal alone (no notebook needed)", _stripped
     )
     scope: str = param("all", '"all" or "recorded"', _scope)
-    batch_size: int = param(1000, "user versions moved per transaction", _batch_size)
+    batch_size: BatchSize = param(
+        AUTO, 'user versions per transaction, or "auto": sized to lock_budget_ms', _batch_size
+    )
+    lock_budget_ms: int = param(
+        DEFAULT_LOCK_BUDGET_MS,
+        "auto batches hold their row locks at most this long",
+        _lock_budget_ms,
+    )
     affected_inline_limit: int = param(
         100000, "above this many rows, `reverted` is a parquet file", _number(0, whole=True)
     )
@@ -219,7 +244,7 @@ class Parameter:
     """One parameter as the schema declares it."""
 
     name: str
-    type: type
+    type: Any  # a class, or a union of classes (batch_size: int | str)
     default: Any
     help: str
     rule: Rule
@@ -227,7 +252,13 @@ class Parameter:
 
     @property
     def type_name(self) -> str:
-        return self.type.__name__
+        """``int``, ``str``...; a union as it is written: ``int | str``."""
+        return " | ".join(t.__name__ for t in self.types)
+
+    @property
+    def types(self) -> tuple[type, ...]:
+        """The classes a value may be: one, or each of a union's."""
+        return get_args(self.type) or (self.type,)
 
 
 def schema_of(step: str) -> type[CommonParameters]:
@@ -297,6 +328,11 @@ def convert_text(parameter: Parameter, text: Any) -> Any:
             return int(text)
         except ValueError:
             raise BadInput(f"parameter {name}={text!r}: expected a whole number") from None
+    if int in parameter.types:  # int | str: a number if it reads as one; the rule judges text
+        try:
+            return int(text)
+        except ValueError:
+            return text
     if parameter.type is float:
         try:
             number = float(text)

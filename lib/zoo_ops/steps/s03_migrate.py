@@ -34,6 +34,7 @@ from zoo_ops.migration.engine import (
     revert_migration,
 )
 from zoo_ops.migration.plan import FORWARDS, OPEN
+from zoo_ops.migration.sizing import AUTO, DEFAULT_LOCK_BUDGET_MS, Batching, BatchSize
 from zoo_ops.services.applications import previous_active_version
 from zoo_ops.services.migration_output import TqdmProgress, affected_record
 from zoo_ops.services.results import StepResult
@@ -154,7 +155,8 @@ def forward(
     *,
     old_version_id: str,
     new_version_id: str | None,
-    batch_size: int = 1000,
+    batch_size: BatchSize = AUTO,
+    lock_budget_ms: int = DEFAULT_LOCK_BUDGET_MS,
     dry_run: bool = False,
     auto_revert: bool = False,
     affected_inline_limit: int = 100_000,
@@ -163,6 +165,9 @@ def forward(
     run_id: str | None = None,
 ) -> ForwardMigration:
     """Move every user version on the old version to the new one; check none is left.
+
+    ``batch_size`` rows a transaction, or ``"auto"``: sized so each batch holds its row
+    locks under ``lock_budget_ms`` (:mod:`zoo_ops.migration.sizing`).
 
     With ``auto_revert``, a failed read-back reverts the moved rows (scope ``recorded``)
     before the run fails.
@@ -177,13 +182,15 @@ def forward(
                 f"no new version of {model} to migrate to; the deployment did not record one"
             )
         return _count_only(env, model, old_version_id)
+    batching = Batching(batch_size, lock_budget_ms)
     try:
         result = forward_migrate(
             env,
             model,
             old_version_id=old_version_id,
             new_version_id=new_version_id,
-            batch_size=batch_size,
+            batch_size=batching.batch_size,
+            lock_budget_ms=batching.lock_budget_ms,
             dry_run=dry_run,
             operator=operator,
             run_id=run_id,
@@ -194,7 +201,7 @@ def forward(
         raise  # stopped between batches: nothing to undo now, a rerun resumes
     except StepFailed:
         if auto_revert and not dry_run:
-            _auto_revert(env, model, old_version_id, new_version_id, batch_size, operator, run_id)
+            _auto_revert(env, model, old_version_id, new_version_id, batching, operator, run_id)
         raise
     affected, count = affected_record(
         result, inline_limit=affected_inline_limit, beside=executed_path
@@ -215,7 +222,7 @@ def forward(
     )
     if remaining and auto_revert and not dry_run and result.migration_id:
         migration.auto_reverted = _revert_recorded(
-            env, model, result.migration_id, batch_size, operator, run_id
+            env, model, result.migration_id, batching, operator, run_id
         )
     return migration
 
@@ -253,7 +260,7 @@ def _revert_recorded(
     env: Environment,
     model: str,
     forward_migration_id: str,
-    batch_size: int,
+    batching: Batching,
     operator: str,
     run_id: str | None,
 ) -> MigrationResult:
@@ -263,7 +270,8 @@ def _revert_recorded(
         model,
         forward_migration_id=forward_migration_id,
         scope="recorded",
-        batch_size=batch_size,
+        batch_size=batching.batch_size,
+        lock_budget_ms=batching.lock_budget_ms,
         operator=operator,
         run_id=run_id,
         progress=TqdmProgress(),
@@ -275,7 +283,7 @@ def _auto_revert(
     model: str,
     old_version_id: str,
     new_version_id: str,
-    batch_size: int,
+    batching: Batching,
     operator: str,
     run_id: str | None,
 ) -> None:
@@ -286,4 +294,4 @@ def _auto_revert(
         and record.source_version_id == old_version_id
         and record.target_version_id == new_version_id
     ):
-        _revert_recorded(env, model, record.id, batch_size, operator, run_id)
+        _revert_recorded(env, model, record.id, batching, operator, run_id)

@@ -48,6 +48,7 @@ from zoo_ops.migration.engine import (
     revert_migration,
 )
 from zoo_ops.migration.plan import FORWARDS, MigrationRecord
+from zoo_ops.migration.sizing import AUTO, DEFAULT_LOCK_BUDGET_MS, BatchSize
 from zoo_ops.services.migration_output import TqdmProgress, affected_record, read_affected
 from zoo_ops.services.results import StepResult
 from zoo_ops.trail import TrailIndex, read_scraps
@@ -346,7 +347,8 @@ def revert(
     forward: ForwardRun,
     *,
     scope: str = "all",
-    batch_size: int = 1000,
+    batch_size: BatchSize = AUTO,
+    lock_budget_ms: int = DEFAULT_LOCK_BUDGET_MS,
     dry_run: bool = False,
     affected_inline_limit: int = 100_000,
     executed_path: Path | None = None,
@@ -360,6 +362,7 @@ def revert(
         forward_migration_id=forward.migration_id,
         scope=scope,
         batch_size=batch_size,
+        lock_budget_ms=lock_budget_ms,
         dry_run=dry_run,
         operator=operator,
         run_id=run_id,

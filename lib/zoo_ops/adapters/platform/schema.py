@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 
@@ -205,15 +206,37 @@ migrations = Table(
     Index("zoo_ops_migration_model_idx", "env", "model", "status"),
 )
 
-migration_journal = Table(
-    "zoo_ops_migration_journal",
+IdArray = JSON().with_variant(postgresql.ARRAY(ID), "postgresql")
+"""A list of ids in one column: ``varchar(32)[]`` on PostgreSQL, a JSON array on SQLite."""
+
+migration_batches = Table(
+    "zoo_ops_migration_batch",
     metadata,
     Column("migration_id", ID, primary_key=True),
-    Column("oracle_version_id", ID, primary_key=True),
-    Column("previous_proxy", ID, nullable=True),
-    Column("new_proxy", ID, nullable=True),
-    Column("batch", Integer, nullable=False),
-    Index("zoo_ops_journal_version_idx", "oracle_version_id"),
+    Column("batch", Integer, primary_key=True),
+    Column("size", Integer, nullable=False),
+    # Three parallel lists: the i-th user version moved from the i-th previous proxy to
+    # the i-th new one. One row per batch: journaling a batch costs one insert, not one
+    # per moved row (the per-row B-tree inserts were most of a migration's overhead).
+    Column("oracle_version_ids", IdArray, nullable=False),
+    Column("previous_proxies", IdArray, nullable=False),
+    Column("new_proxies", IdArray, nullable=False),
+)
+
+views = MetaData()
+"""Views over zoo-ops's tables (created by Alembic; never by ``create_all``)."""
+
+migration_journal = Table(
+    "zoo_ops_migration_journal",
+    views,
+    # The batch rows unnested: one row per moved user version, as the journal was a
+    # table of before revision 0002. Every reader (revert, history, affected tables,
+    # recovery) reads this; only the batch mover writes, to zoo_ops_migration_batch.
+    Column("migration_id", ID),
+    Column("oracle_version_id", ID),
+    Column("previous_proxy", ID),
+    Column("new_proxy", ID),
+    Column("batch", Integer),
 )
 
 locks = Table(
@@ -239,9 +262,12 @@ PLATFORM_TABLES = (organizations, users, oracles, oracle_versions, secrets_table
 """The platform's tables: zoo-ops reads and writes them, and creates them only in the demo."""
 
 ZOO_OPS_PREFIX = "zoo_ops_"
-ZOO_OPS_TABLES = (runs, deploy_log, migrations, migration_journal, locks, meta)
+ZOO_OPS_TABLES = (runs, deploy_log, migrations, migration_batches, locks, meta)
 """zoo-ops's own tables, created and upgraded only by Alembic
 (:mod:`zoo_ops.adapters.platform.versioning`)."""
+
+ZOO_OPS_VIEWS = (migration_journal,)
+"""zoo-ops's own views, created by Alembic beside its tables."""
 
 
 def create_platform_tables(engine: Engine) -> None:

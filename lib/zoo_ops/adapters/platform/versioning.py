@@ -86,8 +86,8 @@ def is_known(revision: str) -> bool:
 
 
 def zoo_ops_table_names() -> tuple[str, ...]:
-    """The tables zoo-ops owns, as the current revision makes them."""
-    return tuple(t.name for t in s.ZOO_OPS_TABLES)
+    """The tables and views zoo-ops owns, as the current revision makes them."""
+    return tuple(t.name for t in (*s.ZOO_OPS_TABLES, *s.ZOO_OPS_VIEWS))
 
 
 def state(engine: Engine) -> SchemaState:
@@ -100,7 +100,8 @@ def _state(conn: Connection) -> SchemaState:
     revision = MigrationContext.configure(
         conn, opts={"version_table": VERSION_TABLE}
     ).get_current_revision()
-    tables = set(inspect(conn).get_table_names())
+    inspector = inspect(conn)
+    tables = {*inspector.get_table_names(), *inspector.get_view_names()}
     names = zoo_ops_table_names()
     return SchemaState(
         revision=revision,
@@ -171,7 +172,10 @@ def create_schema(engine: Engine) -> None:
 
 
 def drop_schema(engine: Engine) -> None:
-    """Drop every table zoo-ops knows and its version table (``zoo-ops demo --reset``)."""
+    """Drop every table and view zoo-ops knows and its version table (``zoo-ops demo --reset``)."""
+    with engine.begin() as conn:
+        for view in s.ZOO_OPS_VIEWS:  # first: a view depends on its tables
+            conn.execute(text(f"DROP VIEW IF EXISTS {view.name}"))
     s.metadata.drop_all(engine, checkfirst=True)
     with engine.begin() as conn:
         conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
