@@ -45,6 +45,9 @@ def test_the_extension_preloads_env_tables_and_helpers_with_the_platforms_counts
     assert ns["env"].name == "local"
     assert ns["oracles_oracle"] is s.oracles and ns["oracles_oracleversion"] is s.oracle_versions
     assert "secrets_secret" not in ns
+    # The journal stays readable one row per moved user version: a view over the batches.
+    assert ns["zoo_ops_migration_journal"] is s.migration_journal
+    assert "zoo_ops_migration_batch" in ns
     models = ns["zoo_models"]()
     platform = demo_env.platform
     expected = {}

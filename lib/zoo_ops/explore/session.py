@@ -43,8 +43,9 @@ HELPERS: dict[str, tuple[Callable[..., Any], str]] = {
 
 
 def session_tables() -> dict[str, Table]:
-    """The tables a session may read, by database name: never the secrets table."""
-    tables = (*s.PLATFORM_TABLES, *s.ZOO_OPS_TABLES)
+    """The tables (and the journal view) a session may read, by database name: never the
+    secrets table."""
+    tables = (*s.PLATFORM_TABLES, *s.ZOO_OPS_TABLES, *s.ZOO_OPS_VIEWS)
     return {t.name: t for t in tables if t is not s.secrets_table}
 
 

@@ -125,7 +125,7 @@ _SQLITE_PICK_RECORDED = """
     LIMIT :n
 """
 
-# The batch's lists for its journal row, and (id, new proxy) pairs to apply.
+# The batch's lists for its journal row, and the (rowid, new proxy) pairs to apply.
 _SQLITE_GATHER = """
 SELECT count(*), json_group_array(id), json_group_array(previous), json_group_array(restore),
     json_group_array(json_array(rid, restore)), max(fwd_batch)

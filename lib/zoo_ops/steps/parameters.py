@@ -128,6 +128,22 @@ def param(default: Any, help: str, rule: Rule = _text) -> Any:
     return field(default=default, metadata={"help": help, "rule": rule})
 
 
+def batch_size_param() -> Any:
+    """03's and 04's ``batch_size`` (one definition: both move users the same way)."""
+    return param(
+        AUTO, 'user versions per transaction, or "auto": sized to lock_budget_ms', _batch_size
+    )
+
+
+def lock_budget_param() -> Any:
+    """03's and 04's ``lock_budget_ms``."""
+    return param(
+        DEFAULT_LOCK_BUDGET_MS,
+        "auto batches hold their row locks at most this long",
+        _lock_budget_ms,
+    )
+
+
 # --- the schemas ---------------------------------------------------------------------------
 
 
@@ -173,14 +189,8 @@ class VerifyParameters(CommonParameters):
 class MigrateParameters(CommonParameters):
     """03_migrate: deploy as a new version and forward-migrate every application."""
 
-    batch_size: BatchSize = param(
-        AUTO, 'user versions per transaction, or "auto": sized to lock_budget_ms', _batch_size
-    )
-    lock_budget_ms: int = param(
-        DEFAULT_LOCK_BUDGET_MS,
-        "auto batches hold their row locks at most this long",
-        _lock_budget_ms,
-    )
+    batch_size: BatchSize = batch_size_param()
+    lock_budget_ms: int = lock_budget_param()
     user_email: str = param(
         "", "for the new-application check; empty: the environment's test_user_email"
     )
@@ -204,14 +214,8 @@ class RevertParameters(CommonParameters):
         "", "revert this forward migration from the journal alone (no notebook needed)", _stripped
     )
     scope: str = param("all", '"all" or "recorded"', _scope)
-    batch_size: BatchSize = param(
-        AUTO, 'user versions per transaction, or "auto": sized to lock_budget_ms', _batch_size
-    )
-    lock_budget_ms: int = param(
-        DEFAULT_LOCK_BUDGET_MS,
-        "auto batches hold their row locks at most this long",
-        _lock_budget_ms,
-    )
+    batch_size: BatchSize = batch_size_param()
+    lock_budget_ms: int = lock_budget_param()
     affected_inline_limit: int = param(
         100000, "above this many rows, `reverted` is a parquet file", _number(0, whole=True)
     )
