@@ -181,6 +181,7 @@ def test_command_line_text_is_converted_by_the_schemas_types() -> None:
     assert convert_texts("05_retire", {"min_age_days": "0"}) == {"min_age_days": 0.0}
     for given, needle in [
         ({"lock_budget_ms": "lots"}, "expected a whole number"),
+        ({"batch_size": "lots"}, "batch_size='lots': expected a whole number or 'auto'"),
         ({"auto_revert": "2"}, "expected true or false"),
         ({"colour": "red"}, "unknown parameter(s) colour"),
     ]:

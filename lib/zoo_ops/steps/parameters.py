@@ -332,11 +332,15 @@ def convert_text(parameter: Parameter, text: Any) -> Any:
             return int(text)
         except ValueError:
             raise BadInput(f"parameter {name}={text!r}: expected a whole number") from None
-    if int in parameter.types:  # int | str: a number if it reads as one; the rule judges text
+    if parameter.type == BatchSize:  # a whole number, or the word "auto"
+        if text.strip().lower() == AUTO:
+            return AUTO
         try:
             return int(text)
         except ValueError:
-            return text
+            raise BadInput(
+                f"parameter {name}={text!r}: expected a whole number or {AUTO!r}"
+            ) from None
     if parameter.type is float:
         try:
             number = float(text)
