@@ -48,7 +48,8 @@ def declared(step: str) -> list[tuple[str, str, Any]]:
         assert isinstance(node, ast.AnnAssign), f"{step}: only `name: type = default` lines"
         assert isinstance(node.target, ast.Name)
         assert node.value is not None, f"{step}: {node.target.id} has no default"
-        out.append((node.target.id, ast.unparse(node.annotation), ast.literal_eval(node.value)))
+        annotation = ast.unparse(node.annotation).replace(" ", "")  # int | str: "int|str"
+        out.append((node.target.id, annotation, ast.literal_eval(node.value)))
     return out
 
 
@@ -64,7 +65,7 @@ def test_the_parameters_cell_declares_exactly_the_schema(step: str) -> None:
     assert cell == schema
     for (_, _, cell_default), (_, type_name, _) in zip(cell, schema, strict=True):
         # 1000, not 1000.0; False, not 0; "auto" for an int | str
-        assert type(cell_default).__name__ in type_name.split(" | ")
+        assert type(cell_default).__name__ in type_name.split("|")
 
 
 @pytest.mark.parametrize("step", STEPS)

@@ -256,8 +256,8 @@ class Parameter:
 
     @property
     def type_name(self) -> str:
-        """``int``, ``str``...; a union as it is written: ``int | str``."""
-        return " | ".join(t.__name__ for t in self.types)
+        """``int``, ``str``...; a union in one word, ``int|str`` (a column of ``run --help``)."""
+        return "|".join(t.__name__ for t in self.types)
 
     @property
     def types(self) -> tuple[type, ...]:
