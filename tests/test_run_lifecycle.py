@@ -4,7 +4,8 @@ Signals at every moment of 03 and 04 are tests/test_kill_matrix.py. Here: a run'
 record exists before anything mutates -- 20 concurrent runs of one step get 20 distinct
 notebooks, 20 runs, each in `history`; a full trail refuses 03 with nothing changed; a
 trail that fills during 03 leaves a run that `trail recover` and 04 restore exactly;
-plain papermill records its output path; the runs table's own columns.
+plain papermill records its output path; the runs table's own columns; Ctrl-C ends even a
+kernel stuck in a cell with no safe point.
 """
 
 from __future__ import annotations
@@ -12,20 +13,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from support.envs import REPO
-from support.runs import CLI, MIGRATE_ALONE_ARGS, journal_count, user_proxies, wait_for
+from support.runs import CLI, MIGRATE_ALONE_ARGS, gone, journal_count, user_proxies, wait_for
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform import versioning
 from zoo_ops.adapters.platform.runs import RunRecord, RunStore
 from zoo_ops.adapters.processes import process_alive
+from zoo_ops.execute import STOP_GRACE_S, partial_path
 from zoo_ops.trail.notebook import read_notebook_scraps
 
 BATCH = 2  # rows per batch: 03 moves iris's ~750 applications in ~375 batches
@@ -339,3 +344,68 @@ def test_a_run_whose_processes_are_gone_is_crashed(local_env) -> None:
     assert process_alive(me.host, me.pid, me.started)
     assert not process_alive(me.host, me.pid, (process_start(me.pid) or 0) + 1), "recycled pid"
     assert process_alive("another-host", dead.pid, None), "another host: cannot tell"
+
+
+# A cell with no safe point that swallows even the KeyboardInterrupt the kernel's watchdog
+# sends it (a vendor client's retry loop, a blocking call in C that retries on EINTR). It
+# touches MARK once it runs in the kernel.
+STUBBORN_CELL = """import pathlib, time
+pathlib.Path({mark!r}).touch()
+while True:
+    try:
+        time.sleep(0.05)
+    except KeyboardInterrupt:
+        pass
+"""
+
+
+def test_a_kernel_that_will_not_stop_is_killed_soon_after_ctrl_c(sqlite_demo_env, tmp_path) -> None:
+    """Ctrl-C asks the kernel to stop at a safe point; a kernel that never reaches one is
+    killed STOP_GRACE_S later all the same: gone within 3 s of the signal, the run recorded
+    ``interrupted`` (by `zoo-ops run`, the kernel could not), the notebook saved naming the
+    run, exit 130."""
+    env = sqlite_demo_env
+    runbooks, mark = tmp_path / "runbooks", tmp_path / "stubborn-running"
+    shutil.copytree(REPO / "runbooks", runbooks)
+    verify = runbooks / "02_verify.ipynb"
+    nb = json.loads(verify.read_text(encoding="utf-8"))
+    started = next(i for i, c in enumerate(nb["cells"]) if "runbook.start(" in "".join(c["source"]))
+    stubborn = {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": "stubborn",
+        "metadata": {},
+        "outputs": [],
+        "source": STUBBORN_CELL.format(mark=str(mark)),
+    }
+    nb["cells"] = [*nb["cells"][: started + 1], stubborn]
+    verify.write_text(json.dumps(nb), encoding="utf-8")
+
+    proc = subprocess.Popen(
+        [*CLI, "run", "02_verify", "-m", "iris"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env={**os.environ, "ZOO_OPS_RUNBOOKS": str(runbooks)},
+        start_new_session=True,
+    )
+    run = wait_for(
+        lambda: next((r for r in runs_of(env, "02_verify") if r.kernel_pid), None),
+        120,
+        "the kernel to adopt the run",
+    )
+    partial = partial_path(Path(run.notebook_path))
+    wait_for(mark.exists, 120, "the stubborn cell to run")
+    proc.send_signal(signal.SIGINT)
+    delivered = time.monotonic()
+    wait_for(lambda: gone(run.kernel_pid), 3, "the kernel's end after Ctrl-C")
+    assert time.monotonic() - delivered >= STOP_GRACE_S - 0.2, "killed by the grace, not before"
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    record = RunStore(env.platform.engine).get(run.id)
+    assert record.outcome == "interrupted", (record.outcome, record.error)
+    notebook = Path(run.notebook_path)
+    assert notebook.is_file() and not partial.exists()
+    scraps, _, _ = read_notebook_scraps(notebook.read_bytes(), {"run"})
+    assert scraps["run"]["run_id"] == run.id
+    assert scraps["run"]["outcome"] == "interrupted"

@@ -15,6 +15,7 @@ import getpass
 import os
 import signal
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -56,6 +57,11 @@ PARTIAL_SUFFIX = ".partial"
 RESERVE_ATTEMPTS = 600  # one a second: ten minutes of runs of one step started at once
 # `zoo-ops run` ends 128 + the signal's number when a signal stopped the run.
 SIGNAL_EXIT: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+# A kernel asked to stop that has not ended this long after the signal is killed: a stop
+# is a promise to the operator, kept even when a write stalls or the machine is loaded.
+# Past the 1.5 s after which a cell with no safe point is interrupted; a batch in flight
+# rolls back, and the run is recorded interrupted here when the kernel could not.
+STOP_GRACE_S = 2.0
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
 
 
@@ -165,7 +171,8 @@ def execute_runbook(
 
     ``handle_signals`` (the CLI): SIGINT, SIGTERM and SIGHUP ask the kernel to stop at a
     safe point, the notebook is saved with the run ``interrupted`` and the exit code is
-    130, 143 or 129; the same signal again kills the kernel.
+    130, 143 or 129; the same signal again kills the kernel, and so does a kernel not
+    ended :data:`STOP_GRACE_S` after the first.
     """
     # Names first: the run's row and notebook path are reserved from them before the
     # kernel starts, so a name that could leave executed/ must stop here.
@@ -529,18 +536,18 @@ def _save(partial: Path, out: Path, *, keep_unreadable: bool) -> OSError | None:
 
 
 class _Stopper:
-    """SIGINT, SIGTERM, SIGHUP in `zoo-ops run`: ask the kernel to stop; again: kill it."""
+    """SIGINT, SIGTERM, SIGHUP in `zoo-ops run`: ask the kernel to stop; again, or no end
+    :data:`STOP_GRACE_S` later: kill it."""
 
     def __init__(self, run_id: str, stop_file: Path) -> None:
         self.run_id = run_id
         self.stop_file = stop_file
         self.signum: int | None = None
         self.killed: list[int] = []
+        self.deadline: threading.Timer | None = None
 
     @contextmanager
     def signals(self, enabled: bool) -> Iterator[None]:
-        import threading
-
         if not enabled or threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -555,6 +562,10 @@ class _Stopper:
         if self.signum is None:
             self.signum = signum
             self.request_stop(f"{signal.Signals(signum).name} to zoo-ops run")
+            # A thread, not the main one: papermill's write or wait must not delay it.
+            self.deadline = threading.Timer(STOP_GRACE_S, self.kill_kernel)
+            self.deadline.daemon = True
+            self.deadline.start()
         elif signum == self.signum:
             self.kill_kernel()
 
@@ -572,6 +583,8 @@ class _Stopper:
                 self.killed.append(pid)
 
     def cleanup(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
         with suppress(OSError):
             self.stop_file.with_name(self.stop_file.name + ".tmp").unlink(missing_ok=True)
 
