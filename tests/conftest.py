@@ -26,6 +26,26 @@ pytest_plugins = [
 ]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` spread over the first half of the run.
+
+    pytest-xdist's load scheduler hands each worker a run of consecutive tests, then the
+    rest one by one. In file order the minute-long chains (the kill matrix, the production
+    path, the Kubernetes faults) sat together, so one worker ran them back to back while
+    the other finished early and waited. Woven in among the short tests from the start,
+    every worker gets some, and the run ends with short tests on both workers.
+    """
+    long = [item for item in items if item.get_closest_marker("long")]
+    if not long:
+        return
+    rest = [item for item in items if not item.get_closest_marker("long")]
+    gap = max(1, len(rest) // (2 * len(long)))
+    woven: list[pytest.Item] = []
+    for n, item in enumerate(long):
+        woven += [item, *rest[n * gap : (n + 1) * gap]]
+    items[:] = woven + rest[len(long) * gap :]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def zoo_ops_kernel() -> str:
     """Runbooks name the `zoo-ops` kernel; an editable install needs it installed once."""

@@ -35,13 +35,23 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from support.runs import CLI, MIGRATE_ALONE_ARGS, gone, journal_count, user_proxies, wait_for
+from support.runs import (
+    CLI,
+    MIGRATE_ALONE_ARGS,
+    gone,
+    journal_count,
+    journal_view_count,
+    user_proxies,
+    wait_for,
+)
 
 from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform.runs import RunRecord, RunStore
 from zoo_ops.commands.status import env_runs, status
 from zoo_ops.execute import kernel_pids, partial_path
 from zoo_ops.trail.notebook import read_notebook_scraps
+
+pytestmark = pytest.mark.long  # minutes each: conftest spreads them over the run
 
 BATCH = 2  # rows per batch: iris's ~3,000 applications are ~1,500 batches
 APPS = 12000
@@ -285,4 +295,5 @@ def test_every_kill_at_five_seeded_moments_then_the_recovery_restores_every_row(
     restored = journal_of(env, backward.id)
     assert restored.keys() == on_old
     assert all(original[k] == v for k, v in restored.items()), "the journal agrees"
+    assert journal_view_count(env) == journal_count(env), "the view unnests every batch"
     assert not [pid for r in RunStore(env.platform.engine).find() for pid in kernel_pids(r.id)]

@@ -40,6 +40,8 @@ from zoo_ops.execute import execute_runbook
 from zoo_ops.testing.kube_api import FAULT_KINDS, Fault, KubeApiStandIn, KubeRequest
 from zoo_ops.testing.kube_fixtures import BASETEN_NAMESPACE, SETTINGS_CONFIGMAP
 
+pytestmark = pytest.mark.long  # minutes each: conftest spreads them over the run
+
 READ_TIMEOUT_S = 1.0
 CALL_DEADLINE_S = 5.0
 # Consecutive 503s on the same call: backoff 0.5 + 1 + 2 s (plus jitter) before the 4th

@@ -22,6 +22,7 @@ The story an SRE lives through (the harness is :mod:`support.e2e`):
 
 from __future__ import annotations
 
+import pytest
 from support.e2e import (
     REPO,
     TRUSSES,
@@ -34,6 +35,8 @@ from support.e2e import (
 
 from zoo_ops.adapters.truss_files import truss_content_hash
 from zoo_ops.testing.kube_api import BASETEN_NAMESPACE
+
+pytestmark = pytest.mark.long  # minutes each: conftest spreads them over the run
 
 PLAN = str(REPO / "plans" / "zoo-staging-prod.yaml")
 ROLLED_OUT = ("iris", "resnet50", "summarizer")

@@ -104,6 +104,7 @@ def run_row(p: ProductionPath, env: str, step: str) -> tuple[str, str, str]:
     return tuple(str(v) for v in rows[0])  # type: ignore[return-value]
 
 
+@pytest.mark.long
 def test_two_operators_share_one_trail_in_a_bucket(production: ProductionPath, s3: S3) -> None:
     p = production
     alice, bob = operator(p, s3, "alice"), operator(p, s3, "bob")
@@ -170,6 +171,7 @@ def test_two_operators_share_one_trail_in_a_bucket(production: ProductionPath, s
         assert not (who.root / "s3:").exists()
 
 
+@pytest.mark.long
 def test_bucket_faults_refuse_before_and_keep_the_run_after(
     production: ProductionPath, s3: S3
 ) -> None:

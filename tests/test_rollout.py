@@ -26,6 +26,7 @@ def zoo_ops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.long
 def test_rollout_stops_at_the_failure_and_resumes_after_the_fix(
     tmp_path: Path, write_config
 ) -> None:

@@ -70,6 +70,7 @@ executed_root = "{tmp_path / "executed"}"
     env.dispose()
 
 
+@pytest.mark.long
 def test_twenty_concurrent_runs_get_twenty_notebooks(sqlite_demo_env, tmp_path) -> None:
     """20 operators verify one model at once: 20 runs, 20 notebooks, each its own run's,
     and ``history`` of each run's test application shows that run."""

@@ -169,6 +169,7 @@ def end_state(p: ProductionPath, side: str, run_url: str, s3: S3) -> tuple:
     return (outcome, notebook == run_url, whitelist.get("iris"), sorted(copy))
 
 
+@pytest.mark.long
 def test_submit_runs_the_step_as_a_job_to_the_same_end_as_run(
     production: ProductionPath, s3: S3
 ) -> None:

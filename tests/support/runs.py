@@ -50,7 +50,18 @@ def user_proxies(env: Any) -> dict[str, str | None]:
 
 
 def journal_count(env: Any) -> int:
-    """Rows in the migration journal, every migration."""
+    """Rows in the migration journal, every migration: the sum of the batches' sizes.
+
+    Polled every 5 ms while a run moves rows; counting the journal view instead unnests
+    every batch (10 ms at 6,000 rows on SQLite), a core's worth of CPU taken from the run
+    under test. :func:`journal_view_count` is the view's own count, to compare once."""
+    with env.platform.engine.connect() as conn:
+        total = conn.execute(select(func.sum(s.migration_batches.c.size))).scalar()
+    return int(total or 0)
+
+
+def journal_view_count(env: Any) -> int:
+    """Rows of the migration journal view, every migration."""
     with env.platform.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(s.migration_journal)).scalar())
 
