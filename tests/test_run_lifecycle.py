@@ -30,7 +30,7 @@ from zoo_ops.adapters.platform import schema as s
 from zoo_ops.adapters.platform import versioning
 from zoo_ops.adapters.platform.runs import RunRecord, RunStore
 from zoo_ops.adapters.processes import process_alive
-from zoo_ops.execute import STOP_GRACE_S, partial_path
+from zoo_ops.execute import RUNBOOKS_ENV, STOP_GRACE_S, partial_path
 from zoo_ops.trail.notebook import read_notebook_scraps
 
 BATCH = 2  # rows per batch: 03 moves iris's ~750 applications in ~375 batches
@@ -387,7 +387,7 @@ def test_a_kernel_that_will_not_stop_is_killed_soon_after_ctrl_c(sqlite_demo_env
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=tmp_path,
-        env={**os.environ, "ZOO_OPS_RUNBOOKS": str(runbooks)},
+        env={**os.environ, RUNBOOKS_ENV: str(runbooks)},
         start_new_session=True,
     )
     run = wait_for(
